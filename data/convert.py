@@ -1,0 +1,103 @@
+"""Drive a conversion: source items -> clips -> store, with progress, per-item errors and resume."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from data.errors import DataError
+from data.schema import Clip
+from data.store.manifest import Manifest
+from data.store.writer import ClipStoreWriter
+
+log = logging.getLogger(__name__)
+
+
+BadFileReporter = Callable[[Path, str], None]
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One unit of conversion (a scene, a log, a video).
+
+    key: stable across runs (used to resume). load(report_bad_file) builds the item's clips and calls
+    `report_bad_file(path, reason)` for each file it had to leave out (a corrupt image, say); it
+    raises DataError when the whole item is unusable.
+    """
+
+    key: str
+    load: Callable[[BadFileReporter], list[Clip]]
+
+
+def progress_bar(transient: bool = False) -> Progress:
+    """The project's progress bar: count, bar, elapsed and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=transient,
+    )
+
+
+def convert_items(writer: ClipStoreWriter, items: Iterable[SourceItem], total: int | None, description: str) -> Manifest:
+    """Convert every item not already done; a DataError skips that item (logged and counted)."""
+    with writer, progress_bar() as progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            if writer.is_done(item.key):
+                progress.advance(task)
+                continue
+            bad: list[dict[str, str]] = []
+
+            def report(path: Path, reason: str, key: str = item.key) -> None:
+                log.error("%s: leaving out %s: %s", key, path, reason)
+                progress.console.print(f"[yellow]left out[/yellow] {path}: {reason}")
+                bad.append({"item": key, "file": str(path), "reason": reason})
+
+            try:
+                clips = item.load(report)
+                if not clips:
+                    raise DataError(f"{item.key}: no clips (empty, too short, or every frame unreadable)")
+            except DataError as exc:
+                log.error("skipping %s: %s", item.key, exc)
+                progress.console.print(f"[red]skipped[/red] {item.key}: {exc}")
+                writer.skip(item.key, str(exc), bad)
+            else:
+                writer.add(item.key, clips, bad)
+            progress.advance(task)
+    return writer.manifest
+
+
+def convert_to_store(cfg, source: str, items: list[SourceItem], description: str) -> Manifest:
+    """Standard ending of every `foresight data <source>` command: write `items` into `cfg.out`.
+
+    The store's recorded config is the composed config minus `out` and `overwrite`, so rerunning the
+    same command resumes, and a different config is refused instead of mixed in.
+    """
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("out", "overwrite"):
+        config.pop(key, None)
+    writer = ClipStoreWriter(
+        cfg.out,
+        source=source,
+        config=config,
+        codec=cfg.codec,
+        jpeg_quality=cfg.jpeg_quality,
+        clips_per_shard=cfg.clips_per_shard,
+        overwrite=cfg.overwrite,
+    )
+    manifest = convert_items(writer, items, len(items), description)
+    print(
+        f"{source}: {manifest.num_clips} clips, {manifest.num_frames} frames in {cfg.out}; "
+        f"skipped {len(manifest.skipped)} items and {len(manifest.skipped_files)} files"
+    )
+    return manifest

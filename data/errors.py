@@ -1,0 +1,27 @@
+"""Errors raised while reading raw data. Each names the file or table at fault."""
+
+from __future__ import annotations
+
+
+class DataError(Exception):
+    """Base class: one source item (scene, log, video) could not be converted.
+
+    Converters catch it per item, log the message, count the item as skipped in the manifest,
+    and go on with the rest.
+    """
+
+
+class MissingTableError(DataError):
+    """A required table (nuScenes JSON, nuPlan SQLite) is absent."""
+
+
+class MissingFileError(DataError):
+    """A file referenced by the metadata is not on disk."""
+
+
+class CorruptFileError(DataError):
+    """A file exists but cannot be decoded (truncated JPEG, broken video, bad shard)."""
+
+
+class EmptySourceError(DataError):
+    """The item holds no usable frames or poses (an empty scene, a video shorter than its trims)."""

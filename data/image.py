@@ -1,0 +1,75 @@
+"""Decoding, resizing and encoding of camera frames.
+
+Source images are decoded with Pillow in strict mode (a truncated JPEG is an error, not a grey
+half-image); resizing and encoding use OpenCV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from data.errors import CorruptFileError, MissingFileError
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+FRAME_CODECS = ("jpeg", "png", "raw")
+
+
+def read_image_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to (H, W, 3) uint8 RGB; MissingFileError / CorruptFileError name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise CorruptFileError(f"corrupt or truncated image {path}: {exc}") from exc
+
+
+def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (H, W, 3) uint8 to (height, width, 3) without cropping (area filter when shrinking)."""
+    if image.shape[:2] == (height, width):
+        return np.ascontiguousarray(image)
+    shrink = height < image.shape[0] or width < image.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def encode_frame(frame: np.ndarray, codec: str, jpeg_quality: int = 95) -> bytes:
+    """Encode one (H, W, 3) uint8 RGB frame as JPEG or PNG bytes."""
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    if codec == "jpeg":
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    elif codec == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    else:
+        raise ValueError(f"unknown frame codec {codec!r}; expected one of {FRAME_CODECS}")
+    if not ok:
+        raise RuntimeError(f"OpenCV failed to encode a {frame.shape} frame as {codec}")
+    return buf.tobytes()
+
+
+def decode_frame(data: bytes | np.ndarray, what: str = "frame") -> np.ndarray:
+    """Decode JPEG/PNG bytes to (H, W, 3) uint8 RGB."""
+    buf = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray)) else data
+    bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise CorruptFileError(f"cannot decode {what}")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except FileNotFoundError as exc:
+        raise MissingFileError(f"image file not found: {path}") from exc
+    except (OSError, UnidentifiedImageError) as exc:
+        raise CorruptFileError(f"corrupt image {path}: {exc}") from exc
+

@@ -1,0 +1,125 @@
+"""The store manifest: what a clip store holds, how it was made, and checksums of every shard.
+
+Written atomically (temp file + rename) after every shard, so a killed conversion leaves a manifest
+that describes exactly the shards that were completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.schema import SCHEMA_VERSION
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass
+class ShardRecord:
+    file: str
+    sha256: str
+    bytes: int
+    items: list[str]
+    clip_ids: list[str]
+    clip_num_frames: list[int]
+
+
+@dataclass
+class Manifest:
+    """Mutable while a writer owns the store; readers treat it as read-only."""
+
+    source: str
+    config: dict[str, Any]
+    codec: str
+    schema_version: int = SCHEMA_VERSION
+    code_version: str = ""
+    shards: list[ShardRecord] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    complete: bool = False
+
+    @property
+    def num_clips(self) -> int:
+        return sum(len(s.clip_ids) for s in self.shards)
+
+    @property
+    def num_frames(self) -> int:
+        return sum(sum(s.clip_num_frames) for s in self.shards)
+
+    @property
+    def done_items(self) -> set[str]:
+        done = {item for s in self.shards for item in s.items}
+        return done | {s["item"] for s in self.skipped}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["num_clips"] = self.num_clips
+        d["num_frames"] = self.num_frames
+        d["num_skipped"] = len(self.skipped)
+        d["num_skipped_files"] = len(self.skipped_files)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        shards = [ShardRecord(**s) for s in d.get("shards", [])]
+        return cls(
+            source=d["source"],
+            config=d.get("config", {}),
+            codec=d["codec"],
+            schema_version=int(d.get("schema_version", 0)),
+            code_version=d.get("code_version", ""),
+            shards=shards,
+            skipped=list(d.get("skipped", [])),
+            skipped_files=list(d.get("skipped_files", [])),
+            complete=bool(d.get("complete", False)),
+        )
+
+    def save(self, directory: Path) -> None:
+        atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, directory: Path) -> "Manifest":
+        path = Path(directory) / MANIFEST_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"no clip store at {directory}: {MANIFEST_NAME} is missing")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"corrupt manifest {path}: {exc}") from exc
+        if int(d.get("schema_version", 0)) != SCHEMA_VERSION:
+            raise ValueError(
+                f"{path}: schema version {d.get('schema_version')} but this code reads {SCHEMA_VERSION}; reconvert"
+            )
+        return cls.from_dict(d)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that readers see either the old file or the complete new one."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,153 @@
+"""Resumable, atomic writing of clip shards.
+
+A conversion is a sequence of source *items* (a nuScenes scene, a nuPlan log, a video). All clips
+of an item go into the same shard; the manifest lists an item as done only once its shard is
+renamed into place, so a killed conversion restarts at the first unfinished item, and a
+half-written shard only ever exists under a temporary name that no reader looks at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import save
+
+from data.image import FRAME_CODECS
+from data.schema import Clip
+from data.store.manifest import MANIFEST_NAME, Manifest, ShardRecord, atomic_write_bytes, sha256_file
+from data.store.shard_format import clip_to_tensors, encode_header
+
+log = logging.getLogger(__name__)
+
+
+def _code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"foresight-drive {version('foresight-drive')}"
+    except PackageNotFoundError:
+        return "foresight-drive (not installed)"
+
+
+class ClipStoreWriter:
+    """Write clips into `out_dir`, resuming a previous run with the same config.
+
+    config: the conversion settings (JSON-able); resuming with different settings is refused so one
+    store never mixes two configurations.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        source: str,
+        config: dict[str, Any],
+        codec: str = "jpeg",
+        jpeg_quality: int = 95,
+        clips_per_shard: int = 8,
+        overwrite: bool = False,
+    ) -> None:
+        if codec not in FRAME_CODECS:
+            raise ValueError(f"unknown frame codec {codec!r}; expected one of {FRAME_CODECS}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.codec, self.jpeg_quality, self.clips_per_shard = codec, jpeg_quality, max(1, clips_per_shard)
+        config = json.loads(json.dumps(config, default=str))
+        for stale in self.out_dir.glob(".*.tmp"):
+            stale.unlink()
+        manifest_path = self.out_dir / MANIFEST_NAME
+        if manifest_path.exists() and overwrite:
+            for shard in self.out_dir.glob("shard-*.safetensors"):
+                shard.unlink()
+            manifest_path.unlink()
+        if manifest_path.exists():
+            self.manifest = Manifest.load(self.out_dir)
+            if self.manifest.config != config or self.manifest.source != source or self.manifest.codec != codec:
+                raise ValueError(
+                    f"{self.out_dir} already holds a {self.manifest.source} store made with a different "
+                    f"configuration; pass overwrite=true or choose another output directory"
+                )
+            self._drop_unlisted_shards()
+            self.manifest.complete = False
+        else:
+            self.manifest = Manifest(source=source, config=config, codec=codec, code_version=_code_version())
+        self._pending: list[tuple[str, list[Clip]]] = []
+        self._pending_bad_files: list[dict[str, str]] = []
+
+    def _drop_unlisted_shards(self) -> None:
+        listed = {s.file for s in self.manifest.shards}
+        for shard in self.out_dir.glob("shard-*.safetensors"):
+            if shard.name not in listed:
+                log.warning("removing shard %s that the manifest does not list (interrupted run)", shard)
+                shard.unlink()
+
+    def is_done(self, item: str) -> bool:
+        """True if `item` was written or skipped by this or an earlier run."""
+        return item in self.manifest.done_items or any(item == i for i, _ in self._pending)
+
+    def add(self, item: str, clips: list[Clip], bad_files: list[dict[str, str]] = ()) -> None:
+        """Queue all clips of one source item; flushes a shard once enough clips are queued.
+
+        bad_files: files of this item that were left out ({"item", "file", "reason"}); they are
+        recorded together with the item's shard, so a resumed run never counts them twice.
+        """
+        if not clips:
+            raise ValueError(f"item {item!r} produced no clips; call skip() with a reason instead")
+        self._pending.append((item, list(clips)))
+        self._pending_bad_files.extend(bad_files)
+        if sum(len(c) for _, c in self._pending) >= self.clips_per_shard:
+            self.flush()
+
+    def skip(self, item: str, reason: str, bad_files: list[dict[str, str]] = ()) -> None:
+        """Record that `item` could not be converted, and why."""
+        self.manifest.skipped.append({"item": item, "reason": reason})
+        self.manifest.skipped_files.extend(bad_files)
+        self.manifest.save(self.out_dir)
+
+    def flush(self) -> None:
+        """Write queued clips as one shard, then the manifest (both atomically)."""
+        if not self._pending:
+            return
+        tensors: dict[str, np.ndarray] = {}
+        metas: list[dict[str, Any]] = []
+        clips = [c for _, cs in self._pending for c in cs]
+        for i, clip in enumerate(clips):
+            t, meta = clip_to_tensors(clip, str(i), self.codec, self.jpeg_quality)
+            tensors.update(t)
+            metas.append(meta)
+        name = f"shard-{len(self.manifest.shards):05d}.safetensors"
+        path = self.out_dir / name
+        atomic_write_bytes(path, save(tensors, metadata=encode_header(metas, self.codec)))
+        self.manifest.shards.append(
+            ShardRecord(
+                file=name,
+                sha256=sha256_file(path),
+                bytes=path.stat().st_size,
+                items=[item for item, _ in self._pending],
+                clip_ids=[c.clip_id for c in clips],
+                clip_num_frames=[c.num_frames for c in clips],
+            )
+        )
+        self.manifest.skipped_files.extend(self._pending_bad_files)
+        self.manifest.save(self.out_dir)
+        self._pending, self._pending_bad_files = [], []
+
+    def close(self) -> Manifest:
+        """Flush and mark the store complete."""
+        self.flush()
+        self.manifest.complete = True
+        self.manifest.save(self.out_dir)
+        return self.manifest
+
+    def __enter__(self) -> "ClipStoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # Queued items are complete and worth keeping; the store stays marked incomplete.
+            self.flush()

@@ -1,0 +1,98 @@
+"""`foresight <group> <subcommand> [key=value ...]`: one console script, Hydra overrides.
+
+    foresight data nuscenes dataroot=/data/nuscenes version=v1.0-mini out=runs/nusc
+    foresight viz clip path=runs/nusc out=clip.png
+    foresight data nuscenes --help      # what it does and its full default config
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from foresight.commands import COMMANDS, GROUPS, Subcommand
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def compose_config(config_name: str, overrides: list[str]):
+    """Compose `configs/<config_name>.yaml` with Hydra overrides (no working-dir change, no logging setup)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def _usage() -> str:
+    lines = ["usage: foresight <group> <subcommand> [key=value ...]", "", "groups:"]
+    for group, text in GROUPS.items():
+        subs = ", ".join(COMMANDS[group]) or "(none in this version)"
+        lines.append(f"  {group:<7} {text}\n          subcommands: {subs}")
+    lines.append("\n`foresight <group> --help` and `foresight <group> <subcommand> --help` say more.")
+    return "\n".join(lines)
+
+
+def _group_usage(group: str) -> str:
+    lines = [f"usage: foresight {group} <subcommand> [key=value ...]", "", GROUPS[group], ""]
+    if not COMMANDS[group]:
+        lines.append("No subcommands in this version.")
+    for name, sub in COMMANDS[group].items():
+        lines.append(f"  {name:<12} {sub.help}")
+    return "\n".join(lines)
+
+
+def _sub_usage(group: str, name: str, sub: Subcommand) -> str:
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(sub.config, [])
+    return (
+        f"usage: foresight {group} {name} [key=value ...]\n\n{sub.help}\n\n"
+        f"Hydra overrides change any key below (??? = required). Defaults (configs/{sub.config}.yaml):\n\n"
+        + OmegaConf.to_yaml(cfg)
+    )
+
+
+def run_subcommand(group: str, name: str, overrides: list[str]):
+    """Compose the config of `foresight group name` and run it; returns the handler's result."""
+    sub = COMMANDS[group][name]
+    cfg = compose_config(sub.config, overrides)
+    module, func = sub.target.split(":")
+    return getattr(importlib.import_module(module), func)(cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    group = args.pop(0)
+    if group not in GROUPS:
+        print(f"foresight: unknown group {group!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    if not args or args[0] in ("-h", "--help"):
+        print(_group_usage(group))
+        return 0
+    name = args.pop(0)
+    if name not in COMMANDS[group]:
+        print(f"foresight {group}: unknown subcommand {name!r}\n\n{_group_usage(group)}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in args):
+        print(_sub_usage(group, name, COMMANDS[group][name]))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from hydra.errors import HydraException
+    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+    try:
+        run_subcommand(group, name, args)
+    except (HydraException, OmegaConfBaseException) as exc:
+        hint = "" if not isinstance(exc, MissingMandatoryValue) else " (a required key is missing: see --help)"
+        print(f"foresight {group} {name}: configuration error{hint}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""The subcommand registry of the `foresight` console script.
+
+Each entry names its Hydra config (under configs/) and the function that runs it, imported only
+when the subcommand runs, so `foresight --help` stays fast. tests/test_cli.py freezes this set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    config: str   # Hydra config name relative to configs/, e.g. "data/nuscenes"
+    target: str   # "package.module:function" taking the composed DictConfig
+    help: str
+
+
+GROUPS: dict[str, str] = {
+    "data": "Convert datasets into clip stores (nuScenes, nuPlan, OpenDV-YouTube, the procedural world).",
+    "train": "Train the tokenizer, the world model and the planner.",
+    "eval": "Evaluate: closed-loop simulation, world-model quality, open-loop planning.",
+    "demo": "Run the whole pipeline at a chosen profile and write a report.",
+    "bench": "Speed benchmarks; each prints one JSON object.",
+    "viz": "Pictures of data and results.",
+}
+
+COMMANDS: dict[str, dict[str, Subcommand]] = {
+    "data": {
+        "nuscenes": Subcommand("data/nuscenes", "data.sources.nuscenes:run", "nuScenes (devkit) -> clip store"),
+        "nuplan": Subcommand("data/nuplan", "data.sources.nuplan:run", "nuPlan SQLite logs + sensor_blobs -> clip store"),
+        "opendv": Subcommand("data/opendv", "data.sources.opendv:run", "OpenDV-YouTube videos or frame folders -> clip store"),
+    },
+    "train": {},
+    "eval": {},
+    "demo": {},
+    "bench": {
+        "data": Subcommand("bench/data", "data.bench:run", "Dataset read speed (windows/s, MB/s) per frame codec"),
+    },
+    "viz": {
+        "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),
+    },
+}
