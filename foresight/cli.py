@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
+from data.errors import DataError
 from foresight.commands import COMMANDS, GROUPS, Subcommand
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class MissingConfigKeys(ValueError):
+    """Required (`???`) config keys were not given on the command line."""
 
 
 def compose_config(config_name: str, overrides: list[str]):
@@ -56,8 +62,13 @@ def _sub_usage(group: str, name: str, sub: Subcommand) -> str:
 
 def run_subcommand(group: str, name: str, overrides: list[str]):
     """Compose the config of `foresight group name` and run it; returns the handler's result."""
+    from omegaconf import OmegaConf
+
     sub = COMMANDS[group][name]
     cfg = compose_config(sub.config, overrides)
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise MissingConfigKeys(f"required keys not set: {', '.join(missing)} (e.g. `{missing[0]}=...`; see --help)")
     module, func = sub.target.split(":")
     return getattr(importlib.import_module(module), func)(cfg)
 
@@ -83,14 +94,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hydra.errors import HydraException
-    from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+    from omegaconf.errors import OmegaConfBaseException
 
     try:
         run_subcommand(group, name, args)
-    except (HydraException, OmegaConfBaseException) as exc:
-        hint = "" if not isinstance(exc, MissingMandatoryValue) else " (a required key is missing: see --help)"
-        print(f"foresight {group} {name}: configuration error{hint}: {exc}", file=sys.stderr)
+    except (HydraException, OmegaConfBaseException, MissingConfigKeys) as exc:
+        print(f"foresight {group} {name}: configuration error: {exc}", file=sys.stderr)
         return 2
+    except (DataError, OSError, IndexError, ValueError) as exc:
+        # Bad input: one clear line, not a traceback (FORESIGHT_DEBUG=1 shows the traceback).
+        if os.environ.get("FORESIGHT_DEBUG"):
+            raise
+        print(f"foresight {group} {name}: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

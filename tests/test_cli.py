@@ -1,0 +1,56 @@
+"""The CLI surface: the subcommand set is frozen here; every subcommand has a working --help."""
+
+import subprocess
+import sys
+
+import pytest
+
+from foresight.cli import main
+from foresight.commands import COMMANDS, GROUPS
+from tests.conftest import REPO_ROOT
+
+EXPECTED = {
+    "data": {"nuscenes", "nuplan", "opendv"},
+    "train": set(),
+    "eval": set(),
+    "demo": set(),
+    "bench": {"data"},
+    "viz": {"clip"},
+}
+
+
+def test_subcommand_set_is_frozen():
+    # Adding or removing a subcommand is a deliberate change: update this test with it.
+    assert set(GROUPS) == set(EXPECTED)
+    assert {g: set(s) for g, s in COMMANDS.items()} == EXPECTED
+
+
+def test_top_and_group_help(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(g in out for g in GROUPS)
+    for group in GROUPS:
+        assert main([group, "--help"]) == 0
+        assert f"foresight {group}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("group,name", [(g, n) for g, subs in COMMANDS.items() for n in subs])
+def test_every_subcommand_help_shows_its_config(group, name, capsys):
+    assert main([group, name, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"foresight {group} {name}" in out and "Defaults" in out
+
+
+def test_unknown_and_missing_arguments_are_clear_errors(capsys):
+    assert main(["nope"]) == 2
+    assert "unknown group" in capsys.readouterr().err
+    assert main(["data", "nope"]) == 2
+    assert "unknown subcommand" in capsys.readouterr().err
+    assert main(["data", "nuscenes"]) == 2  # dataroot/out are required
+    assert "configuration error" in capsys.readouterr().err
+    assert main(["data", "nuscenes", "not_a_key=1", "dataroot=x", "out=y"]) == 2
+
+
+def test_console_script_entry_point_runs():
+    out = subprocess.run([sys.executable, "-m", "foresight.cli", "viz", "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0 and "clip" in out.stdout
