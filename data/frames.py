@@ -37,12 +37,17 @@ def select_at_rate(timestamps_us: np.ndarray, fps: float, tolerance: float = 0.2
     image is close enough, the selection restarts at the first image after the slot: a gap that
     `split_at_gaps` later cuts at. A source slower than `fps` keeps every image. `timestamps_us`
     must be sorted; returns strictly increasing indices.
+
+    For a source much faster than `fps` the tolerance shrinks to half the source's own median
+    interval, so a 10 Hz stream yields exact 0.5 s steps (never a 0.4 s step at the end).
     """
     ts = np.asarray(timestamps_us, dtype=np.int64)
     if len(ts) == 0:
         return np.zeros(0, dtype=np.int64)
     period = 1e6 / fps
     tol = tolerance * period
+    if len(ts) > 1:
+        tol = min(tol, 0.5 * float(np.median(np.diff(ts))))
     chosen = [0]
     while True:
         target = ts[chosen[-1]] + period
@@ -91,13 +96,13 @@ def load_frames_at_rate(
     chosen = order[select_at_rate(ts[order], fps)]
     frames, kept = [], []
     source_hw: tuple[int, int] | None = None
+    chosen_set = set(chosen.tolist())
+    period_us = 1e6 / fps
     for i in chosen:
-        path = Path(paths[i])
-        try:
-            img = read_image_rgb(path)
-        except DataError as exc:
-            on_bad_file(path, str(exc))
+        img, i = _read_or_neighbour(i, order, ts, paths, chosen_set, 0.25 * period_us, on_bad_file)
+        if img is None:
             continue
+        path = Path(paths[i])
         if source_hw is None:
             source_hw = img.shape[:2]
         elif img.shape[:2] != source_hw:
@@ -116,3 +121,27 @@ def load_frames_at_rate(
             if len(c) >= min_frames:
                 segments.append(FrameSegment(stack[c], ts[kept_arr[c]], kept_arr[c], source_hw))
     return segments
+
+
+def _read_or_neighbour(i, order, ts, paths, taken, max_shift_us, on_bad_file):
+    """Decode image `i`; if it is bad, report it and try its unselected neighbours in time
+    (within `max_shift_us`), so one bad 10 Hz image does not cut a 2 Hz clip. Returns (image, index)."""
+    try:
+        return read_image_rgb(Path(paths[i])), i
+    except DataError as exc:
+        on_bad_file(Path(paths[i]), str(exc))
+    pos = int(np.nonzero(order == i)[0][0])
+    for p in sorted((pos - 1, pos + 1), key=lambda q: abs(ts[order[q]] - ts[i]) if 0 <= q < len(order) else 0):
+        if not 0 <= p < len(order):
+            continue
+        j = int(order[p])
+        if j in taken or abs(int(ts[j]) - int(ts[i])) > max_shift_us:
+            continue
+        try:
+            img = read_image_rgb(Path(paths[j]))
+        except DataError as exc:
+            on_bad_file(Path(paths[j]), str(exc))
+            continue
+        taken.add(j)
+        return img, j
+    return None, i
