@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from data.errors import DataError
+from data.errors import DataError, MissingFileError
 from data.schema import Clip
 from data.store.manifest import Manifest
 from data.store.writer import ClipStoreWriter
@@ -30,7 +30,7 @@ class SourceItem:
     """
 
     key: str
-    load: Callable[[BadFileReporter], list[Clip]]
+    load: Callable[[BadFileReporter], Iterable[Clip]]
 
 
 def progress_bar(transient: bool = False) -> Progress:
@@ -62,17 +62,23 @@ def convert_items(writer: ClipStoreWriter, items: Iterable[SourceItem], total: i
                 bad.append({"item": key, "file": str(path), "reason": reason})
 
             try:
-                clips = item.load(report)
-                if not clips:
-                    raise DataError(f"{item.key}: no clips (empty, too short, or every frame unreadable)")
+                writer.add(item.key, _nonempty(item.key, item.load(report)), bad)
             except DataError as exc:
                 log.error("skipping %s: %s", item.key, exc)
                 progress.console.print(f"[red]skipped[/red] {item.key}: {exc}")
-                writer.skip(item.key, str(exc), bad)
-            else:
-                writer.add(item.key, clips, bad)
+                writer.skip(item.key, str(exc), bad, retry=isinstance(exc, MissingFileError))
             progress.advance(task)
     return writer.manifest
+
+
+def _nonempty(key: str, clips: Iterable[Clip]) -> Iterator[Clip]:
+    """Pass clips through (a list or a generator); an item with none is an error."""
+    n = 0
+    for clip in clips:
+        n += 1
+        yield clip
+    if n == 0:
+        raise DataError(f"{key}: no clips (empty, too short, or every frame unreadable)")
 
 
 def convert_to_store(cfg, source: str, items: list[SourceItem], description: str) -> Manifest:

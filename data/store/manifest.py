@@ -54,7 +54,7 @@ class Manifest:
     @property
     def done_items(self) -> set[str]:
         done = {item for s in self.shards for item in s.items}
-        return done | {s["item"] for s in self.skipped}
+        return done | {s["item"] for s in self.skipped if not s.get("retry")}
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

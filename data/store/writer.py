@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 from safetensors.numpy import save
@@ -74,7 +74,15 @@ class ClipStoreWriter:
             self.manifest.complete = False
         else:
             self.manifest = Manifest(source=source, config=config, codec=codec, code_version=_code_version())
-        self._pending: list[tuple[str, list[Clip]]] = []
+        self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        # Clips are encoded as they arrive (JPEG bytes, not raw frames, wait for the flush), so a long
+        # video never holds more than its encoded frames in memory. Slot k of the next shard is the
+        # k-th queued clip.
+        self._pending_items: list[str] = []
+        self._pending_tensors: dict[str, np.ndarray] = {}
+        self._pending_metas: list[dict[str, Any]] = []
         self._pending_bad_files: list[dict[str, str]] = []
 
     def _drop_unlisted_shards(self) -> None:
@@ -85,55 +93,67 @@ class ClipStoreWriter:
                 shard.unlink()
 
     def is_done(self, item: str) -> bool:
-        """True if `item` was written or skipped by this or an earlier run."""
-        return item in self.manifest.done_items or any(item == i for i, _ in self._pending)
+        """True if `item` was written, or skipped for good, by this or an earlier run."""
+        return item in self.manifest.done_items or item in self._pending_items
 
-    def add(self, item: str, clips: list[Clip], bad_files: list[dict[str, str]] = ()) -> None:
-        """Queue all clips of one source item; flushes a shard once enough clips are queued.
+    def add(self, item: str, clips: Iterable[Clip], bad_files: list[dict[str, str]] = ()) -> int:
+        """Encode and queue all clips of one source item (a list or a generator); flushes a shard
+        once enough clips are queued. Returns the number of clips added.
 
         bad_files: files of this item that were left out ({"item", "file", "reason"}); they are
         recorded together with the item's shard, so a resumed run never counts them twice.
         """
-        if not clips:
+        added = 0
+        for clip in clips:
+            tensors, meta = clip_to_tensors(clip, str(len(self._pending_metas)), self.codec, self.jpeg_quality)
+            self._pending_tensors.update(tensors)
+            self._pending_metas.append(meta)
+            added += 1
+        if not added:
             raise ValueError(f"item {item!r} produced no clips; call skip() with a reason instead")
-        self._pending.append((item, list(clips)))
+        self._forget_skips(item)
+        self._pending_items.append(item)
         self._pending_bad_files.extend(bad_files)
-        if sum(len(c) for _, c in self._pending) >= self.clips_per_shard:
+        if len(self._pending_metas) >= self.clips_per_shard:
             self.flush()
+        return added
 
-    def skip(self, item: str, reason: str, bad_files: list[dict[str, str]] = ()) -> None:
-        """Record that `item` could not be converted, and why."""
-        self.manifest.skipped.append({"item": item, "reason": reason})
+    def skip(self, item: str, reason: str, bad_files: list[dict[str, str]] = (), retry: bool = False) -> None:
+        """Record that `item` could not be converted, and why.
+
+        retry: the cause may go away (a file not downloaded yet): a later run tries the item again.
+        """
+        self._forget_skips(item)
+        self.manifest.skipped.append({"item": item, "reason": reason, **({"retry": True} if retry else {})})
         self.manifest.skipped_files.extend(bad_files)
         self.manifest.save(self.out_dir)
 
+    def _forget_skips(self, item: str) -> None:
+        """Drop what an earlier run recorded as skipped for `item` (it is being converted again)."""
+        self.manifest.skipped = [s for s in self.manifest.skipped if s["item"] != item]
+        self.manifest.skipped_files = [f for f in self.manifest.skipped_files if f.get("item") != item]
+
     def flush(self) -> None:
         """Write queued clips as one shard, then the manifest (both atomically)."""
-        if not self._pending:
+        if not self._pending_metas:
             return
-        tensors: dict[str, np.ndarray] = {}
-        metas: list[dict[str, Any]] = []
-        clips = [c for _, cs in self._pending for c in cs]
-        for i, clip in enumerate(clips):
-            t, meta = clip_to_tensors(clip, str(i), self.codec, self.jpeg_quality)
-            tensors.update(t)
-            metas.append(meta)
         name = f"shard-{len(self.manifest.shards):05d}.safetensors"
         path = self.out_dir / name
-        atomic_write_bytes(path, save(tensors, metadata=encode_header(metas, self.codec)))
+        header = encode_header(self._pending_metas, self.codec)
+        atomic_write_bytes(path, save(self._pending_tensors, metadata=header))
         self.manifest.shards.append(
             ShardRecord(
                 file=name,
                 sha256=sha256_file(path),
                 bytes=path.stat().st_size,
-                items=[item for item, _ in self._pending],
-                clip_ids=[c.clip_id for c in clips],
-                clip_num_frames=[c.num_frames for c in clips],
+                items=list(self._pending_items),
+                clip_ids=[m["clip_id"] for m in self._pending_metas],
+                clip_num_frames=[m["num_frames"] for m in self._pending_metas],
             )
         )
         self.manifest.skipped_files.extend(self._pending_bad_files)
         self.manifest.save(self.out_dir)
-        self._pending, self._pending_bad_files = [], []
+        self._reset_pending()
 
     def close(self) -> Manifest:
         """Flush and mark the store complete."""
