@@ -103,12 +103,19 @@ class ClipStoreWriter:
         bad_files: files of this item that were left out ({"item", "file", "reason"}); they are
         recorded together with the item's shard, so a resumed run never counts them twice.
         """
-        added = 0
-        for clip in clips:
-            tensors, meta = clip_to_tensors(clip, str(len(self._pending_metas)), self.codec, self.jpeg_quality)
-            self._pending_tensors.update(tensors)
-            self._pending_metas.append(meta)
-            added += 1
+        first = len(self._pending_metas)
+        try:
+            for clip in clips:
+                tensors, meta = clip_to_tensors(clip, str(len(self._pending_metas)), self.codec, self.jpeg_quality)
+                self._pending_tensors.update(tensors)
+                self._pending_metas.append(meta)
+        except BaseException:
+            # The item failed midway: its clips must not ride along in the next item's shard.
+            stale = {str(k) for k in range(first, len(self._pending_metas))}
+            self._pending_tensors = {k: v for k, v in self._pending_tensors.items() if k.split("/", 1)[0] not in stale}
+            del self._pending_metas[first:]
+            raise
+        added = len(self._pending_metas) - first
         if not added:
             raise ValueError(f"item {item!r} produced no clips; call skip() with a reason instead")
         self._forget_skips(item)

@@ -114,3 +114,31 @@ def test_skips_are_recorded_and_a_tampered_shard_fails_verification(tmp_path):
 def test_missing_store_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="manifest.json is missing"):
         ClipStore(tmp_path / "nope")
+
+
+def test_an_item_that_fails_midway_leaves_no_clips_behind(tmp_path):
+    from data.convert import SourceItem, convert_items
+    from data.errors import CorruptFileError
+
+    def half_then_fail(report):
+        yield turning_clip("a0", hw=(8, 8))
+        raise CorruptFileError("video a.mp4 broke")
+
+    items = [SourceItem("a", half_then_fail), SourceItem("b", lambda report: [turning_clip("b0", hw=(8, 8))])]
+    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), items, 2, "test")
+    assert [s["item"] for s in m.skipped] == ["a"]
+    assert [s.clip_ids for s in m.shards] == [["b0"]] and [s.items for s in m.shards] == [["b"]]
+    assert ClipStore(tmp_path).load_clip(0).clip_id == "b0"
+
+
+def test_missing_file_skips_are_retried_on_the_next_run(tmp_path):
+    from data.convert import SourceItem, convert_items
+    from data.errors import MissingFileError
+
+    def missing(report):
+        raise MissingFileError("video v1.mp4 not downloaded yet")
+
+    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), [SourceItem("v1", missing)], 1, "test")
+    assert m.skipped[0]["retry"] and "v1" not in m.done_items
+    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), [SourceItem("v1", lambda r: [turning_clip(hw=(8, 8))])], 1, "test")
+    assert m.skipped == [] and m.num_clips == 1
