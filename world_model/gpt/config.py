@@ -1,0 +1,108 @@
+"""Configuration of the video GPT and the registry of its sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Architecture of the next-token video GPT.
+
+    A sequence is up to `max_frames` frames of `tokens_h x tokens_w` tokens from a `vocab_size`
+    codebook, flattened in raster order (t, h, w).
+
+    prev_frame_token_input: add an embedding of the previous frame's token at the same spatial
+        position (a learned "none" entry for the first frame), so copying is the easy default.
+    mup: muP parametrisation relative to `mup_base_width` (output logits scaled by
+        base_width / n_embd, attention scale 1/head_dim, hidden-matrix init and LR scaled by
+        base_width / n_embd; see `GPT.param_groups`). At n_embd == mup_base_width only the
+        attention scale differs from the standard parametrisation.
+    """
+
+    vocab_size: int
+    tokens_h: int
+    tokens_w: int
+    max_frames: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    bias: bool = False
+    tie_weights: bool = True
+    prev_frame_token_input: bool = False
+    mup: bool = False
+    mup_base_width: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "tokens_h", "tokens_w", "max_frames", "n_layer", "n_head", "n_embd", "mup_base_width"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.tokens_h * self.tokens_w
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest flattened sequence (context window) in tokens."""
+        return self.max_frames * self.tokens_per_frame
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def width_mult(self) -> float:
+        """n_embd / mup_base_width: how much wider than the muP base this model is."""
+        return self.n_embd / self.mup_base_width
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "GPTConfig":
+        """Rebuild from `dataclasses.asdict` output (e.g. checkpoint hparams); unknown keys are errors."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class GPTSize:
+    """Depth and width of one model size; head_dim = n_embd / n_head."""
+
+    n_layer: int
+    n_head: int
+    n_embd: int
+
+
+# Reference sizes: 24 layers, head dim 128 (S ~185M, B ~318M, L ~1.2B params with a 16,384-code
+# tokenizer at 18x32 tokens and 8 frames). "tiny" is the CPU-sized model of the calibration run.
+GPT_SIZES: dict[str, GPTSize] = {
+    "tiny": GPTSize(n_layer=4, n_head=4, n_embd=256),
+    "S": GPTSize(n_layer=24, n_head=6, n_embd=768),
+    "B": GPTSize(n_layer=24, n_head=8, n_embd=1024),
+    "L": GPTSize(n_layer=24, n_head=16, n_embd=2048),
+}
+
+
+def gpt_config(size: str, *, vocab_size: int, tokens_h: int, tokens_w: int, max_frames: int, **overrides: Any) -> GPTConfig:
+    """GPTConfig of a registered size for a given tokenizer grid; `overrides` set any other field."""
+    if size not in GPT_SIZES:
+        raise KeyError(f"unknown GPT size {size!r}; known sizes: {sorted(GPT_SIZES)}")
+    s = GPT_SIZES[size]
+    config = GPTConfig(
+        vocab_size=vocab_size,
+        tokens_h=tokens_h,
+        tokens_w=tokens_w,
+        max_frames=max_frames,
+        n_layer=s.n_layer,
+        n_head=s.n_head,
+        n_embd=s.n_embd,
+    )
+    return replace(config, **overrides)

@@ -1,0 +1,134 @@
+"""Frame generation with the video GPT: one frame, and rollouts beyond the context window.
+
+Sliding window. Temporal embeddings are absolute over `max_frames` positions, so a window cannot
+simply be extended past the last position. Each new frame is predicted from the newest
+`max_frames - 1` known frames (all of them while fewer are known), encoded at temporal positions
+0.. and the new frame takes the next position. Once the window is full it therefore moves by one
+frame per generated frame: the oldest frame is dropped and the remaining frames are re-encoded at
+shifted positions, which invalidates their cached keys/values, so the cache is refilled with one
+parallel prefill of (max_frames - 1) * h * w tokens per frame. (The reference implementation kept
+the oldest frames instead, so its long rollouts stopped advancing.) While the window still grows,
+the cache is reused and only the previous frame's last token is run before decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from einops import rearrange
+
+from world_model.gpt.kv_cache import KVCache
+from world_model.gpt.model import GPT
+from world_model.gpt.sampling import SamplingConfig, sample_next_token
+
+GREEDY = SamplingConfig.greedy()
+
+
+@dataclass(frozen=True)
+class WindowEvent:
+    """The frames that conditioned one generated frame of a rollout.
+
+    future_index: which generated frame (0 = first after the context).
+    first_frame, num_frames: the window, as indices into the context + generated frames; the new
+        frame is predicted at temporal position num_frames.
+    window_moved: the window's first frame changed since the previous generated frame.
+    """
+
+    future_index: int
+    first_frame: int
+    num_frames: int
+    window_moved: bool
+
+
+def _check_inputs(model: GPT, tokens: torch.Tensor, name: str) -> None:
+    c = model.config
+    if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (c.tokens_h, c.tokens_w) or tokens.shape[1] < 1:
+        raise ValueError(f"{name} must be (B, T>=1, {c.tokens_h}, {c.tokens_w}) tokens, got {tuple(tokens.shape)}")
+    if tokens.dtype != torch.int64:
+        raise ValueError(f"{name} must be int64, got {tokens.dtype}")
+    if model.training and c.dropout > 0:
+        raise ValueError("generation with dropout active: call model.eval() first")
+
+
+@torch.no_grad()
+def generate_frame(
+    model: GPT,
+    window_tokens: torch.Tensor,
+    sampling: SamplingConfig = GREEDY,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    kv_cache: KVCache | None = None,
+) -> torch.Tensor:
+    """Next frame (B, h, w) int64 after window_tokens (B, Tw, h, w), 1 <= Tw <= max_frames - 1.
+
+    The new frame is decoded token by token at temporal position Tw. With `use_cache`, a given
+    `kv_cache` may already hold a prefix (fewer than Tw*h*w tokens) of the flattened window,
+    encoded from position 0; only the rest is prefilled, and the cache ends holding the window and
+    all but the last token of the new frame. `use_cache=False` runs the full sequence for every
+    token (the slow reference path).
+    """
+    _check_inputs(model, window_tokens, "generate_frame: window_tokens")
+    c = model.config
+    batch, n_window_frames = window_tokens.shape[:2]
+    if n_window_frames > c.max_frames - 1:
+        raise ValueError(f"generate_frame: window of {n_window_frames} frames leaves no room in max_frames={c.max_frames}")
+    hw = c.tokens_per_frame
+    n_known = n_window_frames * hw
+    sequence = torch.empty(batch, n_known + hw, dtype=torch.int64, device=window_tokens.device)  # (B, n_known + hw)
+    sequence[:, :n_known] = rearrange(window_tokens, "b t h w -> b (t h w)")
+
+    if use_cache:
+        cache = kv_cache if kv_cache is not None else KVCache(c.n_layer, c.max_tokens)
+        if cache.length >= n_known:
+            raise ValueError(f"generate_frame: kv_cache holds {cache.length} tokens, the window only {n_known}")
+        logits = model.forward_flat(sequence[:, :n_known], cache, only_last_logits=True)[:, -1]  # (B, V)
+        for i in range(hw):
+            sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
+            if i < hw - 1:
+                logits = model.forward_flat(sequence[:, : n_known + i + 1], cache, only_last_logits=True)[:, -1]
+    else:
+        for i in range(hw):
+            logits = model.forward_flat(sequence[:, : n_known + i], only_last_logits=True)[:, -1]  # (B, V)
+            sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
+    return rearrange(sequence[:, n_known:], "b (h w) -> b h w", h=c.tokens_h)
+
+
+@torch.no_grad()
+def rollout(
+    model: GPT,
+    context_tokens: torch.Tensor,
+    n_future_frames: int,
+    sampling: SamplingConfig = GREEDY,
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+    on_window: Callable[[WindowEvent], None] | None = None,
+) -> torch.Tensor:
+    """Generate n_future_frames frames (B, n_future, h, w) int64 after context_tokens (B, Tc, h, w).
+
+    Any Tc >= 1 works (only the newest max_frames - 1 frames are used). The window slides past the
+    context as described in the module docstring; `on_window` sees one WindowEvent per frame.
+    """
+    _check_inputs(model, context_tokens, "rollout: context_tokens")
+    c = model.config
+    if c.max_frames < 2:
+        raise ValueError("rollout needs max_frames >= 2 (a window of at least one frame plus the new one)")
+    if n_future_frames < 0:
+        raise ValueError(f"rollout: n_future_frames must be >= 0, got {n_future_frames}")
+    batch, n_context = context_tokens.shape[:2]
+    frames = torch.empty(batch, n_context + n_future_frames, c.tokens_h, c.tokens_w, dtype=torch.int64, device=context_tokens.device)
+    frames[:, :n_context] = context_tokens
+    cache = KVCache(c.n_layer, c.max_tokens) if use_cache else None
+    previous_first: int | None = None
+    for i in range(n_future_frames):
+        n_known = n_context + i
+        first = max(0, n_known - (c.max_frames - 1))
+        moved = previous_first is not None and first != previous_first
+        if cache is not None and first != previous_first:
+            cache.reset()  # the window's frames moved to new temporal positions: re-encode them
+        if on_window is not None:
+            on_window(WindowEvent(future_index=i, first_frame=first, num_frames=n_known - first, window_moved=moved))
+        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache)
+        previous_first = first
+    return frames[:, n_context:]

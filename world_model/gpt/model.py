@@ -1,0 +1,224 @@
+"""GPT-2 style next-token model over video frames given as integer token grids.
+
+Frames (T, h, w) are flattened in raster order (t, h, w) into one sequence of L = T*h*w tokens and
+attended fully causally. There is no BOS token: the logits at position i predict token i + 1.
+Input = token embedding + learned spatial embedding (h*w) + learned temporal embedding
+(max_frames) [+ embedding of the previous frame's token at the same spatial position].
+Blocks are pre-LayerNorm without affine parameters, without biases (by default), with a 4x GELU
+MLP; the output head is tied to the token embedding.
+
+Shape letters: B batch, T frames, L / n tokens, C n_embd, V vocab, nh heads, hd head dim.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from world_model.gpt.config import GPTConfig
+from world_model.gpt.kv_cache import KVCache
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class GPTOutput:
+    """logits (B, L, V) float: position i scores token i + 1; loss: mean next-token CE or None."""
+
+    logits: torch.Tensor
+    loss: torch.Tensor | None
+
+
+def _layer_norm(n_embd: int) -> nn.LayerNorm:
+    return nn.LayerNorm(n_embd, elementwise_affine=False)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, config: GPTConfig, layer_index: int) -> None:
+        super().__init__()
+        self.layer_index = layer_index
+        self.n_head = config.n_head
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
+        self.resid_dropout = nn.Dropout(config.dropout)
+        # muP: 1/hd keeps attention logits O(1) as hd grows (q.k grows like hd once q, k align).
+        self.scale = 1.0 / config.head_dim if config.mup else None  # None: SDPA's 1/sqrt(hd)
+
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        q, k, v = rearrange(self.qkv(x), "b n (three nh hd) -> three b nh n hd", three=3, nh=self.n_head)  # each (B, nh, n, hd)
+        if kv_cache is not None:
+            k, v = kv_cache.update(self.layer_index, k, v)  # (B, nh, cached + n, hd)
+        # A mask is needed only when new queries follow cached keys; otherwise plain causal (flash on GPU).
+        is_causal = attn_mask is None and q.shape[2] > 1
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, is_causal=is_causal, dropout_p=self.dropout if self.training else 0.0, scale=self.scale
+        )  # (B, nh, n, hd)
+        y = rearrange(y, "b nh n hd -> b n (nh hd)")  # (B, n, C)
+        return self.resid_dropout(self.proj(y))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.gelu(self.fc(x))))  # (B, n, C)
+
+
+class Block(nn.Module):
+    def __init__(self, config: GPTConfig, layer_index: int) -> None:
+        super().__init__()
+        self.ln_attn = _layer_norm(config.n_embd)
+        self.attn = CausalSelfAttention(config, layer_index)
+        self.ln_mlp = _layer_norm(config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.ln_attn(x), kv_cache, attn_mask)
+        return x + self.mlp(self.ln_mlp(x))  # (B, n, C)
+
+
+class GPT(nn.Module):
+    """Next-token GPT over flattened (t, h, w) token grids; see the module docstring."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        self.token_emb = nn.Embedding(c.vocab_size, c.n_embd)
+        self.spatial_emb = nn.Embedding(c.tokens_per_frame, c.n_embd)
+        self.temporal_emb = nn.Embedding(c.max_frames, c.n_embd)
+        # Index vocab_size is the learned "no previous frame" entry used for the first frame.
+        self.prev_token_emb = nn.Embedding(c.vocab_size + 1, c.n_embd) if c.prev_frame_token_input else None
+        self.drop = nn.Dropout(c.dropout)
+        self.blocks = nn.ModuleList(Block(c, i) for i in range(c.n_layer))
+        self.ln_f = _layer_norm(c.n_embd)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_weights:
+            self.lm_head.weight = self.token_emb.weight
+        # muP: logits shrink as 1/width_mult so a wider model's outputs keep the base model's scale.
+        self.output_mult = 1.0 / c.width_mult if c.mup else 1.0
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        c = self.config
+        # Hidden matrices: std 0.02 at the muP base width, 1/sqrt(fan_in) scaling beyond it.
+        hidden_std = 0.02 / math.sqrt(c.width_mult) if c.mup else 0.02
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear) and module is not self.lm_head:
+                std = hidden_std / math.sqrt(2 * c.n_layer) if name.endswith(".proj") else hidden_std
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if not c.tie_weights:
+            nn.init.normal_(self.lm_head.weight, mean=0.0, std=0.02)
+
+    def num_params(self) -> int:
+        """Number of distinct parameters (a tied head counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+        """tokens (B, T, h, w) int64 with T <= max_frames.
+
+        targets: None, or a grid like `tokens` (usually `tokens` itself) scored with a one-token
+        shift: logits at position i against target i + 1 in (t, h, w) order; IGNORE_INDEX (-100)
+        entries are skipped (e.g. to score only the last frame).
+        """
+        c = self.config
+        if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (c.tokens_h, c.tokens_w):
+            raise ValueError(f"GPT.forward: tokens must be (B, T, {c.tokens_h}, {c.tokens_w}), got {tuple(tokens.shape)}")
+        tokens_flat = rearrange(tokens, "b t h w -> b (t h w)")  # (B, L)
+        logits = self.forward_flat(tokens_flat)  # (B, L, V)
+        loss = None
+        if targets is not None:
+            if targets.shape != tokens.shape:
+                raise ValueError(f"GPT.forward: targets shape {tuple(targets.shape)} != tokens shape {tuple(tokens.shape)}")
+            targets_flat = rearrange(targets, "b t h w -> b (t h w)")  # (B, L)
+            loss = F.cross_entropy(
+                rearrange(logits[:, :-1], "b n v -> (b n) v").float(),
+                rearrange(targets_flat[:, 1:], "b n -> (b n)"),
+                ignore_index=IGNORE_INDEX,
+            )
+        return GPTOutput(logits=logits, loss=loss)
+
+    def forward_flat(self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False) -> torch.Tensor:
+        """Logits for a flattened sequence tokens_flat (B, n) that starts at frame 0, position 0.
+
+        With a `kv_cache` holding the first `kv_cache.length` tokens of this same sequence, only
+        the remaining n - length tokens are run (and appended to the cache). Returns logits
+        (B, n_new, V), or (B, 1, V) for the last position only when `only_last_logits`.
+        """
+        c = self.config
+        batch, n = tokens_flat.shape
+        start = 0 if kv_cache is None else kv_cache.length
+        if n > c.max_tokens:
+            raise ValueError(f"GPT: sequence of {n} tokens exceeds the context of {c.max_frames} frames ({c.max_tokens} tokens)")
+        if start >= n:
+            raise ValueError(f"GPT: no new tokens to run ({start} cached, sequence of {n})")
+        x = self.drop(self._embed(tokens_flat, start))  # (B, n_new, C)
+        attn_mask = None
+        if start > 0 and n - start > 1:
+            # New queries at positions start..n-1 see every cached key and the new keys up to themselves.
+            query_pos = torch.arange(start, n, device=x.device)[:, None]  # (n_new, 1)
+            key_pos = torch.arange(n, device=x.device)[None, :]  # (1, n)
+            attn_mask = key_pos <= query_pos  # (n_new, n) bool, True = attend
+        for block in self.blocks:
+            x = block(x, kv_cache, attn_mask)  # (B, n_new, C)
+        if kv_cache is not None:
+            kv_cache.advance(n - start)
+        if only_last_logits:
+            x = x[:, -1:]  # (B, 1, C)
+        return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, n_new or 1, V)
+
+    def _embed(self, tokens_flat: torch.Tensor, start: int) -> torch.Tensor:
+        """Input embeddings (B, n - start, C) of tokens_flat[:, start:]."""
+        c = self.config
+        hw = c.tokens_per_frame
+        positions = torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device)  # (n_new,)
+        x = self.token_emb(tokens_flat[:, start:])  # (B, n_new, C)
+        x = x + self.spatial_emb(positions % hw) + self.temporal_emb(positions // hw)  # (B, n_new, C)
+        if self.prev_token_emb is not None:
+            prev_positions = positions - hw  # same spatial position, previous frame
+            prev_tokens = tokens_flat[:, prev_positions.clamp(min=0)]  # (B, n_new)
+            prev_tokens = torch.where(prev_positions >= 0, prev_tokens, c.vocab_size)  # "none" for frame 0
+            x = x + self.prev_token_emb(prev_tokens)
+        return x
+
+    def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
+        """AdamW parameter groups: weight decay on 2-D weights only; muP LR scaling when enabled.
+
+        Without muP: "decay" (2-D) and "no_decay" (1-D) groups at `lr`. With muP (Adam rules):
+        hidden matrices (both dims grow with width, i.e. the block Linear weights) get
+        lr / width_mult, and weight_decay * width_mult so the per-step decay lr * wd stays
+        width-independent; embeddings and the (tied) head are vector-like and keep `lr`.
+        Empty groups are dropped. Each group carries a "name" for logging.
+        """
+        mult = self.config.width_mult if self.config.mup else 1.0
+        hidden, vector_like, no_decay = [], [], []
+        for name, p in self.named_parameters():  # a tied head is yielded once, as token_emb.weight
+            if not p.requires_grad:
+                continue
+            if p.ndim < 2:
+                no_decay.append(p)
+            elif name.startswith("blocks."):
+                hidden.append(p)
+            else:
+                vector_like.append(p)
+        groups = [
+            {"name": "hidden", "params": hidden, "lr": lr / mult, "weight_decay": weight_decay * mult},
+            {"name": "embedding", "params": vector_like, "lr": lr, "weight_decay": weight_decay},
+            {"name": "no_decay", "params": no_decay, "lr": lr, "weight_decay": 0.0},
+        ]
+        return [g for g in groups if g["params"]]
