@@ -539,7 +539,7 @@ def sample_junction_layout(
         kind=kind,
         arm_length_m=float(rng.uniform(80, 140)) if arm_length_m is None else float(arm_length_m),
         cross_lanes=int(rng.choice([1, 2], p=[0.6, 0.4])),
-        corner_margin_m=float(rng.uniform(3.0, 6.0)),
+        corner_margin_m=float(rng.uniform(6.0, 9.0)),
         missing_arm=missing,
         main_cycle=cycles[0],
         cross_cycle=cycles[1],

@@ -1,0 +1,176 @@
+"""The privileged expert: drives the scenario's route with full knowledge of the map and road users.
+
+It follows the route at the speed limit (slowing before tighter limits), keeps IDM gaps to anything
+on its path (vehicles, pedestrians, the stop line of a red light, static obstacles) and, when its
+lane is blocked by an oncoming or stopped object, swerves into a free adjacent lane of the same
+direction. It records the synthetic dataset and is the reference the progress metric compares with.
+Privileged: the runner hands it `observation.privileged = {"scenario", "world", "ego"}`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from planner.contract import Observation, Plan, Planner, world_to_ego
+from sim_eval.agents.idm import (
+    IDMParams,
+    anticipated_desired_speed,
+    find_path_leaders,
+    idm_acceleration,
+    limit_braking,
+    red_light_gaps,
+)
+from sim_eval.world.polyline import Polyline
+
+# A leader slower than this along our path (or coming towards us) blocks the lane: try to swerve.
+_BLOCKING_SPEED_MPS = 0.5
+_SWERVE_TRIGGER_GAP_M = 40.0
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    num_waypoints: int = 6
+    dt_s: float = 0.5
+    substep_s: float = 0.1
+    lane_change_tau_s: float = 0.7      # time constant of a lateral move to the neighbour lane
+    swerve: bool = True
+    max_lateral_accel_mps2: float = 1.5  # slows below the limit on tight curves (tracking accuracy)
+    idm: IDMParams = IDMParams(
+        max_desired_speed_mps=40.0,     # the route's limits govern
+        min_gap_m=3.0,                  # stop well clear: keeps time-to-collision > 0.95 s on approach
+        headway_s=1.8,
+        max_accel_mps2=1.5,
+        comfortable_decel_mps2=2.0,
+        max_decel_mps2=6.0,
+        lookahead_m=80.0,
+        lateral_margin_m=0.4,
+    )
+
+
+@dataclass(frozen=True)
+class _SpeedRoute:
+    """The route seen by the speed planner: its path with curve-aware limits."""
+
+    path: Polyline
+    speed_limits_mps: np.ndarray
+
+
+class ExpertPlanner(Planner):
+    """Rule-based privileged driver; waypoints (K, 2) in the ego frame."""
+
+    name = "expert"
+    privileged = True
+    uses_camera = False
+
+    def __init__(self, config: ExpertConfig = ExpertConfig()) -> None:
+        self.config = config
+        self.num_waypoints = config.num_waypoints
+        self.dt_s = config.dt_s
+        self._scenario = None
+
+    def reset(self, episode_info: dict[str, Any]) -> None:
+        self._scenario = scenario = episode_info["scenario"]
+        route = scenario.ego_route
+        kappa = np.abs(route.path.curvature_at(route.path.s_m))
+        comfortable = np.sqrt(self.config.max_lateral_accel_mps2 / np.maximum(kappa, 1e-6))
+        # Same route, with limits lowered where the curve is tight.
+        self._speed_route = _SpeedRoute(route.path, np.minimum(route.speed_limits_mps, comfortable))
+
+    def plan(self, observation: Observation) -> Plan:
+        if observation.privileged is None or self._scenario is None:
+            raise RuntimeError("the expert is privileged: it needs the scenario and observation.privileged")
+        ego, world = observation.privileged["ego"], observation.privileged["world"]
+        scenario, cfg = self._scenario, self.config
+        veh, route = scenario.ego_vehicle, scenario.ego_route
+        path = route.path
+        proj = path.project(np.array([ego.x_m, ego.y_m]))
+        s_rear, lateral_now = float(proj.s_m), float(proj.lateral_m)
+        corners, velocity = world.agents.corners_xy(), world.agents.velocity_xy
+
+        target_lateral = self._choose_lateral(scenario, route, s_rear, lateral_now, ego.speed_mps, corners, velocity)
+        swerving = abs(target_lateral - lateral_now) > 0.3
+        lane_path = self._shifted_path(path, target_lateral)
+        s_center = s_rear + veh.rear_axle_to_centre_m
+        s_front = s_rear + veh.rear_axle_to_front_m
+        leaders = find_path_leaders(lane_path, s_center, veh.length_m, veh.width_m, corners, velocity, cfg.idm)
+        stops = red_light_gaps(route, s_front, ego.speed_mps, world.light_states, cfg.idm)
+        gaps = np.concatenate([[np.inf], leaders.gap_m, stops])
+        lead_v = np.concatenate([[0.0], leaders.leader_speed_mps, np.zeros(len(stops))])
+        s_path = self._rollout(s_front, ego.speed_mps, gaps, lead_v, hold_speed=swerving)
+
+        times = cfg.dt_s * np.arange(1, cfg.num_waypoints + 1)
+        ds = s_path[np.round(times / cfg.substep_s).astype(int)]
+        s_future = s_rear + ds
+        # Exponential approach: memoryless, so replanning every 0.5 s continues the same manoeuvre.
+        lateral = target_lateral + (lateral_now - target_lateral) * np.exp(-times / cfg.lane_change_tau_s)
+        pts = np.stack([path.point_at(s) for s in s_future])
+        heading = np.array([path.heading_at(s) for s in s_future])
+        world_xy = pts + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
+        local = world_to_ego(np.c_[world_xy, heading], np.array([ego.x_m, ego.y_m, ego.yaw_rad]))
+        return Plan(waypoints=local[:, :2], dt_s=cfg.dt_s)
+
+    def _rollout(self, s_front: float, v: float, gaps: np.ndarray, lead_v: np.ndarray, hold_speed: bool) -> np.ndarray:
+        """Distance travelled at each substep over the horizon (IDM with constant-speed leaders).
+
+        hold_speed: during an evasive move, do not speed up (but still brake if needed)."""
+        cfg, p, route = self.config, self.config.idm, self._speed_route
+        n = int(round(cfg.num_waypoints * cfg.dt_s / cfg.substep_s))
+        dt = cfg.substep_s
+        travelled = np.zeros(n + 1)
+        gaps = gaps.copy()
+        cap = float(route.speed_limits_mps.max())
+        for i in range(n):
+            s = s_front + travelled[i]
+            v0 = anticipated_desired_speed(route, s, cap, p.comfortable_decel_mps2, p.lookahead_m)
+            if hold_speed:
+                v0 = min(v0, max(v, 0.1))
+            a = min(float(idm_acceleration(v, v0, gaps, lead_v, p).min()), limit_braking(route, s, v, p.lookahead_m))
+            v_new = max(v + a * dt, 0.0)
+            step = 0.5 * (v + v_new) * dt
+            travelled[i + 1] = travelled[i] + step
+            gaps -= step - lead_v * dt
+            v = v_new
+        return travelled
+
+    def _choose_lateral(self, scenario, route, s_rear, lateral_now, speed, corners, velocity) -> float:
+        """0 (own lane) unless it is blocked and a same-direction neighbour lane is free."""
+        if not self.config.swerve or len(corners) == 0:
+            return 0.0
+        veh, p = scenario.ego_vehicle, self.config.idm
+        lane = scenario.road_map.lanes[route.lane_at_s(s_rear)]
+        options = [0.0]
+        if lane.left_neighbor is not None:
+            options.append(+lane.width_m)
+        if lane.right_neighbor is not None:
+            options.append(-lane.width_m)
+        s_center = s_rear + veh.rear_axle_to_centre_m
+
+        def blocked(offset: float) -> bool:
+            leaders = find_path_leaders(self._shifted_path(route.path, offset), s_center, veh.length_m, veh.width_m, corners, velocity, p)
+            close = leaders.gap_m < max(_SWERVE_TRIGGER_GAP_M, 3.0 * speed)
+            return bool(np.any(close & (leaders.leader_speed_mps < _BLOCKING_SPEED_MPS)))
+
+        current = min(options, key=lambda o: abs(o - lateral_now))
+        if not blocked(current):
+            # Stay where we are; drift back to our own lane once it is free again.
+            return 0.0 if current != 0.0 and not blocked(0.0) else current
+        free = [o for o in options if o != current and not blocked(o)]
+        if not free:
+            return current  # nowhere to go: brake in lane (IDM does)
+        # Prefer the side away from the nearest blocking object.
+        obstacle_lateral = float(route.path.project(self._nearest_ahead(corners, s_rear, route)).lateral_m)
+        return max(free, key=lambda o: abs(o - obstacle_lateral))
+
+    @staticmethod
+    def _nearest_ahead(corners: np.ndarray, s_rear: float, route) -> np.ndarray:
+        centers = corners.mean(axis=1)
+        s = route.path.project(centers).s_m
+        ahead = np.where(s > s_rear, s, np.inf)
+        return centers[int(np.argmin(ahead))]
+
+    @staticmethod
+    def _shifted_path(path: Polyline, lateral_m: float) -> Polyline:
+        return path if lateral_m == 0.0 else Polyline(path.offset(lateral_m))
