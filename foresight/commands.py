@@ -32,7 +32,9 @@ COMMANDS: dict[str, dict[str, Subcommand]] = {
         "opendv": Subcommand("data/opendv", "data.sources.opendv:run", "OpenDV-YouTube videos or frame folders -> clip store"),
     },
     "train": {},
-    "eval": {},
+    "eval": {
+        "closed_loop": Subcommand("eval/closed_loop", "sim_eval.evaluate:run", "Closed-loop simulation of a planner on a scenario suite"),
+    },
     "demo": {},
     "bench": {
         "data": Subcommand("bench/data", "data.bench:run", "Dataset read speed (windows/s, MB/s) per frame codec"),

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from planner.contract import Observation, Plan, Planner, validate_plan, world_to_ego
+from planner.contract import Observation, Plan, Planner, ego_to_world, validate_plan, world_to_ego
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.metrics.episode_log import EpisodeLog
 from sim_eval.metrics.scenario_score import ScenarioScore, score_episode
@@ -166,6 +166,7 @@ def run_episode(
     stop_on_collision = scenario.ncap is not None
     reference = sim.replay_reference(scenario.ego_start.speed_mps)
     plan_world: np.ndarray | None = None
+    expected_k: int | None = None
     for step in range(n_steps):
         if failure is not None:
             break
@@ -186,15 +187,14 @@ def run_episode(
                     failure = f"planner raised {type(exc).__name__}: {exc} at t={sim.time_s:.1f} s"
                     break
                 latencies.append((time.perf_counter() - t0) * 1e3)
-                expected_k = getattr(planner, "num_waypoints", None) or (len(plan.waypoints) if isinstance(plan, Plan) else 1)
+                if expected_k is None:  # the planner's declared K, else the K of its first plan
+                    expected_k = getattr(planner, "num_waypoints", None) or (len(plan.waypoints) if isinstance(plan, Plan) else 1)
                 reason = validate_plan(plan, expected_k)
                 if reason is not None:
                     failure = f"invalid plan at t={sim.time_s:.1f} s: {reason}"
                     break
                 pose = np.array([sim.ego.x_m, sim.ego.y_m, sim.ego.yaw_rad])
                 reference = ReferenceTrajectory.from_plan(plan, pose, sim.time_s, cfg.dt_s)
-                from planner.contract import ego_to_world
-
                 plan_world = ego_to_world(np.asarray(plan.waypoints)[:, :2], pose)
                 plans_world.append(plan_world)
         if frames is not None:

@@ -12,7 +12,7 @@ from tests.conftest import REPO_ROOT
 EXPECTED = {
     "data": {"nuscenes", "nuplan", "opendv"},
     "train": set(),
-    "eval": set(),
+    "eval": {"closed_loop"},
     "demo": set(),
     "bench": {"data"},
     "viz": {"clip"},

@@ -25,8 +25,9 @@ from sim_eval.agents.idm import (
 )
 from sim_eval.world.polyline import Polyline
 
-# A leader slower than this along our path (or coming towards us) blocks the lane: try to swerve.
-_BLOCKING_SPEED_MPS = 0.5
+# A leader coming towards us faster than this blocks the lane: swerve if a neighbour lane is free.
+# (Stopped cars and obstacles are braked for, as in traffic; swerving around them is not "nominal".)
+_ONCOMING_SPEED_MPS = -0.5
 _SWERVE_TRIGGER_GAP_M = 40.0
 
 
@@ -37,7 +38,7 @@ class ExpertConfig:
     substep_s: float = 0.1
     lane_change_tau_s: float = 0.7      # time constant of a lateral move to the neighbour lane
     swerve: bool = True
-    max_lateral_accel_mps2: float = 1.5  # slows below the limit on tight curves (tracking accuracy)
+    max_lateral_accel_mps2: float = 3.0  # slows below the limit on tight curves (tracking accuracy)
     idm: IDMParams = IDMParams(
         max_desired_speed_mps=40.0,     # the route's limits govern
         min_gap_m=3.0,                  # stop well clear: keeps time-to-collision > 0.95 s on approach
@@ -136,7 +137,7 @@ class ExpertPlanner(Planner):
         return travelled
 
     def _choose_lateral(self, scenario, route, s_rear, lateral_now, speed, corners, velocity) -> float:
-        """0 (own lane) unless it is blocked and a same-direction neighbour lane is free."""
+        """0 (own lane) unless an oncoming object blocks it and a same-direction neighbour lane is free."""
         if not self.config.swerve or len(corners) == 0:
             return 0.0
         veh, p = scenario.ego_vehicle, self.config.idm
@@ -151,7 +152,7 @@ class ExpertPlanner(Planner):
         def blocked(offset: float) -> bool:
             leaders = find_path_leaders(self._shifted_path(route.path, offset), s_center, veh.length_m, veh.width_m, corners, velocity, p)
             close = leaders.gap_m < max(_SWERVE_TRIGGER_GAP_M, 3.0 * speed)
-            return bool(np.any(close & (leaders.leader_speed_mps < _BLOCKING_SPEED_MPS)))
+            return bool(np.any(close & (leaders.leader_speed_mps < _ONCOMING_SPEED_MPS)))
 
         current = min(options, key=lambda o: abs(o - lateral_now))
         if not blocked(current):

@@ -1,0 +1,105 @@
+"""Closed loop end to end: determinism, failing planners, baselines' scores, and the eval command."""
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+
+from foresight.cli import main
+from planner.baselines.constant_velocity import ConstantVelocityPlanner
+from planner.baselines.expert import ExpertPlanner
+from planner.contract import Plan, Planner
+from sim_eval.evaluate import evaluate
+from sim_eval.runner import RunnerConfig, run_episode
+from sim_eval.scenarios.suites import build_scenario, suite_size
+
+
+class _Scripted(Planner):
+    """A planner that misbehaves on purpose after `after` good plans."""
+
+    name = "scripted"
+
+    def __init__(self, mode: str, after: int = 1) -> None:
+        self.mode, self.after, self.calls = mode, after, 0
+
+    def reset(self, episode_info):
+        self.calls = 0
+
+    def plan(self, obs):
+        self.calls += 1
+        good = np.c_[obs.speed_mps * 0.5 * np.arange(1, 7), np.zeros(6)]
+        if self.calls <= self.after:
+            return Plan(good, 0.5)
+        if self.mode == "raise":
+            raise RuntimeError("boom")
+        if self.mode == "nan":
+            return Plan(np.full((6, 2), np.nan), 0.5)
+        if self.mode == "shape":
+            return Plan(good[:3], 0.5)
+        if self.mode == "sleep":
+            time.sleep(0.5)
+            return Plan(good, 0.5)
+        raise AssertionError(self.mode)
+
+
+@pytest.mark.parametrize(
+    "mode,reason", [("raise", "raised RuntimeError: boom"), ("nan", "invalid plan"), ("shape", "invalid plan"), ("sleep", "timed out")]
+)
+def test_a_failing_planner_is_a_failed_run_not_a_crash(mode, reason):
+    scenario = build_scenario("smoke", 0, 0)
+    cfg = RunnerConfig(plan_timeout_s=0.2, image_height=32, image_width=64)
+    result = run_episode(scenario, _Scripted(mode), cfg, expert_progress_m=50.0)
+    assert result.score.failure_reason is not None and reason in result.score.failure_reason
+    assert result.score.score == 0.0
+    assert result.log.num_steps >= 5  # what ran before the failure is kept
+
+
+def test_same_seed_same_frames_and_metrics():
+    cfg = RunnerConfig(image_height=32, image_width=64)
+    runs = []
+    for _ in range(2):
+        frames = []
+        scenario = build_scenario("nominal", 6, 3)
+        result = run_episode(scenario, ConstantVelocityPlanner(6, 0.5), cfg, expert_progress_m=80.0,
+                             video=lambda sim, plan: frames.append(sim.render_scene()) or np.zeros((2, 2, 3), np.uint8))
+        runs.append((result, frames))
+    (a, _), (b, _) = runs
+    np.testing.assert_array_equal(a.log.ego_xyyaw, b.log.ego_xyyaw)
+    np.testing.assert_array_equal(np.nan_to_num(a.log.agent_xyyaw), np.nan_to_num(b.log.agent_xyyaw))
+    assert a.score.to_dict() == b.score.to_dict()
+    other = run_episode(build_scenario("nominal", 6, 4), ConstantVelocityPlanner(6, 0.5), cfg, expert_progress_m=80.0)
+    assert not np.array_equal(other.log.ego_xyyaw[-1], a.log.ego_xyyaw[-1])
+
+
+def test_expert_drives_the_nominal_suite_well_and_constant_velocity_hits_the_obstacle():
+    scores = [run_episode(build_scenario("nominal", i, 0), ExpertPlanner()).score for i in range(suite_size("nominal"))]
+    assert np.mean([s.score for s in scores]) >= 0.9
+    assert not any(s.collided for s in scores)
+    for i in range(3):
+        scenario = build_scenario("ncap_stationary", i, 0)
+        expert = run_episode(scenario, ExpertPlanner()).score
+        cv = run_episode(scenario, ConstantVelocityPlanner(6, 0.5), expert_progress_m=10.0).score
+        assert expert.ncap_score == 5.0 and not expert.collided
+        assert cv.collided and cv.ncap_score < 1.0  # it cannot brake: impact near the reference speed
+
+
+def test_evaluate_writes_metrics_episodes_and_videos(tmp_path):
+    m = evaluate("constant_velocity", "ncap_side", 2, 0, tmp_path, videos=1, runner_cfg=RunnerConfig(image_height=32, image_width=64))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("score", "ncap_score", "collision_rate", "submetrics", "episodes"):
+        assert key in saved
+    assert 0.0 <= saved["score"] <= 1.0 and 0.0 <= saved["ncap_score"] <= 5.0
+    assert len(saved["episodes"]) == 2 and saved["collision_rate"] == m["collision_rate"]
+    rows = list(csv.DictReader(open(tmp_path / "episodes.csv")))
+    assert [r["episode_id"] for r in rows] == [e["episode_id"] for e in saved["episodes"]]
+    videos = list((tmp_path / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
+def test_eval_closed_loop_cli_at_tiny_size(tmp_path, capsys):
+    assert main(["eval", "closed_loop", "planner=expert", "suite=smoke", "episodes=1", f"out={tmp_path}", "videos=0", "workers=1"]) == 0
+    assert "score 1.000" in capsys.readouterr().out
+    assert main(["eval", "closed_loop", "planner=nope", "suite=smoke", f"out={tmp_path}"]) == 1
+    assert "unknown planner" in capsys.readouterr().err
