@@ -30,6 +30,7 @@ COMMANDS: dict[str, dict[str, Subcommand]] = {
         "nuscenes": Subcommand("data/nuscenes", "data.sources.nuscenes:run", "nuScenes (devkit) -> clip store"),
         "nuplan": Subcommand("data/nuplan", "data.sources.nuplan:run", "nuPlan SQLite logs + sensor_blobs -> clip store"),
         "opendv": Subcommand("data/opendv", "data.sources.opendv:run", "OpenDV-YouTube videos or frame folders -> clip store"),
+        "synth": Subcommand("data/synth", "sim_eval.synth:run", "Synthetic clips recorded by the expert in the procedural world"),
     },
     "train": {},
     "eval": {
@@ -38,6 +39,7 @@ COMMANDS: dict[str, dict[str, Subcommand]] = {
     "demo": {},
     "bench": {
         "data": Subcommand("bench/data", "data.bench:run", "Dataset read speed (windows/s, MB/s) per frame codec"),
+        "sim": Subcommand("bench/sim", "sim_eval.bench:run", "Simulator steps/s and camera frames/s vs highway-env"),
     },
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),

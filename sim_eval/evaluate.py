@@ -53,11 +53,12 @@ class VideoRecorder:
     def __init__(self, height: int = 144, width: int = 256) -> None:
         self.camera = CameraRenderer(PinholeCamera.nuscenes_cam_front(height=height, width=width))
         self.bev = BevRenderer(size_px=height, extent_m=60.0)
+        self.frames: list[np.ndarray] = []
 
-    def __call__(self, sim: Simulation, plan_world: np.ndarray | None) -> np.ndarray:
+    def __call__(self, sim: Simulation, plan_world: np.ndarray | None) -> None:
         scene = sim.render_scene()
         traj = {"plan": plan_world} if plan_world is not None else None
-        return side_by_side(self.camera.render(scene), self.bev.render(scene, trajectories=traj), gap_px=2)
+        self.frames.append(side_by_side(self.camera.render(scene), self.bev.render(scene, trajectories=traj), gap_px=2))
 
 
 def run_one(planner_name: str, planner_cfg: dict[str, Any], spec: EpisodeSpec, runner_cfg: RunnerConfig, video_dir: str | None) -> dict[str, Any]:
@@ -66,11 +67,11 @@ def run_one(planner_name: str, planner_cfg: dict[str, Any], spec: EpisodeSpec, r
     scenario = build_scenario(spec.suite, spec.index, spec.seed)
     progress = expert_run(spec.suite, spec.index, spec.seed, runner_cfg.dt_s)[2]
     recorder = VideoRecorder() if spec.record_video and video_dir else None
-    result = run_episode(scenario, planner, runner_cfg, expert_progress_m=progress, video=recorder)
+    result = run_episode(scenario, planner, runner_cfg, expert_progress_m=progress, on_step=recorder)
     video_path = None
-    if recorder is not None and result.video_frames:
+    if recorder is not None and recorder.frames:
         name = episode_id(spec.suite, spec.index, spec.seed).replace("/", "_")
-        video_path = str(write_video(result.video_frames, Path(video_dir) / f"{name}.mp4", fps=1.0 / runner_cfg.dt_s))
+        video_path = str(write_video(recorder.frames, Path(video_dir) / f"{name}.mp4", fps=1.0 / runner_cfg.dt_s))
     lat = result.plan_latency_ms
     return {
         "score": result.score,

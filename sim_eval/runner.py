@@ -48,14 +48,13 @@ class RunnerConfig:
 
 @dataclass
 class EpisodeResult:
-    """One run: its log, its score, per-call planner latency and (optionally) video frames."""
+    """One run: its log, its score, per-call planner latency and the plans it executed (world xy)."""
 
     episode_id: str
     scenario: Scenario
     log: EpisodeLog
     score: ScenarioScore
     plan_latency_ms: list[float] = field(default_factory=list)
-    video_frames: list[np.ndarray] | None = None
     plans_world: list[np.ndarray] = field(default_factory=list)
 
 
@@ -137,13 +136,14 @@ def run_episode(
     planner: Planner,
     cfg: RunnerConfig = RunnerConfig(),
     expert_progress_m: float | None = None,
-    video: Callable[[Simulation, np.ndarray | None], np.ndarray] | None = None,
+    on_step: Callable[[Simulation, np.ndarray | None], None] | None = None,
 ) -> EpisodeResult:
     """Run `planner` on `scenario` in closed loop and score it.
 
     expert_progress_m: the expert's progress for the progress metric (None: run the expert first,
     cached per scenario; the expert's own run passes None and scores against itself).
-    video: optional callback (sim, current plan in world xy) -> frame, called every physics step.
+    on_step: optional callback (sim, current plan (K, 2) world xy or None) before every physics step
+    (videos, dataset recording).
     """
     eid = episode_id(scenario.suite, scenario.index, scenario.seed)
     sim = Simulation(scenario, dt_s=cfg.dt_s)
@@ -155,7 +155,6 @@ def run_episode(
     failure: str | None = None
     latencies: list[float] = []
     plans_world: list[np.ndarray] = []
-    frames: list[np.ndarray] | None = [] if video is not None else None
     try:
         planner.reset(episode_info)
     except Exception as exc:  # noqa: BLE001 - any planner error is a failed run, never a crash
@@ -197,8 +196,8 @@ def run_episode(
                 reference = ReferenceTrajectory.from_plan(plan, pose, sim.time_s, cfg.dt_s)
                 plan_world = ego_to_world(np.asarray(plan.waypoints)[:, :2], pose)
                 plans_world.append(plan_world)
-        if frames is not None:
-            frames.append(video(sim, plan_world))
+        if on_step is not None:
+            on_step(sim, plan_world)
         sim.step(reference)
         if stop_on_collision and sim.in_collision():
             break
@@ -208,4 +207,4 @@ def run_episode(
         expert_progress_m = float(s[-1] - s[0])
     log = sim.episode_log(eid, expert_progress_m, failure)
     score = score_episode(log, scenario.road_map)
-    return EpisodeResult(eid, scenario, log, score, latencies, frames, plans_world)
+    return EpisodeResult(eid, scenario, log, score, latencies, plans_world)

@@ -10,11 +10,11 @@ from foresight.commands import COMMANDS, GROUPS
 from tests.conftest import REPO_ROOT
 
 EXPECTED = {
-    "data": {"nuscenes", "nuplan", "opendv"},
+    "data": {"nuscenes", "nuplan", "opendv", "synth"},
     "train": set(),
     "eval": {"closed_loop"},
     "demo": set(),
-    "bench": {"data"},
+    "bench": {"data", "sim"},
     "viz": {"clip"},
 }
 

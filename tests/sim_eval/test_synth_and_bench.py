@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+
+from data.command import Command
+from data.dataset import ClipWindowDataset, WindowSpec
+from data.store import ClipStore
+from foresight.cli import main, run_subcommand
+from sim_eval.synth import SynthEpisode, record_episode, synth_episodes
+
+
+def test_synth_episodes_cycle_suites_and_seeds():
+    eps = synth_episodes(["smoke", "ncap_side"], 13, 7)
+    assert eps[0] == SynthEpisode("smoke", 0, 7) and eps[1] == SynthEpisode("ncap_side", 0, 7)
+    assert eps[6] == SynthEpisode("smoke", 0, 8)  # 6 scenarios per cycle, then the next seed
+
+
+def test_recorded_clip_is_a_real_log_in_the_unified_schema():
+    clip = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, randomize=False)  # a right turn
+    assert clip.frames.shape[1:] == (32, 64, 3) and clip.num_frames >= 10
+    np.testing.assert_allclose(np.diff(clip.frame_timestamps_us), 500_000)
+    assert clip.frames.std() > 10 and not np.array_equal(clip.frames[0], clip.frames[-1])
+    assert Command.RIGHT in clip.commands.tolist()
+    assert clip.intrinsics.width == 64 and len(clip.objects) == clip.num_frames
+    speeds = clip.frame_speed_mps()
+    assert speeds.max() > 3.0 and speeds.max() < 20.0
+    again = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, randomize=False)
+    np.testing.assert_array_equal(again.frames, clip.frames)  # deterministic per (suite, index, seed)
+
+
+def test_data_synth_cli_writes_a_trainable_store(tmp_path):
+    out = tmp_path / "synth"
+    assert main(["data", "synth", f"out={out}", "episodes=2", "suites=[smoke]", "height=32", "width=64"]) == 0
+    store = ClipStore(out, verify=True)
+    assert len(store) == 2 and store.manifest.source == "synth" and store.manifest.codec == "png"
+    ds = ClipWindowDataset(store, WindowSpec(n_frames=4, fps=2.0))
+    item = ds[0]
+    assert bool(item["has_poses"]) and item["trajectory"][-1, 0] > 5.0  # drives forward
+
+
+def test_bench_sim_prints_the_required_keys(capsys):
+    result = run_subcommand("bench", "sim", ["height=36", "width=64", "render_frames=5", "sim_steps=20", "highway_env_steps=5"])
+    printed = json.loads(capsys.readouterr().out)
+    for key in ("render_fps", "sim_steps_per_s", "sim_render_steps_per_s", "highway_env_steps_per_s", "ratio_vs_highway_env"):
+        assert key in printed
+    assert result["render_fps"] > 0 and result["sim_steps_per_s"] > result["sim_render_steps_per_s"] > 0
+    if result["highway_env_steps_per_s"] is None:
+        assert "highway-env" in result["highway_env_note"]
+    else:
+        assert result["ratio_vs_highway_env"] > 0
