@@ -32,9 +32,13 @@ def compose_config(config_name: str, overrides: list[str]):
 
 
 def _usage() -> str:
-    lines = ["usage: foresight <group> <subcommand> [key=value ...]", "", "groups:"]
+    lines = ["usage: foresight <group> <subcommand> [key=value ...]", "       foresight <command> [key=value ...]", "", "groups and commands:"]
     for group, text in GROUPS.items():
-        subs = ", ".join(COMMANDS[group]) or "(none in this version)"
+        entry = COMMANDS[group]
+        if isinstance(entry, Subcommand):
+            lines.append(f"  {group:<7} {text}")
+            continue
+        subs = ", ".join(entry) or "(none in this version)"
         lines.append(f"  {group:<7} {text}\n          subcommands: {subs}")
     lines.append("\n`foresight <group> --help` and `foresight <group> <subcommand> --help` say more.")
     return "\n".join(lines)
@@ -49,22 +53,28 @@ def _group_usage(group: str) -> str:
     return "\n".join(lines)
 
 
-def _sub_usage(group: str, name: str, sub: Subcommand) -> str:
+def _sub_usage(command: str, sub: Subcommand) -> str:
     from omegaconf import OmegaConf
 
     cfg = compose_config(sub.config, [])
     return (
-        f"usage: foresight {group} {name} [key=value ...]\n\n{sub.help}\n\n"
+        f"usage: foresight {command} [key=value ...]\n\n{sub.help}\n\n"
         f"Hydra overrides change any key below (??? = required). Defaults (configs/{sub.config}.yaml):\n\n"
         + OmegaConf.to_yaml(cfg)
     )
 
 
-def run_subcommand(group: str, name: str, overrides: list[str]):
-    """Compose the config of `foresight group name` and run it; returns the handler's result."""
+def _lookup(group: str, name: str | None) -> Subcommand:
+    entry = COMMANDS[group]
+    return entry if isinstance(entry, Subcommand) else entry[name]
+
+
+def run_subcommand(group: str, name: str | None, overrides: list[str]):
+    """Compose the config of `foresight group name` (name None for a leaf command such as `demo`)
+    and run it; returns the handler's result."""
     from omegaconf import OmegaConf
 
-    sub = COMMANDS[group][name]
+    sub = _lookup(group, name)
     cfg = compose_config(sub.config, overrides)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
@@ -74,6 +84,14 @@ def run_subcommand(group: str, name: str, overrides: list[str]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `foresight --help | head`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -82,15 +100,19 @@ def main(argv: list[str] | None = None) -> int:
     if group not in GROUPS:
         print(f"foresight: unknown group {group!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    if not args or args[0] in ("-h", "--help"):
-        print(_group_usage(group))
-        return 0
-    name = args.pop(0)
-    if name not in COMMANDS[group]:
-        print(f"foresight {group}: unknown subcommand {name!r}\n\n{_group_usage(group)}", file=sys.stderr)
-        return 2
+    if isinstance(COMMANDS[group], Subcommand):
+        name, command = None, group
+    else:
+        if not args or args[0] in ("-h", "--help"):
+            print(_group_usage(group))
+            return 0
+        name = args.pop(0)
+        if name not in COMMANDS[group]:
+            print(f"foresight {group}: unknown subcommand {name!r}\n\n{_group_usage(group)}", file=sys.stderr)
+            return 2
+        command = f"{group} {name}"
     if any(a in ("-h", "--help") for a in args):
-        print(_sub_usage(group, name, COMMANDS[group][name]))
+        print(_sub_usage(command, _lookup(group, name)))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from hydra.errors import HydraException
@@ -99,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run_subcommand(group, name, args)
     except (HydraException, OmegaConfBaseException, MissingConfigKeys) as exc:
-        print(f"foresight {group} {name}: configuration error: {exc}", file=sys.stderr)
+        print(f"foresight {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     except (DataError, OSError, IndexError, ValueError) as exc:
         # Bad input: one clear line, not a traceback (FORESIGHT_DEBUG=1 shows the traceback).
         if os.environ.get("FORESIGHT_DEBUG"):
             raise
-        print(f"foresight {group} {name}: error: {exc}", file=sys.stderr)
+        print(f"foresight {command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
 

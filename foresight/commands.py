@@ -16,6 +16,7 @@ class Subcommand:
     help: str
 
 
+# A group maps to its subcommands, or (a leaf command such as `foresight demo out=DIR`) to one Subcommand.
 GROUPS: dict[str, str] = {
     "data": "Convert datasets into clip stores (nuScenes, nuPlan, OpenDV-YouTube, the procedural world).",
     "train": "Train the tokenizer, the world model and the planner.",
@@ -23,9 +24,10 @@ GROUPS: dict[str, str] = {
     "demo": "Run the whole pipeline at a chosen profile and write a report.",
     "bench": "Speed benchmarks; each prints one JSON object.",
     "viz": "Pictures of data and results.",
+    "serve": "Serve a planner over the NeuroNCAP HTTP contract (/alive, /reset, /infer).",
 }
 
-COMMANDS: dict[str, dict[str, Subcommand]] = {
+COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
     "data": {
         "nuscenes": Subcommand("data/nuscenes", "data.sources.nuscenes:run", "nuScenes (devkit) -> clip store"),
         "nuplan": Subcommand("data/nuplan", "data.sources.nuplan:run", "nuPlan SQLite logs + sensor_blobs -> clip store"),
@@ -44,4 +46,5 @@ COMMANDS: dict[str, dict[str, Subcommand]] = {
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),
     },
+    "serve": Subcommand("serve", "planner.server.app:run", "Serve a planner over the NeuroNCAP HTTP contract"),
 }

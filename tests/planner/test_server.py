@@ -329,11 +329,8 @@ def test_config_keys_build_the_planner_and_the_server_config():
 
 
 def test_run_serves_until_sigterm_then_exits_cleanly():
-    """`run(cfg)` in its own process: it announces its URL, answers, and shuts down on SIGTERM."""
-    script = (
-        "import logging; logging.basicConfig(level=logging.INFO); "
-        "from planner.server import run; run({'planner': 'constant_velocity', 'host': '127.0.0.1', 'port': 0})"
-    )
+    """`foresight serve` in its own process: it announces its URL, answers, and shuts down on SIGTERM."""
+    script = "import sys; from foresight.cli import main; sys.exit(main(['serve', 'planner=constant_velocity', 'port=0']))"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
