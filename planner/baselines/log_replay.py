@@ -37,5 +37,10 @@ class LogReplayPlanner(Planner):
             raise RuntimeError("log replay needs reset() with the episode's scenario first")
         t = observation.time_s + self.dt_s * np.arange(1, self.num_waypoints + 1)
         future = np.stack([np.interp(t, self._times, self._poses[:, i]) for i in range(3)], axis=1)
+        # Past the end of the log, continue at the log's final velocity (never a sudden stop).
+        late = t > self._times[-1]
+        if late.any():
+            velocity = (self._poses[-1] - self._poses[-2]) / (self._times[-1] - self._times[-2])
+            future[late] = self._poses[-1] + (t[late] - self._times[-1])[:, None] * velocity
         ego = observation.privileged["ego"]
         return Plan(waypoints=world_to_ego(future, np.array([ego.x_m, ego.y_m, ego.yaw_rad])), dt_s=self.dt_s)
