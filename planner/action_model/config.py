@@ -1,0 +1,116 @@
+"""Configuration of the flow-matching action model (the action expert and what it conditions on).
+
+The expert's depth, head count and head dim come from the world model it attends with (see
+`planner.action_model.expert`); this config holds everything else, including the normalisation
+constants, so a checkpoint's JSON is enough to map model outputs back to metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from world_model.gpt.config import GPTConfig
+
+# observed: actions attend to the observed frames; imagine: also to n_imagined_frames frames the
+# world model first generates (greedy); none: no video at all (ego status only, AD-MLP-like).
+VIDEO_MODES = ("observed", "imagine", "none")
+# off: no ego status; add: one embedding added to every action token; token: one extra token.
+EGO_STATUS_MODES = ("off", "add", "token")
+NUM_COMMANDS = 3  # RIGHT 0, LEFT 1, STRAIGHT 2 (data.command.Command)
+
+
+@dataclass(frozen=True)
+class ActionModelConfig:
+    """Action model settings.
+
+    num_waypoints, waypoint_dt_s: K future waypoints every dt [s] (default 6 at 2 Hz = 3 s).
+    predict_yaw: waypoints are (x, y, yaw) instead of (x, y).
+    expert_width_ratio: expert residual width / world-model width (the reference uses 1/4).
+    ego_history_steps, ego_history_dt_s: past poses in the ego status, every dt [s] before now.
+    Normalisation (model space = physical / scale): position_scale_m for waypoints (reference 70 m),
+    yaw_scale_rad for waypoint and history yaw, history_scale_m for past positions,
+    speed_scale_mps, accel_scale_mps2, yaw_rate_scale_rps for the current motion.
+    time_min_period, time_max_period: periods of the sinusoidal flow-time embedding (pi0's values).
+    """
+
+    video_mode: str = "observed"
+    n_imagined_frames: int = 0
+    num_waypoints: int = 6
+    waypoint_dt_s: float = 0.5
+    predict_yaw: bool = False
+    expert_width_ratio: float = 0.25
+    dropout: float = 0.0
+    ego_status: str = "off"
+    ego_history_steps: int = 3
+    ego_history_dt_s: float = 0.5
+    position_scale_m: float = 70.0
+    yaw_scale_rad: float = 1.0
+    history_scale_m: float = 10.0
+    speed_scale_mps: float = 10.0
+    accel_scale_mps2: float = 2.0
+    yaw_rate_scale_rps: float = 0.5
+    time_min_period: float = 4e-3
+    time_max_period: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.video_mode not in VIDEO_MODES:
+            raise ValueError(f"ActionModelConfig.video_mode must be one of {VIDEO_MODES}, got {self.video_mode!r}")
+        if self.ego_status not in EGO_STATUS_MODES:
+            raise ValueError(f"ActionModelConfig.ego_status must be one of {EGO_STATUS_MODES}, got {self.ego_status!r}")
+        if (self.video_mode == "imagine") != (self.n_imagined_frames > 0) or self.n_imagined_frames < 0:
+            raise ValueError(
+                f"ActionModelConfig: n_imagined_frames must be >= 1 in 'imagine' mode and 0 otherwise, "
+                f"got {self.n_imagined_frames} with video_mode={self.video_mode!r}"
+            )
+        if self.video_mode == "none" and self.ego_status == "off":
+            raise ValueError("ActionModelConfig: video_mode='none' needs ego_status 'add' or 'token' (the model would see only the command)")
+        for name in ("num_waypoints", "ego_history_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"ActionModelConfig.{name} must be a positive int, got {value!r}")
+        for name in (
+            "waypoint_dt_s", "expert_width_ratio", "ego_history_dt_s", "position_scale_m", "yaw_scale_rad", "history_scale_m",
+            "speed_scale_mps", "accel_scale_mps2", "yaw_rate_scale_rps", "time_min_period", "time_max_period",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ActionModelConfig.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ActionModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.time_min_period >= self.time_max_period:
+            raise ValueError("ActionModelConfig.time_min_period must be < time_max_period")
+
+    @property
+    def trajectory_dim(self) -> int:
+        """Values per waypoint: 2 (x, y) or 3 (x, y, yaw)."""
+        return 3 if self.predict_yaw else 2
+
+    @property
+    def ego_status_dim(self) -> int:
+        """Ego features: speed, accel, yaw rate, then (x, y, yaw) at each past step."""
+        return 3 + 3 * self.ego_history_steps
+
+    @property
+    def uses_video(self) -> bool:
+        return self.video_mode != "none"
+
+    def expert_width(self, world_model: GPTConfig) -> int:
+        """Residual width of the expert for a world model (expert_width_ratio * its n_embd)."""
+        width = self.expert_width_ratio * world_model.n_embd
+        if abs(width - round(width)) > 1e-6 or round(width) < 1:
+            raise ValueError(
+                f"ActionModelConfig.expert_width_ratio {self.expert_width_ratio} x world-model n_embd {world_model.n_embd} "
+                f"is not a positive integer width"
+            )
+        return int(round(width))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ActionModelConfig":
+        """Rebuild from `to_dict` output; unknown keys are errors."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"ActionModelConfig: unknown fields {sorted(unknown)}")
+        return cls(**values)

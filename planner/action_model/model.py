@@ -1,0 +1,108 @@
+"""The video-action model: the world model (video stream) plus the action expert, and what video
+the action tokens attend to in each mode.
+
+Modes (ActionModelConfig.video_mode):
+  observed: the newest max_frames observed frames, the current one last;
+  imagine:  the newest max_frames - N observed frames followed by N frames the world model
+            generates greedily from them ("imagine then act"); in training, true future frames may
+            stand in for the generated ones (teacher forcing);
+  none:     no video and no world model (ego status only, the AD-MLP-like ablation).
+The expert weights have the same shapes in every mode, so one checkpoint format serves all three.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from planner.action_model.conditions import ActionConditions
+from planner.action_model.config import ActionModelConfig
+from planner.action_model.expert import ActionExpert
+from planner.action_model.video_stream import VideoContext, VideoStreamGPT
+from world_model.gpt.config import GPTConfig
+from world_model.gpt.generate import rollout
+from world_model.gpt.model import GPT
+from world_model.gpt.sampling import SamplingConfig
+
+
+class VideoActionModel(nn.Module):
+    """World model (None in no-video mode) + action expert; see the module docstring."""
+
+    def __init__(self, world_model: GPTConfig, config: ActionModelConfig) -> None:
+        super().__init__()
+        if config.video_mode == "imagine" and config.n_imagined_frames >= world_model.max_frames:
+            raise ValueError(
+                f"VideoActionModel: {config.n_imagined_frames} imagined frames leave no observed frame in the world model's "
+                f"{world_model.max_frames}-frame context"
+            )
+        self.world_model_config = world_model
+        self.config = config
+        self.world_model = VideoStreamGPT(world_model) if config.uses_video else None
+        self.expert = ActionExpert(config, world_model)
+        if self.world_model is not None:
+            wm_scales = {block.attn.scale for block in self.world_model.blocks}
+            if wm_scales != {self.expert.scale}:
+                raise ValueError(f"VideoActionModel: expert attention scale {self.expert.scale} != world model's {wm_scales}")
+
+    @classmethod
+    def from_world_model(cls, gpt: GPT, config: ActionModelConfig) -> "VideoActionModel":
+        """A model whose world model is a copy of `gpt` (e.g. a pretrained one) and a fresh expert."""
+        model = cls(gpt.config, config)
+        if model.world_model is not None:
+            model.world_model.load_state_dict(gpt.state_dict())
+        return model.to(next(gpt.parameters()).device)
+
+    @property
+    def n_observed_frames(self) -> int:
+        """Most observed frames the action tokens attend to (the world model's context minus the imagined frames)."""
+        return self.world_model_config.max_frames - self.config.n_imagined_frames
+
+    def video_tokens(self, observed: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
+        """Window (B, T', h, w) the action tokens attend to, from observed tokens (B, T, h, w) (current last).
+
+        Keeps the newest `n_observed_frames` observed frames; in imagine mode appends N frames:
+        `future[:, :N]` (B, >=N, h, w) when given (teacher forcing), else a greedy world-model rollout.
+        """
+        if self.world_model is None:
+            raise ValueError("VideoActionModel.video_tokens: this model has video_mode='none'")
+        observed = observed[:, -self.n_observed_frames :]
+        n_imagined = self.config.n_imagined_frames
+        if self.config.video_mode != "imagine":
+            return observed
+        if future is not None:
+            if future.ndim != 4 or future.shape[0] != observed.shape[0] or future.shape[1] < n_imagined or future.shape[2:] != observed.shape[2:]:
+                raise ValueError(f"VideoActionModel.video_tokens: future tokens must be (B, >={n_imagined}, h, w) like observed {tuple(observed.shape)}, got {tuple(future.shape)}")
+            imagined = future[:, :n_imagined].to(observed.dtype)
+        else:
+            imagined = self.imagine(observed, n_imagined)
+        return torch.cat([observed, imagined], dim=1)
+
+    def imagine(self, observed: torch.Tensor, n_frames: int) -> torch.Tensor:
+        """Greedy world-model rollout (B, n_frames, h, w) after observed (B, T, h, w); no gradients."""
+        assert self.world_model is not None
+        was_training = self.world_model.training
+        self.world_model.eval()  # generation refuses active dropout
+        try:
+            return rollout(self.world_model, observed, n_frames, SamplingConfig.greedy())
+        finally:
+            self.world_model.train(was_training)
+
+    def encode_video(self, video_tokens: torch.Tensor | None) -> VideoContext | None:
+        """Per-layer video keys/values of a window (B, T, h, w) (None in no-video mode)."""
+        if self.world_model is None:
+            return None
+        if video_tokens is None:
+            raise ValueError(f"VideoActionModel.encode_video: video_mode={self.config.video_mode!r} needs video tokens")
+        return self.world_model.video_context(video_tokens)
+
+    def context(self, observed: torch.Tensor | None, future: torch.Tensor | None = None) -> VideoContext | None:
+        """`encode_video(video_tokens(observed, future))`, or None in no-video mode."""
+        if self.world_model is None:
+            return None
+        if observed is None:
+            raise ValueError(f"VideoActionModel.context: video_mode={self.config.video_mode!r} needs observed tokens")
+        return self.encode_video(self.video_tokens(observed, future))
+
+    def velocity(self, video: VideoContext | None, x_t: torch.Tensor, t: torch.Tensor, conditions: ActionConditions) -> torch.Tensor:
+        """Predicted flow velocity (B, S, K, D) in model units; see `ActionExpert.forward`."""
+        return self.expert(video, x_t, t, conditions)

@@ -1,0 +1,69 @@
+"""Sampling trajectories from the action model: video keys/values once, then an ODE solve from noise."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from planner.action_model.conditions import ActionConditions, conditions_from_batch
+from planner.action_model.model import VideoActionModel
+from planner.action_model.normalization import trajectory_from_model
+from planner.action_model.video_stream import VideoContext
+from planner.flow_matching import solve_ode
+
+
+@torch.no_grad()
+def sample_trajectories(
+    model: VideoActionModel,
+    video: VideoContext | None,
+    conditions: ActionConditions,
+    n_samples: int,
+    n_steps: int,
+    solver: str,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Trajectories (B, S, K, D) [m, m(, rad)] for S = n_samples noise draws per batch element.
+
+    video: from `model.context(...)` (computed once; all S samples and all n_steps share it).
+    Noise is drawn from `generator` on its own device, then moved to the model's device, so a CPU
+    generator gives the same draws on any device.
+    """
+    if n_samples < 1:
+        raise ValueError(f"sample_trajectories: n_samples must be >= 1, got {n_samples}")
+    param = next(model.expert.parameters())
+    c = model.config
+    batch = conditions.batch_size
+    noise = torch.randn((batch, n_samples, c.num_waypoints, c.trajectory_dim), generator=generator, device=generator.device)
+    noise = noise.to(device=param.device, dtype=param.dtype)  # (B, S, K, D)
+    conditions = conditions.to(param.device)
+
+    def velocity(x: torch.Tensor, t: float) -> torch.Tensor:
+        times = torch.full((batch, n_samples), t, device=param.device, dtype=param.dtype)
+        return model.velocity(video, x, times, conditions).to(x.dtype)
+
+    return trajectory_from_model(solve_ode(velocity, noise, n_steps, solver), c)
+
+
+@torch.no_grad()
+def sample_plans(
+    model: VideoActionModel,
+    batch: Mapping[str, Any],
+    n_samples: int,
+    n_steps: int = 10,
+    solver: str = "euler",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Planned positions (B, S, K, 2) [m] for a batch ("tokens" (B, T, h, w) unless video_mode is
+    'none', "command", and the ego-status entries when used; see `conditions_from_batch`).
+
+    Imagine mode always imagines with the world model here (never reads "future_tokens").
+    """
+    if generator is None:
+        raise ValueError("sample_plans needs an explicit torch.Generator")
+    device = next(model.expert.parameters()).device
+    conditions = conditions_from_batch(batch, model.config)
+    tokens = batch.get("tokens") if model.config.uses_video else None
+    video = model.context(None if tokens is None else tokens.to(device))
+    return sample_trajectories(model, video, conditions, n_samples, n_steps, solver, generator)[..., :2]

@@ -1,0 +1,273 @@
+"""Closed-loop planner around the flow-matching video-action model ("VAM").
+
+Per call: the frames of the observation that lie on the model's frame grid (every frame_period_s,
+2 Hz, ending at the newest frame) are looked up in a rolling buffer of already-encoded frames, and
+only the missing ones are resized (no crop) to the tokenizer's input size and encoded, in one
+batch. The newest `n_observed_frames` of them (padded at the start of an episode by repeating the
+oldest, as training always saw full windows) form the video window; imagine mode appends greedily
+generated frames. The world model fills the video keys/values once, then the ODE solver (10 Euler
+steps by default) runs only the action tokens against them. The plan is sample 0 of a seeded
+generator (reseeded on every reset), so an episode is reproducible.
+
+Timings in plan.extras (milliseconds): encode_ms (tokenizer), context_ms (world-model pass that
+fills the video keys/values, including imagination), flow_ms (ODE solve), total_ms (whole call).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from statistics import median
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from data.image import resize_rgb
+from planner.action_model.checkpoint import load_vam, vam_metadata
+from planner.action_model.conditions import conditions_from_observation
+from planner.action_model.model import VideoActionModel
+from planner.action_model.sampling import sample_trajectories
+from planner.contract import Observation, Plan, Planner
+from planner.flow_matching import ODE_SOLVERS
+
+PRECISIONS = ("fp32", "bf16")
+
+
+class FrameTokenizer(Protocol):
+    """What the planner needs of an image tokenizer (world_model.tokenizer.ImageTokenizer satisfies it)."""
+
+    @property
+    def downsample_factor(self) -> int: ...
+
+    def encode(self, images: torch.Tensor) -> Any:
+        """images (B, 3, H, W) float in [-1, 1] -> an object with .indices (B, H/f, W/f) int64."""
+        ...
+
+
+@dataclass(frozen=True)
+class VAMPlannerConfig:
+    """n_steps, solver: ODE integration; seed: noise seed (combined with episode_info["seed"]);
+    frame_period_s: spacing of the frames the world model was trained on; frame_tolerance_s: how far
+    a frame's time may be from the grid; pad_context: repeat the oldest frame while fewer than the
+    model's observed frames exist; device: torch device; precision: fp32 or bf16 (autocast, CUDA)."""
+
+    n_steps: int = 10
+    solver: str = "euler"
+    seed: int = 0
+    frame_period_s: float = 0.5
+    frame_tolerance_s: float = 0.1
+    pad_context: bool = True
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_steps, int) or self.n_steps < 1:
+            raise ValueError(f"VAMPlannerConfig.n_steps must be a positive int, got {self.n_steps!r}")
+        if self.solver not in ODE_SOLVERS:
+            raise ValueError(f"VAMPlannerConfig.solver must be one of {ODE_SOLVERS}, got {self.solver!r}")
+        if not 0 < self.frame_tolerance_s < self.frame_period_s / 2:
+            raise ValueError(f"VAMPlannerConfig: need 0 < frame_tolerance_s < frame_period_s / 2, got {self.frame_tolerance_s}, {self.frame_period_s}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"VAMPlannerConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+
+def _frames_to_images(frames: np.ndarray) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, H, W) float32 in [-1, 1] (the tokenizers' input convention)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).contiguous().float() / 127.5 - 1.0
+
+
+class VAMPlanner(Planner):
+    """Planner(reset, plan) around a VideoActionModel and an image tokenizer; see the module docstring."""
+
+    name = "vam"
+    privileged = False
+
+    def __init__(self, model: VideoActionModel, tokenizer: FrameTokenizer | None, config: VAMPlannerConfig = VAMPlannerConfig()) -> None:
+        if model.config.uses_video and tokenizer is None:
+            raise ValueError(f"VAMPlanner: video_mode={model.config.video_mode!r} needs an image tokenizer")
+        self.config = config
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        if isinstance(tokenizer, torch.nn.Module):
+            tokenizer.to(self.device).eval()
+        wm = model.world_model_config
+        factor = int(tokenizer.downsample_factor) if tokenizer is not None else 0
+        self.image_hw = (wm.tokens_h * factor, wm.tokens_w * factor)
+        self.generator = torch.Generator()
+        self._buffer: dict[float, torch.Tensor] = {}  # frame time [s] -> tokens (h, w) int64
+        self.reset({})
+
+    @classmethod
+    def from_pretrained(cls, vam_path: str | Path, tokenizer_path: str | Path | None = None, config: VAMPlannerConfig = VAMPlannerConfig()) -> "VAMPlanner":
+        """Load an exported action model (and, unless video_mode is 'none', its tokenizer) from local paths.
+
+        When the action model recorded its tokenizer's weights checksum, the tokenizer must match it.
+        """
+        model = load_vam(vam_path)
+        tokenizer = None
+        if model.config.uses_video:
+            if tokenizer_path is None:
+                raise ValueError(f"VAMPlanner.from_pretrained: {vam_path} uses video; give tokenizer_path")
+            from world_model.tokenizer import load_image_tokenizer
+
+            loaded = load_image_tokenizer(tokenizer_path)
+            recorded = (vam_metadata(vam_path).get("tokenizer") or {}).get("weights_sha256")
+            if recorded is not None and recorded != loaded.identity.get("weights_sha256"):
+                raise ValueError(f"tokenizer {tokenizer_path} is not the one {vam_path} was trained with (weights SHA-256 differs)")
+            tokenizer = loaded.model
+        return cls(model, tokenizer, config)
+
+    def reset(self, episode_info: dict[str, Any]) -> None:
+        """Forget buffered frames; reseed the noise from config.seed and episode_info["seed"] (if an int)."""
+        self._buffer.clear()
+        episode_seed = episode_info.get("seed", 0)
+        episode_seed = int(episode_seed) if isinstance(episode_seed, (int, np.integer)) else 0
+        self.generator.manual_seed(self.config.seed * 1_000_003 + episode_seed)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _autocast(self) -> torch.autocast:
+        enabled = self.config.precision == "bf16"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _grid_times(self, observation: Observation) -> list[float]:
+        """Times of the frames on the model's frame grid, newest first, as far back as the window reaches."""
+        c = self.config
+        newest = float(observation.frame_timestamps_s[-1])
+        return [newest - k * c.frame_period_s for k in range(self.model.n_observed_frames)]
+
+    def _observed_tokens(self, observation: Observation) -> tuple[torch.Tensor, int]:
+        """(1, T, h, w) tokens of the observed window (encoding only frames not yet in the buffer), and
+        how many of its T frames are padding."""
+        c = self.config
+        if self._buffer and float(observation.frame_timestamps_s[-1]) < max(self._buffer) - c.frame_tolerance_s:
+            self._buffer.clear()  # time went backwards: a new episode without reset
+        frame_times = np.asarray(observation.frame_timestamps_s)
+        window: list[float] = []  # buffer keys, newest first
+        to_encode: list[tuple[float, int]] = []  # (time, index into the observation's frames)
+        for target in self._grid_times(observation):
+            cached = [t for t in self._buffer if abs(t - target) <= c.frame_tolerance_s]
+            if cached:
+                window.append(min(cached, key=lambda t: abs(t - target)))
+                continue
+            nearest = int(np.argmin(np.abs(frame_times - target)))
+            if abs(frame_times[nearest] - target) > c.frame_tolerance_s:
+                break  # a gap: older frames would not be at the trained spacing
+            to_encode.append((float(frame_times[nearest]), nearest))
+            window.append(float(frame_times[nearest]))
+        if to_encode:
+            frames = np.stack([resize_rgb(observation.frames_rgb[i], *self.image_hw) for _, i in to_encode])
+            assert self.tokenizer is not None
+            indices = self.tokenizer.encode(_frames_to_images(frames).to(self.device)).indices
+            wm = self.model.world_model_config
+            if tuple(indices.shape[1:]) != (wm.tokens_h, wm.tokens_w):
+                raise ValueError(f"tokenizer gives {tuple(indices.shape[1:])} token grids, the world model expects ({wm.tokens_h}, {wm.tokens_w})")
+            for (t, _), grid in zip(to_encode, indices.long()):
+                self._buffer[t] = grid
+        self._buffer = {t: self._buffer[t] for t in window}  # keep only the current window
+        grids = [self._buffer[t] for t in reversed(window)]  # oldest first
+        n_padded = self.model.n_observed_frames - len(grids) if c.pad_context else 0
+        return torch.stack([grids[0]] * n_padded + grids)[None], n_padded
+
+    @torch.no_grad()
+    def plan(self, observation: Observation) -> Plan:
+        start = time.perf_counter()
+        extras: dict[str, Any] = {}
+        video = None
+        encode_ms = context_ms = 0.0
+        if self.model.config.uses_video:
+            observed, n_padded = self._observed_tokens(observation)  # (1, T, h, w)
+            self._sync()
+            after_encode = time.perf_counter()
+            encode_ms = 1e3 * (after_encode - start)
+            with self._autocast():
+                video_tokens = self.model.video_tokens(observed)
+                video = self.model.encode_video(video_tokens)
+            self._sync()
+            context_ms = 1e3 * (time.perf_counter() - after_encode)
+            extras["n_observed_frames"] = int(observed.shape[1])  # window length, padding included
+            extras["n_padded_frames"] = n_padded
+            if self.model.config.video_mode == "imagine":
+                extras["imagined_tokens"] = video_tokens[0, observed.shape[1] :].cpu().numpy()
+        flow_start = time.perf_counter()
+        conditions = conditions_from_observation(observation, self.model.config)
+        with self._autocast():
+            trajectory = sample_trajectories(self.model, video, conditions, 1, self.config.n_steps, self.config.solver, self.generator)[0, 0]
+        waypoints = trajectory.double().cpu().numpy()  # (K, D), synchronises
+        end = time.perf_counter()
+        extras.update(encode_ms=encode_ms, context_ms=context_ms, flow_ms=1e3 * (end - flow_start), total_ms=1e3 * (end - start))
+        return Plan(waypoints=waypoints, dt_s=self.model.config.waypoint_dt_s, extras=extras)
+
+
+def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_frames: int = 4, period_s: float = 0.5, speed_mps: float = 8.0) -> list[Observation]:
+    """A stream of n observations every period_s with random frames (n_frames each, 2 Hz) of an ego
+    driving straight at speed_mps; for timing planners without a simulator."""
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (n + n_frames - 1, height, width, 3), dtype=np.uint8)
+    intrinsics = np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
+    observations = []
+    for i in range(n):
+        now = (i + n_frames - 1) * period_s
+        times = now - period_s * np.arange(n_frames)[::-1]
+        history = np.stack([-speed_mps * (now - times), np.zeros(n_frames), np.zeros(n_frames)], axis=1)
+        observations.append(
+            Observation(
+                frames_rgb=frames[i : i + n_frames],
+                frame_timestamps_s=times,
+                ego_history_xyyaw=history,
+                ego_history_timestamps_s=times,
+                speed_mps=speed_mps,
+                accel_mps2=0.0,
+                yaw_rate_rps=0.0,
+                command=2,
+                camera_intrinsics=intrinsics,
+                time_s=now,
+            )
+        )
+    return observations
+
+
+def benchmark_planner(planner: VAMPlanner, observations: Sequence[Observation], warmup: int = 2, rounds: int = 2) -> dict[str, Any]:
+    """Median per-call timings [ms] of `planner` with 10 and with 1 Euler step over the same stream.
+
+    Each round plays the stream with 10 steps then with 1 step (fresh reset each time); the first
+    `warmup` calls of each play are not timed (they encode the whole window). Returns encode_ms,
+    context_ms, flow_ms, total_ms (10 steps), flow_ms_1step, total_ms_1step,
+    ratio_10step_vs_1step (total), ratio_model_10step_vs_1step (context + flow, no tokenizer),
+    n_timed_calls, device, and parameter counts.
+    """
+    if len(observations) <= warmup:
+        raise ValueError(f"benchmark_planner: need more than warmup={warmup} observations, got {len(observations)}")
+    timings: dict[int, dict[str, list[float]]] = {n: {"encode_ms": [], "context_ms": [], "flow_ms": [], "total_ms": []} for n in (10, 1)}
+    for _ in range(rounds):
+        for n_steps in (10, 1):
+            runner = VAMPlanner(planner.model, planner.tokenizer, replace(planner.config, n_steps=n_steps, solver="euler"))
+            runner.reset({})
+            for i, observation in enumerate(observations):
+                extras = runner.plan(observation).extras
+                if i >= warmup:
+                    for key, values in timings[n_steps].items():
+                        values.append(float(extras[key]))
+    med = {n: {k: median(v) for k, v in t.items()} for n, t in timings.items()}
+    model = planner.model
+    return {
+        "encode_ms": med[10]["encode_ms"],
+        "context_ms": med[10]["context_ms"],
+        "flow_ms": med[10]["flow_ms"],
+        "total_ms": med[10]["total_ms"],
+        "flow_ms_1step": med[1]["flow_ms"],
+        "total_ms_1step": med[1]["total_ms"],
+        "ratio_10step_vs_1step": med[10]["total_ms"] / med[1]["total_ms"],
+        "ratio_model_10step_vs_1step": (med[10]["context_ms"] + med[10]["flow_ms"]) / (med[1]["context_ms"] + med[1]["flow_ms"]),
+        "n_timed_calls": len(timings[10]["total_ms"]),
+        "device": str(planner.device),
+        "video_mode": model.config.video_mode,
+        "expert_params": model.expert.num_params(),
+        "world_model_params": 0 if model.world_model is None else model.world_model.num_params(),
+    }

@@ -1,0 +1,154 @@
+"""VAMPlanner in closed loop: valid plans, incremental frame encoding, modes, checkpoints, timings."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from data.image import resize_rgb
+from planner.action_model import ActionConditions, ActionModelConfig, VideoActionModel, ego_status_features, export_vam, trajectory_to_model
+from planner.contract import Observation, validate_plan
+from planner.flow_matching import RectifiedFlowPath, TimeSampler, flow_matching_loss
+from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_planner, synthetic_observations
+from world_model.gpt import GPTConfig
+
+torch.set_num_threads(1)
+
+GPT_CONFIG = GPTConfig(vocab_size=16, tokens_h=2, tokens_w=4, max_frames=4, n_layer=2, n_head=2, n_embd=32)
+
+
+class PatchMeanTokenizer(torch.nn.Module):
+    """Stand-in image tokenizer: each f x f patch's mean intensity quantised to `vocab` levels."""
+
+    def __init__(self, vocab_size: int, downsample_factor: int) -> None:
+        super().__init__()
+        self.vocab_size, self.downsample_factor = vocab_size, downsample_factor
+        self.n_encoded = 0
+
+    def encode(self, images: torch.Tensor) -> SimpleNamespace:
+        self.n_encoded += images.shape[0]
+        means = F.avg_pool2d(images.mean(dim=1, keepdim=True), self.downsample_factor)[:, 0]  # (B, h, w) in [-1, 1]
+        return SimpleNamespace(indices=((means + 1) / 2 * self.vocab_size).long().clamp(0, self.vocab_size - 1))
+
+
+def train_straight(model: VideoActionModel, steps: int = 150) -> VideoActionModel:
+    """Teach a tiny model to keep driving straight: at 6 m/s, or at the ego's speed when it sees
+    ego status (then it is the AD-MLP-like blind model). Plans land in a plausible range."""
+    optimizer = torch.optim.AdamW(model.expert.parameters(), lr=3e-3, weight_decay=0.0)
+    path, time_sampler, g = RectifiedFlowPath(), TimeSampler(), torch.Generator().manual_seed(0)
+    k = torch.arange(1, 7, dtype=torch.float32)
+    history_times = torch.tensor([-1.5, -1.0, -0.5, 0.0]).expand(32, 4)
+    for _ in range(steps):
+        speed = 2.0 + 8.0 * torch.rand(32, generator=g) if model.config.ego_status != "off" else torch.full((32,), 6.0)
+        ego = None
+        if model.config.ego_status != "off":
+            history = torch.stack([speed[:, None] * history_times, torch.zeros(32, 4), torch.zeros(32, 4)], dim=-1)
+            ego = ego_status_features(speed, torch.zeros(32), torch.zeros(32), history_times, history, model.config)
+        conditions = ActionConditions(torch.randint(0, 3, (32,), generator=g), ego)
+        x1 = trajectory_to_model(torch.stack([0.5 * speed[:, None] * k, 0.0 * k.expand(32, 6)], dim=-1), model.config)[:, None]
+        with torch.no_grad():
+            video = model.context(torch.randint(0, 16, (32, 4, 2, 4), generator=g)) if model.world_model is not None else None
+        t, noise = time_sampler.sample((32, 1), g), torch.randn(x1.shape, generator=g)
+        sample = path.sample(x1, noise, t)
+        loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained_model() -> VideoActionModel:
+    torch.manual_seed(0)
+    return train_straight(VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5)))
+
+
+def stream(n: int = 5, **kwargs) -> list[Observation]:
+    return synthetic_observations(n, height=24, width=48, seed=1, **kwargs)
+
+
+def test_plans_are_valid_and_only_new_frames_are_encoded(trained_model):
+    tokenizer = PatchMeanTokenizer(16, 4)
+    planner = VAMPlanner(trained_model, tokenizer)
+    planner.reset({"seed": 3})
+    plans, encoded = [], []
+    for observation in stream():
+        plan = planner.plan(observation)
+        assert validate_plan(plan, expected_k=6, expected_dt_s=0.5) is None
+        assert plan.waypoints.shape == (6, 2) and plan.extras["n_observed_frames"] == 4 and plan.extras["n_padded_frames"] == 0
+        assert all(plan.extras[key] >= 0.0 for key in ("encode_ms", "context_ms", "flow_ms", "total_ms"))
+        plans.append(plan.waypoints)
+        encoded.append(tokenizer.n_encoded)
+    assert encoded == [4, 5, 6, 7, 8]  # the whole window once, then one new frame per call
+    assert 10.0 < float(np.mean([p[-1, 0] for p in plans])) < 26.0  # about 18 m ahead at 3 s
+    # A reset with the same episode seed replays the episode exactly; another seed draws other noise.
+    planner.reset({"seed": 3})
+    assert all(np.array_equal(planner.plan(o).waypoints, p) for o, p in zip(stream(), plans))
+    planner.reset({"seed": 4})
+    assert not np.array_equal(planner.plan(stream()[0]).waypoints, plans[0])
+
+
+def test_frames_are_taken_on_the_model_frame_grid_and_padded(trained_model):
+    tokenizer = PatchMeanTokenizer(16, 4)
+    planner = VAMPlanner(trained_model, tokenizer)
+    # 10 Hz frames over 1 s: only t = 0, -0.5, -1.0 s are on the 2 Hz grid; the window is padded to 4.
+    (fast,) = synthetic_observations(1, height=24, width=48, n_frames=11, period_s=0.1)
+    seen = []
+    original = planner.model.encode_video
+    planner.model.encode_video = lambda tokens: seen.append(tokens) or original(tokens)
+    try:
+        plan = planner.plan(fast)
+        assert validate_plan(plan, 6, 0.5) is None and plan.extras["n_padded_frames"] == 1
+    finally:
+        planner.model.encode_video = original
+    assert tokenizer.n_encoded == 3 and seen[0].shape == (1, 4, 2, 4)
+    assert torch.equal(seen[0][0, 0], seen[0][0, 1])  # the oldest frame repeated
+    resized = np.stack([resize_rgb(fast.frames_rgb[i], 8, 16) for i in (0, 5, 10)])  # no crop, to the tokenizer's input size
+    expected = PatchMeanTokenizer(16, 4).encode(torch.from_numpy(resized).permute(0, 3, 1, 2).float() / 127.5 - 1.0).indices
+    assert torch.equal(seen[0][0, 1:], expected)
+
+
+def test_imagine_then_act_mode_runs():
+    torch.manual_seed(1)
+    model = VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5, video_mode="imagine", n_imagined_frames=2, ego_status="token"))
+    planner = VAMPlanner(model, PatchMeanTokenizer(16, 4))
+    for observation in stream(3):
+        plan = planner.plan(observation)
+        assert plan.waypoints.shape == (6, 2) and np.isfinite(plan.waypoints).all()
+        assert plan.extras["n_observed_frames"] == 2 and plan.extras["imagined_tokens"].shape == (2, 2, 4)
+
+
+def test_no_video_planner_needs_no_tokenizer_and_loads_from_a_checkpoint(tmp_path):
+    torch.manual_seed(2)
+    model = train_straight(VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5, video_mode="none", ego_status="add")), steps=300)
+    export_vam(model, tmp_path / "blind")
+    in_memory = VAMPlanner(model, None)
+    loaded = VAMPlanner.from_pretrained(tmp_path / "blind")
+    for observation in stream(3):
+        a, b = in_memory.plan(observation), loaded.plan(observation)
+        assert validate_plan(a, 6, 0.5) is None and a.extras["encode_ms"] == 0.0
+        assert 14.0 < a.waypoints[-1, 0] < 34.0  # the synthetic ego drives at 8 m/s: about 24 m at 3 s
+        np.testing.assert_array_equal(a.waypoints, b.waypoints)
+    seeing = VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5))
+    with pytest.raises(ValueError, match="tokenizer"):
+        VAMPlanner(seeing, None)
+    export_vam(seeing, tmp_path / "seeing")
+    with pytest.raises(ValueError, match="tokenizer_path"):
+        VAMPlanner.from_pretrained(tmp_path / "seeing")
+
+
+def test_ten_flow_steps_cost_little_more_than_one_with_the_cached_video():
+    torch.manual_seed(3)
+    # A world model big enough that its pass over the window outweighs one flow step, as at real sizes.
+    gpt = GPTConfig(vocab_size=64, tokens_h=8, tokens_w=16, max_frames=8, n_layer=2, n_head=4, n_embd=128)
+    model = VideoActionModel(gpt, ActionModelConfig(expert_width_ratio=0.25))
+    planner = VAMPlanner(model, PatchMeanTokenizer(64, 8), VAMPlannerConfig())
+    result = benchmark_planner(planner, synthetic_observations(8, height=64, width=128, seed=0), warmup=2, rounds=2)
+    print({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
+    assert result["n_timed_calls"] == 12 and result["device"] == "cpu"
+    assert result["flow_ms"] > result["flow_ms_1step"]
+    assert result["ratio_10step_vs_1step"] < 3.0 and result["ratio_model_10step_vs_1step"] < 3.0
