@@ -1,0 +1,110 @@
+"""The token store manifest: which tokenizer made the tokens, from which clip store, and a checksum per clip file.
+
+manifest.json is written atomically (temp file + rename) and lists a clip only after its .npy file
+is complete, so a killed run leaves a manifest that describes exactly the finished clips. Under
+several ranks each rank journals into manifest.part-<rank>.json and rank 0 merges them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.store.manifest import atomic_write_text
+
+TOKEN_STORE_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+TOKEN_DTYPE = "uint16"
+
+
+def part_name(rank: int) -> str:
+    """Journal file of one rank of a multi-process tokenization."""
+    return f"manifest.part-{rank:04d}.json"
+
+
+def clip_file_name(clip_index: int) -> str:
+    return f"clip-{clip_index:06d}.npy"
+
+
+@dataclass(frozen=True)
+class ClipTokensRecord:
+    """One clip's tokens: `file` holds (num_frames, h, w) uint16 in .npy format; clip_index is its
+    index in the source clip store."""
+
+    clip_id: str
+    clip_index: int
+    num_frames: int
+    fps: float
+    file: str
+    sha256: str
+    bytes: int
+
+    def __post_init__(self) -> None:
+        if self.clip_index < 0 or self.num_frames < 0 or self.bytes <= 0 or len(self.sha256) != 64:
+            raise ValueError(f"invalid token store record {self}")
+
+
+@dataclass
+class TokenStoreManifest:
+    """tokenizer: identity (architecture, config, weights_sha256) plus the encode precision;
+    source: {path, manifest_sha256, num_clips} of the clip store; grid_hw: tokens per frame (h, w)."""
+
+    tokenizer: dict[str, Any]
+    source: dict[str, Any]
+    grid_hw: tuple[int, int]
+    codebook_size: int
+    dtype: str = TOKEN_DTYPE
+    schema_version: int = TOKEN_STORE_SCHEMA_VERSION
+    code_version: str = ""
+    clips: list[ClipTokensRecord] = field(default_factory=list)
+    complete: bool = False
+
+    def __post_init__(self) -> None:
+        self.grid_hw = (int(self.grid_hw[0]), int(self.grid_hw[1]))
+        if min(self.grid_hw) < 1 or not 2 <= self.codebook_size <= 65536 or self.dtype != TOKEN_DTYPE:
+            raise ValueError(f"invalid token store header: grid {self.grid_hw}, codebook {self.codebook_size}, dtype {self.dtype}")
+
+    @property
+    def num_frames(self) -> int:
+        return sum(c.num_frames for c in self.clips)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["grid_hw"] = list(self.grid_hw)
+        d["num_clips"] = len(self.clips)
+        d["num_frames"] = self.num_frames
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str) -> "TokenStoreManifest":
+        if int(d.get("schema_version", -1)) != TOKEN_STORE_SCHEMA_VERSION:
+            raise ValueError(f"{where}: token store schema version {d.get('schema_version')} but this code reads {TOKEN_STORE_SCHEMA_VERSION}")
+        try:
+            return cls(
+                tokenizer=d["tokenizer"],
+                source=d["source"],
+                grid_hw=tuple(d["grid_hw"]),
+                codebook_size=int(d["codebook_size"]),
+                dtype=d.get("dtype", TOKEN_DTYPE),
+                schema_version=int(d["schema_version"]),
+                code_version=d.get("code_version", ""),
+                clips=[ClipTokensRecord(**c) for c in d.get("clips", [])],
+                complete=bool(d.get("complete", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: malformed token store manifest: {exc}") from exc
+
+    def save(self, path: Path) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path: Path) -> "TokenStoreManifest":
+        if not path.is_file():
+            raise FileNotFoundError(f"no token store manifest at {path}")
+        try:
+            d = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"corrupt token store manifest {path}: {exc}") from exc
+        return cls.from_dict(d, str(path))

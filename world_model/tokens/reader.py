@@ -1,0 +1,77 @@
+"""Random access to a token store: memory-mapped (T, h, w) uint16 tokens per clip."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.errors import CorruptFileError
+from world_model.tokens.manifest import MANIFEST_NAME, TokenStoreManifest
+
+
+class TokenStore:
+    """Read-only view of a token store directory; clip i is the i-th listed clip in source order.
+
+    Cheap to pickle (arrays are opened per call), so it can be handed to DataLoader workers.
+    """
+
+    def __init__(self, root: str | Path, verify: bool = False) -> None:
+        self.root = Path(root)
+        self.manifest = TokenStoreManifest.load(self.root / MANIFEST_NAME)
+        self.records = sorted(self.manifest.clips, key=lambda r: r.clip_index)
+        if verify:
+            self.verify()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return self.manifest.grid_hw
+
+    @property
+    def codebook_size(self) -> int:
+        return self.manifest.codebook_size
+
+    @property
+    def tokenizer(self) -> dict[str, Any]:
+        """Identity of the tokenizer that made the tokens (architecture, config, weights_sha256, precision)."""
+        return self.manifest.tokenizer
+
+    @property
+    def num_frames(self) -> int:
+        return self.manifest.num_frames
+
+    def meta(self, index: int) -> dict[str, Any]:
+        """clip_id, clip_index (in the source clip store), num_frames, fps, file, sha256, bytes."""
+        r = self.records[index]
+        return {"clip_id": r.clip_id, "clip_index": r.clip_index, "num_frames": r.num_frames, "fps": r.fps,
+                "file": r.file, "sha256": r.sha256, "bytes": r.bytes}
+
+    def clip_tokens(self, index: int) -> np.ndarray:
+        """(T, h, w) uint16 read-only memory map of clip `index`'s tokens."""
+        r = self.records[index]
+        path = self.root / r.file
+        if not path.is_file():
+            raise CorruptFileError(f"token file listed in the manifest is missing: {path}")
+        try:
+            tokens = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(f"cannot read token file {path}: {exc}") from exc
+        expected = (r.num_frames, *self.grid_hw)
+        if tokens.dtype != np.uint16 or tokens.shape != expected:
+            raise CorruptFileError(f"token file {path} holds {tokens.dtype} {tokens.shape}, expected uint16 {expected}")
+        return tokens
+
+    def verify(self) -> None:
+        """Check every listed file's size and SHA-256 against the manifest (CorruptFileError names the file)."""
+        for r in self.records:
+            path = self.root / r.file
+            if not path.is_file():
+                raise CorruptFileError(f"token file listed in the manifest is missing: {path}")
+            data = path.read_bytes()
+            if len(data) != r.bytes or hashlib.sha256(data).hexdigest() != r.sha256:
+                raise CorruptFileError(f"token file {path} does not match its manifest checksum")
