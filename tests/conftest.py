@@ -6,6 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+# Tests run two at a time on two cores (`pytest -n 2`): one intra-op thread per test process
+# keeps them from oversubscribing the machine (and keeps timings steady).
+torch.set_num_threads(1)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
