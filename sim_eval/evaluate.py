@@ -122,6 +122,7 @@ def evaluate(
     lat = [r["plan_latency_ms_mean"] for r in rows if r["plan_latency_ms_mean"] is not None]
     metrics.update(
         planner=planner_name,
+        planner_config=planner_cfg,
         suite=suite,
         num_episodes=len(specs),
         seed=seed,
