@@ -149,6 +149,7 @@ def run(cfg) -> dict[str, Any]:
     runner_cfg = RunnerConfig(
         dt_s=float(cfg.dt_s),
         planner_period_s=float(cfg.planner_period_s),
+        camera_period_s=None if cfg.camera_period_s is None else float(cfg.camera_period_s),
         n_frames=int(cfg.n_frames),
         image_height=int(cfg.image_height),
         image_width=int(cfg.image_width),

@@ -29,12 +29,14 @@ from sim_eval.simulation import Simulation
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """dt_s: physics step; planner_period_s: time between plans (2 Hz default); n_frames: camera
-    frames in an observation (newest last); history_s: ego history length; image_*: camera size;
-    plan_timeout_s: a slower plan fails the run."""
+    """dt_s: physics step; planner_period_s: time between plans (2 Hz default); camera_period_s:
+    time between camera frames (None: one per plan; a world model trained at 5 Hz wants 0.2);
+    n_frames: camera frames in an observation (newest last); history_s: ego history length;
+    image_*: camera size; plan_timeout_s: a slower plan fails the run."""
 
     dt_s: float = 0.1
     planner_period_s: float = 0.5
+    camera_period_s: float | None = None
     n_frames: int = 4
     history_s: float = 2.0
     image_height: int = 64
@@ -44,6 +46,10 @@ class RunnerConfig:
     @property
     def steps_per_plan(self) -> int:
         return int(round(self.planner_period_s / self.dt_s))
+
+    @property
+    def steps_per_frame(self) -> int:
+        return int(round((self.camera_period_s or self.planner_period_s) / self.dt_s))
 
 
 @dataclass
@@ -95,11 +101,13 @@ class _Observer:
         self.pose_times: deque[float] = deque(maxlen=n_hist)
         self.intrinsics = np.eye(3) if camera is None else camera.camera.intrinsic_matrix
 
-    def capture(self) -> None:
-        e = self.sim.ego
+    def capture_frame(self) -> None:
         if self.camera is not None:
             self.frames.append(self.camera.render(self.sim.render_scene()))
-            self.frame_times.append(e.time_s)
+            self.frame_times.append(self.sim.ego.time_s)
+
+    def capture_pose(self) -> None:
+        e = self.sim.ego
         self.poses.append(np.array([e.x_m, e.y_m, e.yaw_rad]))
         self.pose_times.append(e.time_s)
 
@@ -169,8 +177,10 @@ def run_episode(
     for step in range(n_steps):
         if failure is not None:
             break
+        if step % cfg.steps_per_frame == 0:
+            observer.capture_frame()
         if step % cfg.steps_per_plan == 0:
-            observer.capture()
+            observer.capture_pose()
             if step < warmup_steps:
                 reference = sim.replay_reference(scenario.ego_start.speed_mps)
             else:
