@@ -33,15 +33,25 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "nuplan": Subcommand("data/nuplan", "data.sources.nuplan:run", "nuPlan SQLite logs + sensor_blobs -> clip store"),
         "opendv": Subcommand("data/opendv", "data.sources.opendv:run", "OpenDV-YouTube videos or frame folders -> clip store"),
         "synth": Subcommand("data/synth", "sim_eval.synth:run", "Synthetic clips recorded by the expert in the procedural world"),
+        "tokenize": Subcommand("data/tokenize", "world_model.cli:run_tokenize", "Clip store -> uint16 image-token store (resumable)"),
     },
-    "train": {},
+    "train": {
+        "tokenizer": Subcommand("train/tokenizer", "world_model.cli:run_train_tokenizer", "Train the image tokenizer on a clip store"),
+        "world_model": Subcommand("train/world_model", "world_model.cli:run_train_world_model", "Train the GPT world model on token stores"),
+        "planner": Subcommand("train/planner", "planner.cli:run_train_planner", "Train the flow-matching planner on a frozen world model"),
+    },
     "eval": {
         "closed_loop": Subcommand("eval/closed_loop", "sim_eval.evaluate:run", "Closed-loop simulation of a planner on a scenario suite"),
+        "world_model": Subcommand("eval/world_model", "world_model.cli:run_eval_world_model", "Next-token loss, PSNR/SSIM of predicted frames vs copy-last"),
+        "open_loop": Subcommand("eval/open_loop", "planner.cli:run_eval_open_loop", "minADE/FDE and L2 of the planner vs baselines on logged clips"),
+        "ablation": Subcommand("eval/ablation", "planner.cli:run_eval_ablation", "Planner with observed / imagined / no video in closed loop"),
     },
     "demo": {},
     "bench": {
         "data": Subcommand("bench/data", "data.bench:run", "Dataset read speed (windows/s, MB/s) per frame codec"),
         "sim": Subcommand("bench/sim", "sim_eval.bench:run", "Simulator steps/s and camera frames/s vs highway-env"),
+        "world_model": Subcommand("bench/world_model", "world_model.cli:run_bench", "World-model training/decoding tokens/s vs Hugging Face GPT-2"),
+        "planner": Subcommand("bench/planner", "planner.cli:run_bench", "Planner latency: encode, flow steps, total (JSON)"),
     },
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),

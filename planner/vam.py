@@ -6,8 +6,9 @@ only the missing ones are resized (no crop) to the tokenizer's input size and en
 batch. The newest `n_observed_frames` of them (padded at the start of an episode by repeating the
 oldest, as training always saw full windows) form the video window; imagine mode appends greedily
 generated frames. The world model fills the video keys/values once, then the ODE solver (10 Euler
-steps by default) runs only the action tokens against them. The plan is sample 0 of a seeded
-generator (reseeded on every reset), so an episode is reproducible.
+steps by default) runs only the action tokens against them. The plan is sample 0 (with
+n_samples > 1: the chosen aggregate of the samples, see AGGREGATES) of a seeded generator
+(reseeded on every reset), so an episode is reproducible.
 
 Timings in plan.extras (milliseconds): encode_ms (tokenizer), context_ms (world-model pass that
 fills the video keys/values, including imagination), flow_ms (ODE solve), total_ms (whole call).
@@ -34,6 +35,25 @@ from planner.contract import Observation, Plan, Planner
 from planner.flow_matching import ODE_SOLVERS
 
 PRECISIONS = ("fp32", "bf16")
+# How the executed plan is chosen from the S samples of one call: first (sample 0), mean (the
+# waypoint-wise average), medoid (the sample with the smallest summed distance to the others: a
+# real sample, robust to the odd outlier a small flow model draws).
+AGGREGATES = ("first", "mean", "medoid")
+
+
+def aggregate_samples(samples: torch.Tensor, how: str) -> torch.Tensor:
+    """The executed plan (B, K, D) from samples (B, S, K, D) by `how` (see AGGREGATES); distances
+    for the medoid are mean Euclidean (x, y) distances over waypoints."""
+    if how not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
+    if how == "first" or samples.shape[1] == 1:
+        return samples[:, 0]
+    if how == "mean":
+        return samples.mean(dim=1)
+    xy = samples[..., :2]
+    distance = (xy[:, :, None] - xy[:, None]).norm(dim=-1).mean(dim=-1)  # (B, S, S)
+    best = distance.sum(dim=-1).argmin(dim=1)  # (B,)
+    return samples[torch.arange(samples.shape[0]), best]
 
 
 class FrameTokenizer(Protocol):
@@ -49,13 +69,16 @@ class FrameTokenizer(Protocol):
 
 @dataclass(frozen=True)
 class VAMPlannerConfig:
-    """n_steps, solver: ODE integration; seed: noise seed (combined with episode_info["seed"]);
+    """n_steps, solver: ODE integration; n_samples, aggregate: samples drawn per call and how the
+    executed plan is chosen from them (AGGREGATES; default sample 0 of one); seed: noise seed (combined with episode_info["seed"]);
     frame_period_s: spacing of the frames the world model was trained on; frame_tolerance_s: how far
     a frame's time may be from the grid; pad_context: repeat the oldest frame while fewer than the
     model's observed frames exist; device: torch device; precision: fp32 or bf16 (autocast, CUDA)."""
 
     n_steps: int = 10
     solver: str = "euler"
+    n_samples: int = 1
+    aggregate: str = "first"
     seed: int = 0
     frame_period_s: float = 0.5
     frame_tolerance_s: float = 0.1
@@ -66,6 +89,8 @@ class VAMPlannerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.n_steps, int) or self.n_steps < 1:
             raise ValueError(f"VAMPlannerConfig.n_steps must be a positive int, got {self.n_steps!r}")
+        if not isinstance(self.n_samples, int) or self.n_samples < 1 or self.aggregate not in AGGREGATES:
+            raise ValueError(f"VAMPlannerConfig: n_samples must be a positive int and aggregate one of {AGGREGATES}, got {self.n_samples!r}, {self.aggregate!r}")
         if self.solver not in ODE_SOLVERS:
             raise ValueError(f"VAMPlannerConfig.solver must be one of {ODE_SOLVERS}, got {self.solver!r}")
         if not 0 < self.frame_tolerance_s < self.frame_period_s / 2:
@@ -198,7 +223,8 @@ class VAMPlanner(Planner):
         flow_start = time.perf_counter()
         conditions = conditions_from_observation(observation, self.model.config)
         with self._autocast():
-            trajectory = sample_trajectories(self.model, video, conditions, 1, self.config.n_steps, self.config.solver, self.generator)[0, 0]
+            samples = sample_trajectories(self.model, video, conditions, self.config.n_samples, self.config.n_steps, self.config.solver, self.generator)
+        trajectory = aggregate_samples(samples.float(), self.config.aggregate)[0]  # (K, D)
         waypoints = trajectory.double().cpu().numpy()  # (K, D), synchronises
         end = time.perf_counter()
         extras.update(encode_ms=encode_ms, context_ms=context_ms, flow_ms=1e3 * (end - flow_start), total_ms=1e3 * (end - start))

@@ -11,11 +11,11 @@ from tests.conftest import REPO_ROOT
 
 LEAF = {"serve"}  # commands without subcommands: `foresight serve key=value ...`
 EXPECTED = {
-    "data": {"nuscenes", "nuplan", "opendv", "synth"},
-    "train": set(),
-    "eval": {"closed_loop"},
+    "data": {"nuscenes", "nuplan", "opendv", "synth", "tokenize"},
+    "train": {"tokenizer", "world_model", "planner"},
+    "eval": {"closed_loop", "world_model", "open_loop", "ablation"},
     "demo": set(),
-    "bench": {"data", "sim"},
+    "bench": {"data", "sim", "world_model", "planner"},
     "viz": {"clip"},
     "serve": None,
 }

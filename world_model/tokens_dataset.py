@@ -83,10 +83,12 @@ class TokenWindowDataset(Dataset):
 class MixingSampler(Sampler[int]):
     """Draws `num_samples` windows per epoch from named datasets with the given proportions.
 
-    Indices refer to `self.dataset`, the ConcatDataset of `datasets` in mapping order. Each draw
-    picks a source with probability proportional to `proportions[name]`, then that source's next
-    window from a seeded permutation (windows repeat only after all of the source's windows were
-    drawn). The order depends only on (seed, epoch); call `set_epoch` for a new epoch (Lightning
+    Indices refer to `self.dataset`, the ConcatDataset of `datasets` in mapping order. Each epoch
+    gives every source its quota of the `num_samples` draws (proportion * num_samples, remainders
+    to the largest fractions) in a seeded random order, so the realised mix of an epoch is the
+    configured one to within one draw per source (a 1% source is never starved by chance); each
+    draw takes that source's next window from a seeded permutation (windows repeat only after all
+    of the source's windows were drawn). The order depends only on (seed, epoch); call `set_epoch` for a new epoch (Lightning
     does). `realised_counts` / `realised_proportions()` count the windows actually yielded since
     construction or `reset_counts()`.
     """
@@ -126,9 +128,18 @@ class MixingSampler(Sampler[int]):
     def __len__(self) -> int:
         return self.num_samples
 
+    def _source_quotas(self) -> torch.Tensor:
+        """(N,) int64 source ids, source s repeated its quota of the N draws (largest remainders)."""
+        exact = self.probabilities * self.num_samples  # (S,)
+        counts = exact.floor().to(torch.int64)
+        short = self.num_samples - int(counts.sum())
+        if short > 0:
+            counts[torch.argsort(exact - counts, descending=True, stable=True)[:short]] += 1
+        return torch.repeat_interleave(torch.arange(len(self.names)), counts)
+
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        sources = torch.multinomial(self.probabilities, self.num_samples, replacement=True, generator=generator)  # (N,)
+        sources = self._source_quotas()[torch.randperm(self.num_samples, generator=generator)]  # (N,) source per draw
         indices = torch.empty(self.num_samples, dtype=torch.int64)
         for s, (size, offset) in enumerate(zip(self.sizes, self.offsets)):
             draws = (sources == s).nonzero().squeeze(-1)  # (n_s,) positions drawn from source s

@@ -15,6 +15,10 @@ class GPTConfig:
 
     prev_frame_token_input: add an embedding of the previous frame's token at the same spatial
         position (a learned "none" entry for the first frame), so copying is the easy default.
+    prev_frame_token_position: which position's previous-frame token is added at sequence
+        position i: "input" (that of token i, the input) or "target" (that of token i + 1, the
+        token position i predicts; copying the previous frame then needs no attention hop).
+        Both look only at tokens before i + 1, so the model stays causal.
     mup: muP parametrisation relative to `mup_base_width` (output logits scaled by
         base_width / n_embd, attention scale 1/head_dim, hidden-matrix init and LR scaled by
         base_width / n_embd; see `GPT.param_groups`). At n_embd == mup_base_width only the
@@ -32,6 +36,7 @@ class GPTConfig:
     bias: bool = False
     tie_weights: bool = True
     prev_frame_token_input: bool = False
+    prev_frame_token_position: str = "input"
     mup: bool = False
     mup_base_width: int = 256
 
@@ -42,6 +47,8 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig.{name} must be a positive int, got {value!r}")
         if self.n_embd % self.n_head != 0:
             raise ValueError(f"GPTConfig.n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if self.prev_frame_token_position not in ("input", "target"):
+            raise ValueError(f"GPTConfig.prev_frame_token_position must be 'input' or 'target', got {self.prev_frame_token_position!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
 

@@ -3,7 +3,8 @@
 Frames (T, h, w) are flattened in raster order (t, h, w) into one sequence of L = T*h*w tokens and
 attended fully causally. There is no BOS token: the logits at position i predict token i + 1.
 Input = token embedding + learned spatial embedding (h*w) + learned temporal embedding
-(max_frames) [+ embedding of the previous frame's token at the same spatial position].
+(max_frames) [+ embedding of the previous frame's token at the same spatial position, that of the
+input token or of the token being predicted (GPTConfig.prev_frame_token_position)].
 Blocks are pre-LayerNorm without affine parameters, without biases (by default), with a 4x GELU
 MLP; the output head is tied to the token embedding.
 
@@ -190,7 +191,8 @@ class GPT(nn.Module):
         x = self.token_emb(tokens_flat[:, start:])  # (B, n_new, C)
         x = x + self.spatial_emb(positions % hw) + self.temporal_emb(positions // hw)  # (B, n_new, C)
         if self.prev_token_emb is not None:
-            prev_positions = positions - hw  # same spatial position, previous frame
+            # Same spatial position, previous frame: of the input token i, or of the predicted token i + 1.
+            prev_positions = positions + (1 if c.prev_frame_token_position == "target" else 0) - hw
             prev_tokens = tokens_flat[:, prev_positions.clamp(min=0)]  # (B, n_new)
             prev_tokens = torch.where(prev_positions >= 0, prev_tokens, c.vocab_size)  # "none" for frame 0
             x = x + self.prev_token_emb(prev_tokens)

@@ -1,0 +1,57 @@
+"""The trained planner in closed loop through the registry (`foresight eval closed_loop planner=vam`)
+and the video-mode ablation (`foresight eval ablation`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from foresight.cli import main
+from planner.action_model import load_vam
+from planner.registry import build_planner, with_video_mode
+
+
+def test_closed_loop_runs_the_vam_planner_and_records_its_latency(speed_keeping_planner, tmp_path):
+    out = tmp_path / "closed_loop"
+    args = ["eval", "closed_loop", "planner=vam", f"checkpoint={speed_keeping_planner}", "suite=smoke", "episodes=1", "workers=1", "videos=0", f"out={out}"]
+    assert main(args) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["submetrics"]["failure_rate"] == 0.0, metrics["episodes"][0]
+    # Keeping its speed on an empty straight road: no collision, the expert's progress. (Its few
+    # training steps leave its samples noisy, so comfort and lane keeping are not judged here.)
+    episode = metrics["episodes"][0]
+    assert metrics["collision_rate"] == 0.0 and episode["ego_progress"] > 0.9 and episode["making_progress"] == 1.0
+    assert metrics["plan_latency_ms_mean"] > 0 and metrics["episodes"][0]["plan_latency_ms_mean"] > 0
+    # The runner's camera is 64x128; the planner encodes frames at its tokenizer's 32x64.
+    assert metrics["runner"]["image_height"] == 64 and build_planner("vam", {"checkpoint": str(speed_keeping_planner)}).image_hw == (32, 64)
+
+
+def test_a_checkpoint_runs_in_imagine_mode_but_not_without_its_video(speed_keeping_planner):
+    model = load_vam(speed_keeping_planner)
+    imagine = with_video_mode(model, "imagine", 1)
+    assert imagine.config.video_mode == "imagine" and imagine.n_observed_frames == model.n_observed_frames - 1
+    assert all((imagine.state_dict()[k] == v).all() for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="train one"):
+        with_video_mode(model, "none", 0)
+    planner = build_planner("vam", {"checkpoint": str(speed_keeping_planner), "video_mode": "imagine", "n_imagined_frames": 1})
+    assert planner.model.config.n_imagined_frames == 1
+
+
+def test_ablation_writes_one_table_of_every_variant(speed_keeping_planner, trained_planner, tmp_path):
+    out = tmp_path / "ablation"
+    assert main(["eval", "ablation", f"checkpoint={speed_keeping_planner}", "suites=[smoke]", "episodes=1", "workers=1", f"out={out}"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["ablation"]) == {"observed", "imagine", "no_video", "constant_velocity"}
+    for variant, per_suite in metrics["ablation"].items():
+        row = per_suite["smoke"]
+        assert set(row) >= {"score", "ncap_score", "collision_rate"} and row["ncap_score"] is None, variant
+        assert 0.0 <= row["score"] <= 1.0
+    assert metrics["ablation"]["observed"]["smoke"]["failure_rate"] == 0.0
+    assert "same weights" in metrics["variants"]["imagine"] and "ego-status MLP" in metrics["variants"]["no_video"]
+    table = (out / "ablation.md").read_text()
+    assert all(f"| {v} |" in table for v in metrics["ablation"])
+    assert (out / "runs" / "imagine" / "smoke" / "metrics.json").is_file()
+    # A no-video checkpoint cannot be the main one; it is given as no_video_checkpoint instead.
+    bad = ["eval", "ablation", f"checkpoint={speed_keeping_planner}", f"no_video_checkpoint={trained_planner / 'vam'}", "suites=[smoke]", "episodes=1", f"out={tmp_path / 'bad'}"]
+    assert main(bad) == 1

@@ -1,0 +1,254 @@
+"""`foresight bench world_model`: training and decoding speed of the world model, and tokenizer speed.
+
+All ratios are measured in the same run on the same machine:
+  train_tokens_per_s: our GPT's training step (forward, backward, clip, AdamW) in the fastest of
+    the configured autocast precisions (each one is reported too);
+  hf_gpt2_train_tokens_per_s: Hugging Face `transformers` GPT2LMHeadModel built from a GPT2Config
+    of the same width, depth, heads, vocabulary and sequence length (never downloaded), same
+    optimizer, fastest of the same precisions; null with `hf_note` when transformers is missing;
+  train_ratio_vs_hf: the first over the second;
+  decode_cached / uncached_tokens_per_s: greedy token-by-token decoding after a full context
+    window, with the KV cache and by rerunning the whole sequence per token;
+  tokenizer_images_per_s (encode) and tokenizer_decode_images_per_s;
+  mfu: model FLOPs utilisation of the training step, on CUDA only (6N + 12 L d T FLOPs per token
+    against the GPU's dense bf16 peak).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from world_model.gpt.config import GPTConfig
+from world_model.gpt.kv_cache import KVCache
+from world_model.gpt.model import GPT
+from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig, tokenizer_config
+from world_model.train_config import WorldModelProfile, plain
+
+PRECISIONS = ("fp32", "bf16")
+# Dense bf16 peak FLOP/s by GPU name fragment (vendor datasheets, without sparsity).
+PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "L4": 121e12}
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    gpt: GPTConfig
+    tokenizer: TokenizerConfig
+    image_height: int
+    image_width: int
+    train_batch: int
+    train_steps: int
+    warmup_steps: int
+    precisions: tuple[str, ...]
+    decode_batch: int
+    decode_tokens: int
+    tokenizer_batch: int
+    tokenizer_steps: int
+    hf_baseline: bool
+    device: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
+        if bad:
+            raise ValueError(f"bench world_model: precisions must be a non-empty subset of {PRECISIONS}, got {list(self.precisions)}")
+        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"bench world_model: {name} must be >= 1, got {getattr(self, name)}")
+        if self.decode_tokens >= self.gpt.max_tokens:
+            raise ValueError(f"bench world_model: decode_tokens {self.decode_tokens} must be < the context of {self.gpt.max_tokens} tokens")
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "BenchConfig":
+        d = plain(cfg)
+        tok = dict(d["tokenizer"])
+        tconfig = tokenizer_config(tok["size"], **dict(tok.get("model") or {}))
+        f = tconfig.downsample_factor
+        h, w = int(d["image_height"]), int(d["image_width"])
+        if h % f or w % f:
+            raise ValueError(f"bench world_model: image {h}x{w} is not a multiple of the tokenizer's factor {f}")
+        gpt = WorldModelProfile.from_mapping(d["world_model"]).gpt(tconfig.codebook_size, (h // f, w // f))
+        keys = ("train_batch", "train_steps", "warmup_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "hf_baseline", "device", "seed")
+        return cls(gpt=gpt, tokenizer=tconfig, image_height=h, image_width=w, precisions=tuple(d["precisions"]), **{k: d[k] for k in keys})
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, precision: str) -> Any:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
+def _time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call of `step`, after `warmup` untimed calls (median of the timed calls)."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        _sync(device)
+        t0 = time.perf_counter()
+        step()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def _train_step_fn(model: torch.nn.Module, loss_fn: Callable[[], torch.Tensor], device: torch.device, precision: str) -> Callable[[], None]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+
+    def step() -> None:
+        with _autocast(device, precision):
+            loss = loss_fn()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def _tokens(c: BenchConfig, batch: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(c.seed)
+    return torch.randint(0, c.gpt.vocab_size, (batch, c.gpt.max_frames, c.gpt.tokens_h, c.gpt.tokens_w), generator=g).to(device)
+
+
+def bench_ours_train(c: BenchConfig, device: torch.device, precision: str) -> float:
+    """Training tokens/s of our GPT at `precision`."""
+    torch.manual_seed(c.seed)
+    model = GPT(c.gpt).to(device).train()
+    tokens = _tokens(c, c.train_batch, device)
+    step = _train_step_fn(model, lambda: model(tokens, targets=tokens).loss, device, precision)
+    return c.train_batch * c.gpt.max_tokens / _time_steps(step, c.train_steps, c.warmup_steps, device)
+
+
+def hf_gpt2(config: GPTConfig) -> torch.nn.Module:
+    """GPT2LMHeadModel of the same shape (raises ImportError without transformers); no dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf_config = GPT2Config(
+        vocab_size=config.vocab_size, n_positions=config.max_tokens, n_embd=config.n_embd, n_layer=config.n_layer,
+        n_head=config.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )
+    return GPT2LMHeadModel(hf_config)
+
+
+def bench_hf_train(c: BenchConfig, device: torch.device, precision: str) -> float:
+    """Training tokens/s of Hugging Face GPT-2 of our shape at `precision`."""
+    torch.manual_seed(c.seed)
+    model = hf_gpt2(c.gpt).to(device).train()
+    ids = _tokens(c, c.train_batch, device).flatten(1)  # (B, L)
+    step = _train_step_fn(model, lambda: model(input_ids=ids, labels=ids).loss, device, precision)
+    return c.train_batch * c.gpt.max_tokens / _time_steps(step, c.train_steps, c.warmup_steps, device)
+
+
+@torch.no_grad()
+def bench_decode(c: BenchConfig, device: torch.device, precision: str) -> dict[str, float]:
+    """Greedy decoding tokens/s after a context of (max_frames - 1) frames, with and without the KV cache."""
+    torch.manual_seed(c.seed)
+    model = GPT(c.gpt).to(device).eval()
+    n_known = (c.gpt.max_frames - 1) * c.gpt.tokens_per_frame
+    n_new = min(c.decode_tokens, c.gpt.max_tokens - n_known) if n_known < c.gpt.max_tokens else 0
+    if n_new < 1:
+        raise ValueError("bench world_model: no room to decode after the context")
+    sequence = _tokens(c, c.decode_batch, device).flatten(1)  # (B, L)
+
+    def cached() -> None:
+        cache = KVCache(c.gpt.n_layer, c.gpt.max_tokens)
+        logits = model.forward_flat(sequence[:, :n_known], cache, only_last_logits=True)
+        for i in range(n_new):
+            sequence[:, n_known + i] = logits[:, -1].argmax(-1)
+            logits = model.forward_flat(sequence[:, : n_known + i + 1], cache, only_last_logits=True)
+
+    def prefill() -> None:
+        model.forward_flat(sequence[:, :n_known], KVCache(c.gpt.n_layer, c.gpt.max_tokens), only_last_logits=True)
+
+    def uncached() -> None:
+        for i in range(n_new):
+            sequence[:, n_known + i] = model.forward_flat(sequence[:, : n_known + i], only_last_logits=True)[:, -1].argmax(-1)
+
+    with _autocast(device, precision):
+        t_prefill = _time_steps(prefill, 3, 1, device)
+        t_cached = _time_steps(cached, 3, 1, device) - t_prefill
+        t_uncached = _time_steps(uncached, 1, 0, device)
+    n = c.decode_batch * n_new
+    return {
+        "decode_cached_tokens_per_s": n / max(t_cached, 1e-9),
+        "decode_uncached_tokens_per_s": n / t_uncached,
+        "prefill_tokens_per_s": c.decode_batch * n_known / t_prefill,
+    }
+
+
+@torch.no_grad()
+def bench_tokenizer(c: BenchConfig, device: torch.device, precision: str) -> dict[str, float]:
+    torch.manual_seed(c.seed)
+    model = ConvTokenizer(c.tokenizer).to(device).eval()
+    images = torch.rand(c.tokenizer_batch, 3, c.image_height, c.image_width, device=device) * 2 - 1
+    with _autocast(device, precision):
+        indices = model.encode(images).indices
+        t_enc = _time_steps(lambda: model.encode(images), c.tokenizer_steps, 1, device)
+        t_dec = _time_steps(lambda: model.decode_indices(indices), c.tokenizer_steps, 1, device)
+    return {"tokenizer_images_per_s": c.tokenizer_batch / t_enc, "tokenizer_decode_images_per_s": c.tokenizer_batch / t_dec}
+
+
+def _flops_per_token(config: GPTConfig, num_params: int) -> float:
+    """6N (N without the embeddings) + attention 12 * layers * width * sequence (PaLM appendix B)."""
+    embeddings = (config.vocab_size + config.tokens_per_frame + config.max_frames) * config.n_embd
+    return 6 * (num_params - embeddings) + 12 * config.n_layer * config.n_embd * config.max_tokens
+
+
+def run_bench(c: BenchConfig) -> dict[str, Any]:
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
+    ours = {p: bench_ours_train(c, device, p) for p in c.precisions}
+    best = max(ours, key=ours.get)
+    result: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "gpt": {"n_layer": c.gpt.n_layer, "n_head": c.gpt.n_head, "n_embd": c.gpt.n_embd, "vocab_size": c.gpt.vocab_size,
+                "sequence_tokens": c.gpt.max_tokens, "num_params": GPT(c.gpt).num_params(), "prev_frame_token_input": c.gpt.prev_frame_token_input},
+        "train_batch": c.train_batch,
+        "train_tokens_per_s": ours[best],
+        "train_precision": best,
+        **{f"train_tokens_per_s_{p}": v for p, v in ours.items()},
+        "hf_gpt2_train_tokens_per_s": None,
+        "train_ratio_vs_hf": None,
+        "hf_note": None,
+    }
+    if not c.hf_baseline:
+        result["hf_note"] = "Hugging Face baseline disabled (hf_baseline=false)"
+    else:
+        try:
+            hf = {p: bench_hf_train(c, device, p) for p in c.precisions}
+        except ImportError as exc:
+            result["hf_note"] = f"transformers is not installed ({exc}); pip install 'foresight-drive[bench]' for the same-run baseline"
+        else:
+            hf_best = max(hf, key=hf.get)
+            result.update({
+                "hf_gpt2_train_tokens_per_s": hf[hf_best],
+                "hf_precision": hf_best,
+                **{f"hf_gpt2_train_tokens_per_s_{p}": v for p, v in hf.items()},
+                "train_ratio_vs_hf": ours[best] / hf[hf_best],
+                **{f"train_ratio_vs_hf_{p}": ours[p] / hf[p] for p in c.precisions},
+            })
+    inference_precision = "bf16" if device.type == "cuda" else "fp32"
+    result.update(bench_decode(c, device, inference_precision))
+    result["decode_cache_speedup"] = result["decode_cached_tokens_per_s"] / result["decode_uncached_tokens_per_s"]
+    result.update(bench_tokenizer(c, device, inference_precision))
+    result["inference_precision"] = inference_precision
+    result["mfu"] = None
+    if device.type == "cuda":
+        name = result["device"]
+        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
+        if peak is not None:
+            result["mfu"] = ours[best] * _flops_per_token(c.gpt, result["gpt"]["num_params"]) / peak
+        else:
+            result["mfu_note"] = f"no peak FLOP/s known for {name}"
+    return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in result.items()}

@@ -1,0 +1,202 @@
+"""Settings of `foresight train world_model`, validated: the world-model profile (`world_model.*`),
+the trainer (`trainer.*`: devices, strategy, precision) and the command's own keys.
+
+Every default lives in the YAML files (configs/world_model_profile/, configs/trainer/,
+configs/train/world_model.yaml); these dataclasses only check and type them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from world_model.gpt.config import GPT_SIZES, GPTConfig, gpt_config
+from world_model.schedule import WSDSchedule
+
+LOGGERS = ("csv", "wandb")
+WANDB_MODES = ("offline", "disabled")  # never online: runs must not need the network
+STRATEGIES = ("auto", "ddp", "fsdp", "ddp_spawn")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def plain(cfg: Any) -> Any:
+    """A DictConfig / ListConfig as plain containers (interpolations resolved); anything else as is."""
+    try:
+        from omegaconf import DictConfig, ListConfig, OmegaConf
+
+        if isinstance(cfg, (DictConfig, ListConfig)):
+            return OmegaConf.to_container(cfg, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return cfg
+
+
+def checked(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """values as a dict, after refusing keys that `cls` does not have and naming missing ones."""
+    values = dict(values)
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ValueError(f"{what}: unknown config keys {unknown}; known keys are {sorted(known)}")
+    missing = sorted(f.name for f in fields(cls) if f.name not in values and f.default is MISSING and f.default_factory is MISSING)
+    if missing:
+        raise ValueError(f"{what}: missing config keys {missing}")
+    return values
+
+
+@dataclass(frozen=True)
+class WorldModelProfile:
+    """The `world_model` section: architecture, data rate and the optimisation recipe.
+
+    size: GPT_SIZES key; model: GPTConfig fields replacing the size's (e.g. prev_frame_token_input);
+    n_frames: frames per training window = the GPT's context (max_frames); fps: model frame rate
+    (token clips are subsampled to it; null = the stores' own rate); batch_size: windows per rank
+    per step; schedule: WSD fractions (warmup_frac, decay_frac, final_frac, decay_shape);
+    checkpoint_every_n_steps: periodic checkpoints (also the epoch length); val_clips: clips per
+    source held out for validation loss; val_windows: validation windows per source.
+    """
+
+    size: str
+    model: dict[str, Any]
+    n_frames: int
+    fps: float | None
+    batch_size: int
+    max_steps: int
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    schedule: dict[str, Any]
+    grad_clip: float
+    compile: bool
+    checkpoint_every_n_steps: int
+    val_every_n_steps: int
+    val_clips: int
+    val_windows: int
+    log_every_n_steps: int
+    num_workers: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "model", dict(self.model or {}))
+        object.__setattr__(self, "schedule", dict(self.schedule or {}))
+        if self.size not in GPT_SIZES:
+            raise ValueError(f"world_model.size must be one of {sorted(GPT_SIZES)}, got {self.size!r}")
+        for name in ("n_frames", "batch_size", "max_steps", "checkpoint_every_n_steps", "val_every_n_steps", "log_every_n_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"world_model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_frames < 2:
+            raise ValueError(f"world_model.n_frames must be >= 2 (context + the predicted frame), got {self.n_frames}")
+        if self.fps is not None and not float(self.fps) > 0:
+            raise ValueError(f"world_model.fps must be > 0 or null, got {self.fps}")
+        if self.val_clips < 0 or self.val_windows < 0 or self.num_workers < 0 or self.grad_clip < 0:
+            raise ValueError("world_model.val_clips, val_windows, num_workers and grad_clip must be >= 0")
+        self.wsd()  # validates the schedule fractions
+
+    def gpt(self, vocab_size: int, grid_hw: tuple[int, int]) -> GPTConfig:
+        unknown = sorted(set(self.model) - {f.name for f in fields(GPTConfig)})
+        if unknown:
+            raise ValueError(f"world_model.model: unknown GPTConfig fields {unknown}")
+        fixed = {"vocab_size", "tokens_h", "tokens_w", "max_frames"} & set(self.model)
+        if fixed:
+            raise ValueError(f"world_model.model must not set {sorted(fixed)}: they come from the token stores and n_frames")
+        return gpt_config(self.size, vocab_size=vocab_size, tokens_h=grid_hw[0], tokens_w=grid_hw[1], max_frames=self.n_frames, **self.model)
+
+    def wsd(self) -> WSDSchedule:
+        unknown = sorted(set(self.schedule) - {"warmup_frac", "decay_frac", "final_frac", "decay_shape"})
+        if unknown:
+            raise ValueError(f"world_model.schedule: unknown keys {unknown}")
+        return WSDSchedule(total_steps=int(self.max_steps), **self.schedule)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "WorldModelProfile":
+        return cls(**checked(cls, plain(values), "world_model"))
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    """The `trainer` section (configs/trainer/*.yaml). precision 'auto': bf16-mixed on CUDA,
+    `cpu_precision` on CPU (its 'auto': bf16-mixed where the CPU has native bf16, else 32-true).
+    fsdp_sharding: FSDP sharding strategy (SHARD_GRAD_OP ~ ZeRO-2)."""
+
+    accelerator: str
+    devices: Any
+    num_nodes: int
+    strategy: str
+    precision: str
+    cpu_precision: str
+    fsdp_sharding: str
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"trainer.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
+        if self.num_nodes < 1:
+            raise ValueError(f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
+
+    def resolved_precision(self, cuda: bool) -> str:
+        if self.precision != "auto":
+            return self.precision
+        if cuda:
+            return "bf16-mixed"
+        if self.cpu_precision != "auto":
+            return self.cpu_precision
+        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerSettings":
+        return cls(**checked(cls, plain(values), "trainer"))
+
+
+@dataclass(frozen=True)
+class TrainWorldModelConfig:
+    """`foresight train world_model`: tokens (DIR[,DIR2]) or sources ({name: {tokens, weight}}); out;
+    init_from: a stage-1 checkpoint whose weights and optimizer state start this run (ignored when
+    out/checkpoints/last.ckpt exists: then the run resumes); loggers: csv and/or wandb (offline or
+    disabled, never online); progress_bar: the rich step bar with ETA."""
+
+    tokens: Any
+    sources: dict[str, Any]
+    out: str
+    init_from: str | None
+    loggers: tuple[str, ...]
+    wandb_mode: str
+    wandb_project: str
+    progress_bar: bool
+    world_model: WorldModelProfile
+    trainer: TrainerSettings
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "loggers", tuple(self.loggers or ()))
+        bad = sorted(set(self.loggers) - set(LOGGERS))
+        if bad:
+            raise ValueError(f"loggers: unknown {bad}; choose from {LOGGERS}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ValueError(f"wandb_mode must be one of {WANDB_MODES} (runs never log online), got {self.wandb_mode!r}")
+        if not self.out:
+            raise ValueError("train world_model: `out` (output directory) is required")
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "TrainWorldModelConfig":
+        """From the composed command config (configs/train/world_model.yaml)."""
+        d = plain(cfg)
+        own = {f.name for f in fields(cls)} - {"world_model", "trainer", "raw"}
+        missing = sorted(own - set(d))
+        if missing:
+            raise ValueError(f"train world_model: missing config keys {missing}")
+        return cls(
+            **{k: d[k] for k in own},
+            world_model=WorldModelProfile.from_mapping(d["world_model"]),
+            trainer=TrainerSettings.from_mapping(d["trainer"]),
+            raw=d,
+        )
