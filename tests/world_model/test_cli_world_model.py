@@ -101,7 +101,7 @@ def test_resuming_another_model_in_the_same_out_dir_is_refused(tmp_path):
 
 BENCH = ["image_height=16", "image_width=32", "+world_model.model.n_layer=1", "+world_model.model.n_embd=32", "+world_model.model.n_head=2",
          "train_batch=2", "train_steps=1", "warmup_steps=0", "decode_tokens=4", "tokenizer_batch=2", "tokenizer_steps=1",
-         "+tokenizer.model.base_channels=4"]
+         "tokenizer.model.base_channels=4"]
 
 
 def test_bench_prints_the_speed_keys_and_the_same_run_ratio(capsys):

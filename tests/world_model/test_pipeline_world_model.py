@@ -23,7 +23,7 @@ def runs(tmp_path_factory):
     for name, seed in (("train", 1000), ("heldout", 9000)):
         assert main(["data", "synth", f"out={root / name}", "episodes=2", "suites=[smoke]", f"seed={seed}", "height=32", "width=64", "fps=5"]) == 0
     tok = run_subcommand("train", "tokenizer", [
-        f"clips={root / 'train'}", f"out={root / 'tok'}", "trainer=cpu", "tokenizer.max_steps=2", "+tokenizer.model.base_channels=4",
+        f"clips={root / 'train'}", f"out={root / 'tok'}", "trainer=cpu", "tokenizer.max_steps=2", "tokenizer.model.base_channels=4",
         "tokenizer.batch_size=4", "tokenizer.val_frames=2", "tokenizer.val_every_n_steps=2", "tokenizer.eval_frames=4",
         "tokenizer.checkpoint_every_n_steps=2", "trainer.precision=32-true",
     ])
