@@ -3,9 +3,10 @@
     foresight bench planner [checkpoint=VAM_DIR] [device=cuda] [experiment=tiny|S|B|L]
 
 With a checkpoint, its model and tokenizer are timed. Without one (checkpoint=null), a randomly
-initialised model is built from the experiment's profiles (tokenizer.size, world_model.size /
-model / n_frames, planner.action_model) at the camera size image_height x image_width, so the
-benchmark runs anywhere; latency does not depend on the weights' values.
+initialised model is built from the experiment's profiles (tokenizer.size / model, world_model.size
+/ model / n_frames / fps, planner.action_model) at the camera size image_height x image_width, so
+the benchmark runs anywhere; latency does not depend on the weights' values. Observations carry
+frames at the model's frame period (the checkpoint's, or 1 / world_model.fps).
 
 Timings (`planner.vam.benchmark_planner`): median per-call encode_ms (tokenizer, one new frame per
 call after warm-up), context_ms (world-model pass filling the video keys/values), flow_ms (10 Euler
@@ -49,22 +50,27 @@ def run_bench(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Time the planner on a stream of synthetic observations; prints and returns the JSON object."""
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
-    config = VAMPlannerConfig(n_steps=10, device=str(cfg.get("device", "cpu")), precision=str(cfg.get("precision", "fp32")), seed=int(cfg.get("seed", 0)))
     checkpoint = cfg.get("checkpoint")
     started = time.perf_counter()
     if checkpoint:
         from planner.registry import load_vam_with_tokenizer
 
-        model, tokenizer, _ = load_vam_with_tokenizer(str(checkpoint), cfg.get("tokenizer"))
-        planner = VAMPlanner(model, tokenizer, config)
+        model, tokenizer, meta = load_vam_with_tokenizer(str(checkpoint), cfg.get("tokenizer"))
+        frame_period_s = float((meta.get("extra") or {}).get("frame_period_s", 0.5))
     else:
-        planner = random_planner(cfg, config)
+        fps = (cfg.get("world_model") or {}).get("fps")
+        frame_period_s = 1.0 / float(fps) if fps else 0.5
+    config = VAMPlannerConfig(n_steps=10, device=str(cfg.get("device", "cpu")), precision=str(cfg.get("precision", "fp32")), seed=int(cfg.get("seed", 0)),
+                              frame_period_s=frame_period_s, frame_tolerance_s=min(0.1, 0.4 * frame_period_s))
+    planner = VAMPlanner(model, tokenizer, config) if checkpoint else random_planner(cfg, config)
+    # Frames at the model's spacing, as a runner with camera_period_s = frame_period_s gives them.
     observations = synthetic_observations(int(cfg.get("observations", 10)), int(cfg["image_height"]), int(cfg["image_width"]), seed=int(cfg.get("seed", 0)),
-                                          n_frames=int(cfg.get("n_frames", 4)))
+                                          n_frames=int(cfg.get("n_frames", 4)), period_s=frame_period_s)
     result = benchmark_planner(planner, observations, warmup=int(cfg.get("warmup", 2)), rounds=int(cfg.get("rounds", 2)))
     result.update(
         checkpoint=None if not checkpoint else str(checkpoint),
         image_hw=[int(cfg["image_height"]), int(cfg["image_width"])],
+        frame_period_s=frame_period_s,
         torch_threads=torch.get_num_threads(),
         wall_s=round(time.perf_counter() - started, 2),
     )

@@ -107,13 +107,15 @@ def _vam(cfg: Mapping[str, Any]) -> Planner:
     model, tokenizer, meta = load_vam_with_tokenizer(checkpoint, cfg.get("tokenizer"))
     extra = meta.get("extra") or {}
     inference = extra.get("inference") or {}
+    frame_period_s = float(extra.get("frame_period_s", 0.5))
     config = VAMPlannerConfig(
         n_steps=int(cfg.get("n_steps") or inference.get("n_steps", 10)),
         solver=str(cfg.get("solver") or inference.get("solver", "euler")),
         n_samples=int(cfg.get("n_samples") or inference.get("n_samples", 1)),
         aggregate=str(cfg.get("aggregate") or inference.get("aggregate", "first")),
         seed=int(cfg.get("seed") or 0),
-        frame_period_s=float(extra.get("frame_period_s", 0.5)),
+        frame_period_s=frame_period_s,
+        frame_tolerance_s=min(0.1, 0.4 * frame_period_s),
         device=str(cfg.get("device") or "cpu"),
     )
     mode = cfg.get("video_mode")

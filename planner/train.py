@@ -150,8 +150,9 @@ class TrainPlannerConfig:
     flow: FlowTrainingConfig = field(default_factory=FlowTrainingConfig)
     ego_mlp: EgoMLPSettings = field(default_factory=EgoMLPSettings)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
-    frame_period_s: float = 0.5
+    frame_period_s: float | None = None
     pad_start: bool = True
+    init_from: str | None = None
     resume: bool = True
     accelerator: str = "auto"
     devices: Any = 1
@@ -173,7 +174,7 @@ class TrainPlannerConfig:
             if isinstance(d.get(name), dict):
                 # Still the experiment's profile section: the command line did not name a file.
                 raise ValueError(f"train planner: `{name}=PATH` is required (the {name.replace('_', ' ')} to train on)")
-        top = {k: d.pop(k) for k in ("world_model", "tokenizer", "clips", "tokens", "out", "resume", "accelerator", "devices", "num_workers") if k in d}
+        top = {k: d.pop(k) for k in ("world_model", "tokenizer", "clips", "tokens", "out", "init_from", "resume", "accelerator", "devices", "num_workers") if k in d}
         known_sections = {"action_model", "train", "flow", "ego_mlp", "inference", "frame_period_s", "pad_start"}
         unknown = sorted(set(section) - known_sections)
         if unknown:
@@ -188,6 +189,21 @@ class TrainPlannerConfig:
             inference=build(InferenceSettings, section.get("inference"), "planner.inference"),
             **{k: section[k] for k in ("frame_period_s", "pad_start") if k in section},
         )
+
+
+def init_weights(module: VAMLightningModule, path: str) -> None:
+    """Start from the weights of an exported planner (a vam directory) of the same architecture;
+    normalisation constants may differ (e.g. to fine-tune with other ego-status scales)."""
+    from planner.action_model.checkpoint import load_vam
+
+    source = load_vam(path)
+    if source.world_model_config != module.model.world_model_config:
+        raise ValueError(f"init_from {path}: its world model {source.world_model_config} differs from {module.model.world_model_config}")
+    try:
+        module.model.load_state_dict(source.state_dict())
+    except RuntimeError as exc:
+        raise ValueError(f"init_from {path} does not fit the planner's architecture: {exc}") from exc
+    log.info("initialised the planner from %s", path)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -334,9 +350,12 @@ def run_train_planner(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
     loaded_wm = load_world_model(c.world_model)
     gpt = loaded_wm.model
-    if loaded_wm.meta.fps is not None and abs(loaded_wm.meta.fps * c.frame_period_s - 1.0) > 1e-6:
+    wm_fps = loaded_wm.meta.fps
+    if c.frame_period_s is None:  # the world model's own frame spacing (0.5 s when it does not say)
+        c = replace(c, frame_period_s=1.0 / wm_fps if wm_fps else 0.5)
+    elif wm_fps is not None and abs(wm_fps * c.frame_period_s - 1.0) > 1e-6:
         log.warning("world model %s was trained at %g fps but the planner observes frames every %g s (planner.frame_period_s): "
-                    "it will see its frames at another spacing", c.world_model, loaded_wm.meta.fps, c.frame_period_s)
+                    "it will see its frames at another spacing", c.world_model, wm_fps, c.frame_period_s)
     tokens = TokenStore(c.tokens)
     clips = ClipStore(c.clips)
     tokenizer_identity = None
@@ -367,6 +386,8 @@ def run_train_planner(cfg: Mapping[str, Any]) -> dict[str, Any]:
     module = VAMLightningModule(wm, action, optim, c.flow)
     if module.model.world_model is not None:
         module.load_world_model(gpt)
+    if c.init_from:
+        init_weights(module, c.init_from)
 
     ckpt_dir = out / "checkpoints"
     last = ckpt_dir / "last.ckpt"

@@ -25,6 +25,8 @@ def run_train_tokenizer(cfg: Any) -> dict[str, Any]:
 
     d = plain(cfg)
     trainer = TrainerSettings.from_mapping(d["trainer"])
+    if trainer.threads is not None:
+        torch.set_num_threads(trainer.threads)
     cuda = torch.cuda.is_available() and trainer.accelerator in ("auto", "gpu", "cuda")
     return run_train({
         **d["tokenizer"], "clips": d["clips"], "out": d["out"],

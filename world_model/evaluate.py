@@ -9,7 +9,8 @@ stores, the frames are encoded with the tokenizer and
   - the same scores for copy-last-frame through the tokenizer (decode(encode(last context frame)),
     the fair baseline: same decoder), raw copy-last (the last context frame itself), and the
     tokenizer's reconstruction of the true frames (the ceiling): all in the same run, on the same
-    windows;
+    windows; gain_vs_copy_last_t{i} pairs model and copy-last per window (mean, standard error,
+    win rate);
   - videos of context + predicted frames beside the truth.
 Per-source results (one per clip store) and their pooled values go to out/metrics.json.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,11 @@ def _evaluate_store(
             stats.add_frames(k, pred_images["greedy"][:, i], truth, last_raw, c.changed_threshold)
             stats.add_frames(f"_topk{k}", pred_images["topk"][:, i], truth, last_raw, c.changed_threshold, with_ssim=False)
             stats.add_frames(f"_copy_last{k}", last_tok, truth, last_raw, c.changed_threshold)
+            # Paired per window: how often and by how much the model beats copying (for a standard error).
+            gain = psnr_db(pred_images["greedy"][:, i], truth) - psnr_db(last_tok, truth)  # (B,) dB
+            stats.add_mean(f"gain_vs_copy_last{k}", gain)
+            stats.add_mean(f"gain_sq_vs_copy_last{k}", gain**2)
+            stats.add_mean(f"win_rate_vs_copy_last{k}", (gain > 0).float())
             stats.add_frames(f"_copy_last_raw{k}", last_raw, truth, last_raw, c.changed_threshold)
             stats.add_frames(f"_tokenizer{k}", recon[:, n_context + i], truth, last_raw, c.changed_threshold, with_ssim=False)
             n_tokens = truth_tokens.numel()
@@ -235,7 +242,7 @@ def run_eval(c: EvalWorldModelConfig) -> dict[str, Any]:
         name = store.manifest.source
         if name in per_source:  # two stores of one source: tell them apart by directory
             name = f"{name}@{Path(clip_dir).name}"
-        per_source[name] = {**_with_margins(stats.summary(), c.horizon), "num_windows": n, "clips": str(Path(clip_dir).resolve())}
+        per_source[name] = {**_with_margins(stats.summary(), c.horizon, n), "num_windows": n, "clips": str(Path(clip_dir).resolve())}
         total.merge(stats)
         videos += written
         n_windows += n
@@ -247,7 +254,7 @@ def run_eval(c: EvalWorldModelConfig) -> dict[str, Any]:
             "clips": str(Path(clip_dir).resolve()),
         }
     metrics: dict[str, Any] = {
-        **_with_margins(total.summary(), c.horizon),
+        **_with_margins(total.summary(), c.horizon, n_windows),
         "tokenizer_only": tokenizer_only,
         "num_windows": n_windows,
         "context_frames": n_context,
@@ -266,13 +273,16 @@ def run_eval(c: EvalWorldModelConfig) -> dict[str, Any]:
     return metrics
 
 
-def _with_margins(summary: dict[str, Any], horizon: int) -> dict[str, Any]:
-    """Adds gain_vs_copy_last_t{i} = psnr_t{i} - psnr_copy_last_t{i} (dB; > 0: the model beats copying)."""
+def _with_margins(summary: dict[str, Any], horizon: int, n_windows: int) -> dict[str, Any]:
+    """gain_vs_copy_last_t{i}: mean over windows of psnr - psnr_copy_last (dB; > 0: the model beats
+    copying through the tokenizer); its standard error over the n windows (paired), and win_rate
+    (fraction of windows where the model is better)."""
     out = dict(summary)
     for i in range(1, horizon + 1):
-        a, b = out.get(f"psnr_t{i}"), out.get(f"psnr_copy_last_t{i}")
-        if a is not None and b is not None:
-            out[f"gain_vs_copy_last_t{i}"] = a - b
+        mean, sq = out.get(f"gain_vs_copy_last_t{i}"), out.pop(f"gain_sq_vs_copy_last_t{i}", None)
+        if mean is not None and sq is not None and n_windows > 1:
+            variance = max(sq - mean**2, 0.0) * n_windows / (n_windows - 1)
+            out[f"gain_vs_copy_last_t{i}_stderr"] = math.sqrt(variance / n_windows)
     return out
 
 

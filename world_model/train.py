@@ -100,6 +100,8 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
     p = c.world_model
     out = Path(c.out)
     out.mkdir(parents=True, exist_ok=True)
+    if c.trainer.threads is not None:
+        torch.set_num_threads(c.trainer.threads)
     L.seed_everything(p.seed, workers=True, verbose=False)
 
     sources = parse_sources(c.tokens, c.sources)

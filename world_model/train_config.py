@@ -127,6 +127,7 @@ class WorldModelProfile:
 class TrainerSettings:
     """The `trainer` section (configs/trainer/*.yaml). precision 'auto': bf16-mixed on CUDA,
     `cpu_precision` on CPU (its 'auto': bf16-mixed where the CPU has native bf16, else 32-true).
+    threads: torch CPU threads of the process (null: torch's default, one per core).
     fsdp_sharding: FSDP sharding strategy (SHARD_GRAD_OP ~ ZeRO-2)."""
 
     accelerator: str
@@ -135,6 +136,7 @@ class TrainerSettings:
     strategy: str
     precision: str
     cpu_precision: str
+    threads: int | None
     fsdp_sharding: str
 
     def __post_init__(self) -> None:
@@ -142,6 +144,8 @@ class TrainerSettings:
             raise ValueError(f"trainer.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.num_nodes < 1:
             raise ValueError(f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"trainer.threads must be >= 1 or null, got {self.threads}")
 
     def resolved_precision(self, cuda: bool) -> str:
         if self.precision != "auto":

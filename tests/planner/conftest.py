@@ -36,7 +36,7 @@ def train_args(p: TinyPipeline, out: Path, *extra: str) -> list[str]:
         "planner.train.val_every_n_steps=2", "planner.train.plot_every_n_steps=2", "planner.train.checkpoint_every_n_steps=2",
         "planner.train.log_every_n_steps=1", "planner.train.val_fraction=0.34", "planner.train.val_max_windows=8",
         "planner.train.plot_windows=2", "planner.flow.samples_per_window=2", "planner.flow.eval_samples=3", "planner.flow.eval_steps=2",
-        "planner.ego_mlp.steps=30", "planner.ego_mlp.hidden_width=32", *extra,
+        "planner.ego_mlp.steps=30", "planner.ego_mlp.hidden_width=32", "planner.train.precision=32-true", *extra,
     ]  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from planner.contract import validate_plan
 from planner.registry import build_planner
 from planner.vam import synthetic_observations
 from tests.planner.conftest import TRAIN_STEPS, train_args
-from world_model.artifact import load_world_model
+from world_model.artifact import WorldModelMeta, export_world_model, load_world_model
 from world_model.tokenizer import export_tokenizer, load_image_tokenizer
 from world_model.tokenizer.model import ConvTokenizer, tokenizer_config
 
@@ -49,7 +49,7 @@ def test_training_writes_logs_plots_and_a_self_contained_planner(trained_planner
     tokenizer_sha = load_image_tokenizer(tiny_pipeline.tokenizer).identity["weights_sha256"]
     assert meta["tokenizer"]["weights_sha256"] == tokenizer_sha
     assert meta["extra"]["tokenizer_path"] == "tokenizer.safetensors" and meta["extra"]["frame_period_s"] == 0.5
-    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 1, "aggregate": "first"}
+    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 8, "aggregate": "medoid"}
     # The tokenizer travels with the planner: the directory alone is enough, moved anywhere.
     assert load_image_tokenizer(vam).identity["weights_sha256"] == tokenizer_sha
     # The world model stayed frozen: its weights in the export are the input's, bit for bit.
@@ -118,3 +118,19 @@ def test_missing_or_mismatched_inputs_are_clear_errors(tiny_pipeline, tmp_path, 
     assert main(args) == 1
     assert "another tokenizer" in capsys.readouterr().err
     assert main([*train_args(p, tmp_path / "c"), "planner.train.not_a_key=1"]) == 2
+    # The planner observes frames at its world model's rate: a 5 Hz model needs a 5 Hz (or 10 Hz) store.
+    loaded = load_world_model(p.world_model)
+    export_world_model(loaded.model, tmp_path / "wm_5hz", WorldModelMeta(fps=5.0, tokenizer=loaded.meta.tokenizer))
+    args = train_args(p, tmp_path / "d")
+    args[2] = f"world_model={tmp_path / 'wm_5hz'}"
+    assert main(args) == 1
+    assert "frames every 0.2 s" in capsys.readouterr().err
+
+
+def test_init_from_starts_from_an_exported_planner(trained_planner, tiny_pipeline, tmp_path):
+    # One step at a vanishing LR: the result is the exported planner it started from.
+    assert main(train_args(tiny_pipeline, tmp_path, f"init_from={trained_planner / 'vam'}", "planner.train.max_steps=1", "planner.train.lr=1e-12")) == 0
+    start, result = load_vam(trained_planner / "vam"), load_vam(tmp_path / "vam")
+    for name, tensor in start.expert.state_dict().items():
+        torch.testing.assert_close(result.expert.state_dict()[name], tensor, atol=1e-6, rtol=0)
+    assert main(train_args(tiny_pipeline, tmp_path / "bad", f"init_from={trained_planner / 'vam'}", "planner.action_model.expert_width_ratio=0.5")) == 1

@@ -55,6 +55,8 @@ def test_trainer_configs(trainer):
 def test_bad_settings_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="never log online"):
         world_model_config(["tokens=t", "out=o", "wandb_mode=online"])
+    with pytest.raises(ValueError, match="trainer.threads"):
+        world_model_config(["tokens=t", "out=o", "trainer.threads=0"])
     with pytest.raises(ValueError, match="loggers"):
         world_model_config(["tokens=t", "out=o", "loggers=[tensorboard]"])
     with pytest.raises(ValueError, match="size must be one of"):
@@ -113,6 +115,9 @@ def test_bench_prints_the_speed_keys_and_the_same_run_ratio(capsys):
                 "decode_uncached_tokens_per_s", "tokenizer_images_per_s", "train_tokens_per_s_fp32", "train_tokens_per_s_bf16"):
         assert result[key] > 0, key
     assert result["train_ratio_vs_hf"] == pytest.approx(result["train_tokens_per_s"] / result["hf_gpt2_train_tokens_per_s"], rel=1e-3)
+    assert result["hf_gpt2_train_tokens_per_s"] == result["hf_gpt2_train_tokens_per_s_fp32"]  # GPT-2 as shipped
+    for p in ("fp32", "bf16"):  # and at equal precision
+        assert result[f"train_ratio_vs_hf_{p}"] == pytest.approx(result[f"train_tokens_per_s_{p}"] / result[f"hf_gpt2_train_tokens_per_s_{p}"], rel=1e-3)
     assert result["train_tokens_per_s"] == max(result["train_tokens_per_s_fp32"], result["train_tokens_per_s_bf16"])
     assert result["gpt"]["sequence_tokens"] == 4 * 2 * 4 and result["mfu"] is None  # CPU: no MFU
 

@@ -14,7 +14,8 @@ from world_model.tokens import TokenStore
 
 REQUIRED = ("psnr_t1", "psnr_t2", "psnr_copy_last_t1", "psnr_copy_last_t2", "psnr_copy_last_raw_t1", "tokenizer_psnr",
             "token_accuracy", "cross_entropy", "ssim_t1", "psnr_changed_t1", "psnr_changed_copy_last_t1", "psnr_topk_t1",
-            "psnr_road_t1", "rollout_token_accuracy_t1", "copy_last_token_accuracy_t1", "gain_vs_copy_last_t1")
+            "psnr_road_t1", "rollout_token_accuracy_t1", "copy_last_token_accuracy_t1", "gain_vs_copy_last_t1",
+            "gain_vs_copy_last_t1_stderr", "win_rate_vs_copy_last_t2")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,10 @@ def test_eval_reports_prediction_against_copy_last_per_source(runs):
     assert set(m["per_source"]) == {"synth", "synth@train"} and m["num_windows"] == 6
     for source in m["per_source"].values():
         assert source["num_windows"] == 3 and all(k in source for k in REQUIRED)
-    assert 0 <= m["token_accuracy"] <= 1 and m["cross_entropy"] > 0
+    assert 0 <= m["token_accuracy"] <= 1 and m["cross_entropy"] > 0 and 0 <= m["win_rate_vs_copy_last_t1"] <= 1
+    # The paired per-window gain averages to the difference of the two mean PSNRs.
+    for i in (1, 2):
+        assert m[f"gain_vs_copy_last_t{i}"] == pytest.approx(m[f"psnr_t{i}"] - m[f"psnr_copy_last_t{i}"], abs=1e-6)
     assert m["context_frames"] == 3 and m["horizon"] == 2 and m["fps"] == 5.0
     cross = m["tokenizer_only"]["synth@train"]  # e.g. real data as a cross-domain figure
     assert cross["num_frames"] == 3 and 0 < cross["psnr_db"] < 60
