@@ -84,13 +84,14 @@ def _nonempty(key: str, clips: Iterable[Clip]) -> Iterator[Clip]:
 def convert_to_store(cfg, source: str, items: list[SourceItem], description: str) -> Manifest:
     """Standard ending of every `foresight data <source>` command: write `items` into `cfg.out`.
 
-    The store's recorded config is the composed config minus `out` and `overwrite`, so rerunning the
-    same command resumes, and a different config is refused instead of mixed in.
+    The store's recorded config is the composed config minus `out`, `overwrite` and `workers` (none
+    changes what is written), so rerunning the same command resumes, and a different config is
+    refused instead of mixed in.
     """
     from omegaconf import OmegaConf
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("out", "overwrite"):
+    for key in ("out", "overwrite", "workers"):
         config.pop(key, None)
     writer = ClipStoreWriter(
         cfg.out,

@@ -46,7 +46,7 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "open_loop": Subcommand("eval/open_loop", "planner.cli:run_eval_open_loop", "minADE/FDE and L2 of the planner vs baselines on logged clips"),
         "ablation": Subcommand("eval/ablation", "planner.cli:run_eval_ablation", "Planner with observed / imagined / no video in closed loop"),
     },
-    "demo": {},
+    "demo": Subcommand("demo", "foresight.demo:run", "The whole pipeline on the procedural world, then DIR/report.md/.html"),
     "bench": {
         "data": Subcommand("bench/data", "data.bench:run", "Dataset read speed (windows/s, MB/s) per frame codec"),
         "sim": Subcommand("bench/sim", "sim_eval.bench:run", "Simulator steps/s and camera frames/s vs highway-env"),

@@ -99,9 +99,9 @@ def run_ablation(cfg: Mapping[str, Any]) -> dict[str, Any]:
     episodes, seed, workers = int(cfg["episodes"]), int(cfg.get("seed", 0)), int(cfg.get("workers", 1))
     camera_period_s = cfg.get("camera_period_s")
     if camera_period_s is None:  # the frame spacing the planner was trained at
-        from planner.action_model.checkpoint import vam_metadata
+        from planner.action_model.checkpoint import vam_frame_period_s
 
-        camera_period_s = float((vam_metadata(str(cfg["checkpoint"])).get("extra") or {}).get("frame_period_s", 0.5))
+        camera_period_s = vam_frame_period_s(str(cfg["checkpoint"]))
     runner_cfg = RunnerConfig(
         dt_s=float(cfg.get("dt_s", 0.1)), planner_period_s=float(cfg.get("planner_period_s", 0.5)), camera_period_s=float(camera_period_s),
         n_frames=int(cfg.get("n_frames", 4)),

@@ -263,6 +263,30 @@ def evaluate_windows(
     return results
 
 
+def planner_windows(model: VideoActionModel, tokenizer: Any, frame_period_s: float, clips: ClipStore, device: torch.device | str = "cpu") -> PlannerWindowDataset:
+    """Every evaluable window of `clips` for `model` (the protocol above): its observed frames on the
+    model's frame grid (every frame_period_s [s], the start padded), encoded with `tokenizer` when
+    the model uses video, and the labels (trajectory, command, ego status)."""
+    c = model.config
+    spec = PlannerWindowSpec(
+        n_observed_frames=model.n_observed_frames,
+        frame_period_s=frame_period_s,
+        num_waypoints=c.num_waypoints,
+        waypoint_dt_s=c.waypoint_dt_s,
+        history_steps=c.ego_history_steps,
+        history_dt_s=c.ego_history_dt_s,
+        pad_start=True,
+        min_valid_waypoints=c.num_waypoints,
+    )
+    tokens = None
+    if c.uses_video:
+        tokenizer = tokenizer.to(device).eval()
+        wm = model.world_model_config
+        factor = int(tokenizer.downsample_factor)
+        tokens = EncodedClips(clips, tokenizer, (wm.tokens_h * factor, wm.tokens_w * factor))
+    return PlannerWindowDataset(clips, tokens, spec)
+
+
 def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Evaluate `cfg.checkpoint` (a VAM export directory) on `cfg.clips`; writes out/metrics.json."""
     from planner.ego_mlp import has_ego_mlp, load_ego_mlp
@@ -279,24 +303,8 @@ def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     model = model.to(device).eval()
     ego_mlp = load_ego_mlp(checkpoint) if has_ego_mlp(checkpoint) else None
     clips = ClipStore(clips_path)
+    dataset = planner_windows(model, tokenizer, float((meta.get("extra") or {}).get("frame_period_s", 0.5)), clips, device)
     c = model.config
-    spec = PlannerWindowSpec(
-        n_observed_frames=model.n_observed_frames,
-        frame_period_s=float((meta.get("extra") or {}).get("frame_period_s", 0.5)),
-        num_waypoints=c.num_waypoints,
-        waypoint_dt_s=c.waypoint_dt_s,
-        history_steps=c.ego_history_steps,
-        history_dt_s=c.ego_history_dt_s,
-        pad_start=True,
-        min_valid_waypoints=c.num_waypoints,
-    )
-    tokens = None
-    if c.uses_video:
-        tokenizer = tokenizer.to(device).eval()
-        wm = model.world_model_config
-        factor = int(tokenizer.downsample_factor)
-        tokens = EncodedClips(clips, tokenizer, (wm.tokens_h * factor, wm.tokens_w * factor))
-    dataset = PlannerWindowDataset(clips, tokens, spec)
     checker = CollisionChecker(clips, c.waypoint_dt_s, c.num_waypoints)
     results = evaluate_windows(model, ego_mlp, dataset, n_samples, n_steps, solver, seed, batch_size, checker, aggregate)
     metrics = {

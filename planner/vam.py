@@ -124,6 +124,10 @@ class VAMPlanner(Planner):
         self.image_hw = (wm.tokens_h * factor, wm.tokens_w * factor)
         self.generator = torch.Generator()
         self._buffer: dict[float, torch.Tensor] = {}  # frame time [s] -> tokens (h, w) int64
+        # Rollout videos: with predict_next_frame set, each plan() also decodes the world model's greedy
+        # prediction of the next frame (config.frame_period_s ahead) into predicted_frame (H, W, 3) uint8.
+        self.predict_next_frame = False
+        self.predicted_frame: np.ndarray | None = None
         self.reset({})
 
     @classmethod
@@ -200,6 +204,14 @@ class VAMPlanner(Planner):
         n_padded = self.model.n_observed_frames - len(grids) if c.pad_context else 0
         return torch.stack([grids[0]] * n_padded + grids)[None], n_padded
 
+    def _predict_frame(self, observed: torch.Tensor) -> np.ndarray:
+        """The world model's greedy next frame after observed (1, T, h, w), decoded: (H, W, 3) uint8."""
+        assert self.tokenizer is not None
+        with self._autocast():
+            tokens = self.model.imagine(observed[:, -self.model.n_observed_frames :], 1)[:, 0]  # (1, h, w)
+        image = self.tokenizer.decode_indices(tokens).float()[0]  # (3, H, W) in [-1, 1]
+        return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
     @torch.no_grad()
     def plan(self, observation: Observation) -> Plan:
         start = time.perf_counter()
@@ -220,6 +232,8 @@ class VAMPlanner(Planner):
             extras["n_padded_frames"] = n_padded
             if self.model.config.video_mode == "imagine":
                 extras["imagined_tokens"] = video_tokens[0, observed.shape[1] :].cpu().numpy()
+            if self.predict_next_frame:
+                self.predicted_frame = self._predict_frame(observed)
         flow_start = time.perf_counter()
         conditions = conditions_from_observation(observation, self.model.config)
         with self._autocast():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from data.convert import progress_bar
@@ -48,17 +49,29 @@ def episode_specs(suite: str, episodes: int, seed: int, videos: int) -> list[Epi
 
 
 class VideoRecorder:
-    """Camera view beside a bird's-eye view with the current plan, one frame per physics step."""
+    """Camera view beside a bird's-eye view with the current plan, one frame per physics step. With a
+    planner that predicts frames (a world-model planner with `predict_next_frame`), its latest
+    predicted frame goes between the two (camera | predicted | bird's-eye view)."""
 
-    def __init__(self, height: int = 144, width: int = 256) -> None:
+    def __init__(self, height: int = 144, width: int = 256, planner: Any = None) -> None:
         self.camera = CameraRenderer(PinholeCamera.nuscenes_cam_front(height=height, width=width))
         self.bev = BevRenderer(size_px=height, extent_m=60.0)
         self.frames: list[np.ndarray] = []
+        self.planner = planner
+        self.size_hw = (height, width)
+        if planner is not None and hasattr(planner, "predict_next_frame"):
+            planner.predict_next_frame = True
 
     def __call__(self, sim: Simulation, plan_world: np.ndarray | None) -> None:
         scene = sim.render_scene()
         traj = {"plan": plan_world} if plan_world is not None else None
-        self.frames.append(side_by_side(self.camera.render(scene), self.bev.render(scene, trajectories=traj), gap_px=2))
+        panels = [self.camera.render(scene)]
+        if self.planner is not None and hasattr(self.planner, "predict_next_frame"):
+            predicted = getattr(self.planner, "predicted_frame", None)
+            h, w = self.size_hw
+            panels.append(np.zeros((h, w, 3), np.uint8) if predicted is None else cv2.resize(predicted, (w, h), interpolation=cv2.INTER_NEAREST))
+        panels.append(self.bev.render(scene, trajectories=traj))
+        self.frames.append(side_by_side(*panels, gap_px=2))
 
 
 def run_one(planner_name: str, planner_cfg: dict[str, Any], spec: EpisodeSpec, runner_cfg: RunnerConfig, video_dir: str | None) -> dict[str, Any]:
@@ -66,7 +79,7 @@ def run_one(planner_name: str, planner_cfg: dict[str, Any], spec: EpisodeSpec, r
     planner = build_planner(planner_name, planner_cfg)
     scenario = build_scenario(spec.suite, spec.index, spec.seed)
     progress = expert_run(spec.suite, spec.index, spec.seed, runner_cfg.dt_s)[2]
-    recorder = VideoRecorder() if spec.record_video and video_dir else None
+    recorder = VideoRecorder(planner=planner) if spec.record_video and video_dir else None
     result = run_episode(scenario, planner, runner_cfg, expert_progress_m=progress, on_step=recorder)
     video_path = None
     if recorder is not None and recorder.frames:
@@ -146,10 +159,15 @@ def _write_csv(path: Path, episodes: list[dict[str, Any]]) -> None:
 
 
 def run(cfg) -> dict[str, Any]:
+    camera_period_s = cfg.camera_period_s
+    if camera_period_s is None and cfg.planner == "vam" and cfg.checkpoint:  # the frame spacing it was trained at
+        from planner.action_model.checkpoint import vam_frame_period_s
+
+        camera_period_s = vam_frame_period_s(cfg.checkpoint)
     runner_cfg = RunnerConfig(
         dt_s=float(cfg.dt_s),
         planner_period_s=float(cfg.planner_period_s),
-        camera_period_s=None if cfg.camera_period_s is None else float(cfg.camera_period_s),
+        camera_period_s=None if camera_period_s is None else float(camera_period_s),
         n_frames=int(cfg.n_frames),
         image_height=int(cfg.image_height),
         image_width=int(cfg.image_width),

@@ -8,6 +8,8 @@ Deterministic per (seed, episode): the same command writes the same frames.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -109,17 +111,54 @@ def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, random
     )
 
 
-def synth_items(cfg) -> list[SourceItem]:
-    eps = synth_episodes(list(cfg.suites), int(cfg.episodes), int(cfg.seed))
+class _EpisodePool:
+    """Records episodes in `workers` processes, a few ahead of the one the store writer asks for
+    (in order, so the store is the same as with one process). Episodes the store already holds are
+    never asked for, so a resumed run does not record them again."""
 
-    def loader(ep: SynthEpisode):
+    def __init__(self, eps: list[SynthEpisode], args: tuple, workers: int) -> None:
+        self.eps, self.args, self.workers = eps, args, workers
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: dict[int, Future] = {}
+
+    def get(self, k: int) -> Clip:
+        if self.workers <= 1:
+            return record_episode(self.eps[k], *self.args)
+        if self.pool is None:  # spawn: no forked copies of torch's thread pools
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+        for j in range(k, min(k + 2 * self.workers, len(self.eps))):
+            if j not in self.futures:
+                self.futures[j] = self.pool.submit(record_episode, self.eps[j], *self.args)
+        return self.futures.pop(k).result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+def synth_items(cfg, pool: _EpisodePool | None = None) -> list[SourceItem]:
+    """One item per episode; `pool` (parallel recording) defaults to recording in this process."""
+    eps = synth_episodes(list(cfg.suites), int(cfg.episodes), int(cfg.seed))
+    pool = pool or _EpisodePool(eps, _record_args(cfg), 1)
+
+    def loader(k: int):
         def load(report: BadFileReporter) -> Iterator[Clip]:
-            yield record_episode(ep, int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize))
+            yield pool.get(k)
 
         return load
 
-    return [SourceItem(f"{e.suite}/{e.index:03d}/seed{e.seed}", loader(e)) for e in eps]
+    return [SourceItem(f"{e.suite}/{e.index:03d}/seed{e.seed}", loader(k)) for k, e in enumerate(eps)]
+
+
+def _record_args(cfg) -> tuple:
+    return int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize)
 
 
 def run(cfg):
-    return convert_to_store(cfg, "synth", synth_items(cfg), "synthetic episodes")
+    eps = synth_episodes(list(cfg.suites), int(cfg.episodes), int(cfg.seed))
+    pool = _EpisodePool(eps, _record_args(cfg), int(cfg.get("workers", 1)))
+    try:
+        return convert_to_store(cfg, "synth", synth_items(cfg, pool), "synthetic episodes")
+    finally:
+        pool.close()

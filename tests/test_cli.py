@@ -9,12 +9,12 @@ from foresight.cli import main
 from foresight.commands import COMMANDS, GROUPS, Subcommand
 from tests.conftest import REPO_ROOT
 
-LEAF = {"serve"}  # commands without subcommands: `foresight serve key=value ...`
+LEAF = {"serve", "demo"}  # commands without subcommands: `foresight serve key=value ...`
 EXPECTED = {
     "data": {"nuscenes", "nuplan", "opendv", "synth", "tokenize"},
     "train": {"tokenizer", "world_model", "planner"},
     "eval": {"closed_loop", "world_model", "open_loop", "ablation"},
-    "demo": set(),
+    "demo": None,
     "bench": {"data", "sim", "world_model", "planner"},
     "viz": {"clip"},
     "serve": None,

@@ -41,19 +41,4 @@ def test_readme_dataset_snippet_on_a_converted_store(tmp_path, monkeypatch):
     assert tuple(scope["item"]["frames"].shape) == (8, 288, 512, 3)
 
 
-def test_main_command_runs_at_tiny_size(tmp_path, monkeypatch):
-    """The README's main command, each `foresight ...` step, with fewer episodes."""
-    import re as _re
-    import shlex
-
-    from foresight.cli import main
-
-    main_cmd = next(b for b in _blocks("bash") if "pytest" not in b).strip()
-    steps = [s.strip() for s in main_cmd.split("&&") if s.strip().startswith("foresight ")]
-    assert len(steps) >= 2
-    monkeypatch.chdir(tmp_path)
-    for step in steps:
-        step = _re.sub(r"episodes=\d+", "episodes=2", step)
-        assert main(shlex.split(step)[1:] + (["workers=1", "videos=0"] if " eval " in f" {step} " else [])) == 0, step
-    assert (tmp_path / "runs" / "synth" / "clip.png").is_file()
-    assert (tmp_path / "runs" / "closed_loop" / "expert" / "metrics.json").is_file()
+# The main command (`foresight demo`) runs in tests/test_demo.py at profile=smoke.

@@ -67,6 +67,12 @@ def export_vam(model: VideoActionModel, path: str | Path, tokenizer: dict[str, A
     return weights
 
 
+def vam_frame_period_s(path: str | Path) -> float:
+    """Spacing [s] of the frames an exported planner observes (its world model's frame period; 0.5 s
+    for exports that do not record it). Closed loop gives it camera frames at this spacing."""
+    return float((vam_metadata(path).get("extra") or {}).get("frame_period_s", 0.5))
+
+
 def vam_metadata(path: str | Path) -> dict[str, Any]:
     """The checked JSON of an exported action model (configs, tokenizer identity, extra)."""
     weights, config = _paths(path)

@@ -7,6 +7,7 @@ import csv
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,6 +17,9 @@ from foresight.cli import main
 from planner.action_model import load_vam, vam_metadata
 from planner.contract import validate_plan
 from planner.registry import build_planner
+from sim_eval.evaluate import VideoRecorder
+from sim_eval.scenarios.suites import build_scenario
+from sim_eval.simulation import Simulation
 from planner.vam import synthetic_observations
 from tests.planner.conftest import TRAIN_STEPS, train_args
 from world_model.artifact import WorldModelMeta, export_world_model, load_world_model
@@ -70,6 +74,17 @@ def test_training_writes_logs_plots_and_a_self_contained_planner(trained_planner
     plan = planner.plan(synthetic_observations(1, height=64, width=128)[0])
     assert plan.waypoints.shape == (6, 2) and np.isfinite(plan.waypoints).all() and plan.extras["total_ms"] > 0
     assert validate_plan(plan, 6, 0.5, max_abs_m=1e9, max_speed_mps=1e9) is None
+    assert planner.predicted_frame is None  # only rollout videos ask for predicted frames
+
+    # Rollout videos: camera | the world model's predicted next frame | bird's-eye view.
+    recorder = VideoRecorder(height=36, width=64, planner=planner)
+    assert planner.predict_next_frame
+    planner.plan(synthetic_observations(1, height=64, width=128)[0])
+    assert planner.predicted_frame.shape == (32, 64, 3) and planner.predicted_frame.dtype == np.uint8
+    assert planner.predicted_frame.std() > 0  # a decoded image, not a blank panel
+    recorder(Simulation(build_scenario("smoke", 0, 0)), None)
+    assert recorder.frames[0].shape == (36, 64 + 2 + 64 + 2 + 36, 3)
+    np.testing.assert_array_equal(recorder.frames[0][:, 66:130], cv2.resize(planner.predicted_frame, (64, 36), interpolation=cv2.INTER_NEAREST))
 
 
 def test_rerun_resumes_from_last_checkpoint_and_continues_exactly(trained_planner, tiny_pipeline, tmp_path):

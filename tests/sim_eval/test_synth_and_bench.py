@@ -30,7 +30,7 @@ def test_recorded_clip_is_a_real_log_in_the_unified_schema():
 
 def test_data_synth_cli_writes_a_trainable_store(tmp_path):
     out = tmp_path / "synth"
-    assert main(["data", "synth", f"out={out}", "episodes=2", "suites=[smoke]", "height=32", "width=64"]) == 0
+    assert main(["data", "synth", f"out={out}", "episodes=2", "suites=[smoke]", "height=32", "width=64", "workers=1"]) == 0
     store = ClipStore(out, verify=True)
     assert len(store) == 2 and store.manifest.source == "synth" and store.manifest.codec == "png"
     ds = ClipWindowDataset(store, WindowSpec(n_frames=4, fps=2.0))
@@ -48,3 +48,15 @@ def test_bench_sim_prints_the_required_keys(capsys):
         assert "highway-env" in result["highway_env_note"]
     else:
         assert result["ratio_vs_highway_env"] > 0
+
+
+def test_parallel_recording_writes_the_same_store(tmp_path):
+    args = ["data", "synth", "episodes=3", "suites=[smoke, ncap_side]", "height=32", "width=64", "fps=5"]
+    assert main([*args, f"out={tmp_path / 'one'}", "workers=1"]) == 0
+    assert main([*args, f"out={tmp_path / 'two'}", "workers=2"]) == 0
+    assert main([*args, f"out={tmp_path / 'two'}", "workers=1"]) == 0  # the worker count is not part of the store's config
+    one, two = ClipStore(tmp_path / "one"), ClipStore(tmp_path / "two")
+    assert len(one) == len(two) == 3
+    for a, b in zip(one, two):
+        assert a.clip_id == b.clip_id
+        np.testing.assert_array_equal(a.frames, b.frames)

@@ -1,0 +1,205 @@
+"""`foresight demo out=DIR`: the whole idea on one machine, stage by stage, then a report.
+
+synthetic data (train + held-out) -> tokenizer -> tokens -> world model -> world-model eval ->
+planner -> open-loop eval -> closed-loop eval (learned planner and baselines) -> ablation -> report.
+
+Every stage is an ordinary `foresight` command (printed as it runs, so any stage can be rerun by
+hand) writing into its own folder of DIR. A finished stage leaves DIR/stages/<name>.json (its
+command and its duration); rerunning the demo skips finished stages and resumes an interrupted one
+(the commands themselves resume: clip stores, token stores and training runs pick up where they
+stopped). `profile=` picks the sizes (configs/profile/<name>.yaml).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from rich.console import Console
+
+log = logging.getLogger(__name__)
+console = Console()
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the demo: `foresight <words> <overrides>`."""
+
+    name: str
+    words: tuple[str, ...]
+    overrides: tuple[str, ...]
+    expected_s: float = 60.0  # the profile's estimate, for the ETA line
+
+    def command_line(self) -> str:
+        return "foresight " + " ".join([*self.words, *map(shlex.quote, self.overrides)])
+
+
+def _marker(out: Path, stage: Stage) -> Path:
+    return out / "stages" / f"{stage.name}.json"
+
+
+def _run_foresight(stage: Stage) -> Any:
+    from foresight.cli import run_subcommand
+
+    return run_subcommand(stage.words[0], stage.words[1] if len(stage.words) > 1 else None, list(stage.overrides))
+
+
+def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = _run_foresight) -> dict[str, float]:
+    """Run the stages not yet done with the same command; returns seconds per stage (earlier runs'
+    for the skipped ones). A stage whose command changed runs again (its command resumes or refuses)."""
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+    remaining = sum(s.expected_s for s in stages)
+    started = time.perf_counter()
+    for i, stage in enumerate(stages, 1):
+        marker = _marker(out, stage)
+        if marker.is_file():
+            done = json.loads(marker.read_text())
+            if done.get("command") == stage.command_line():
+                seconds[stage.name] = float(done["seconds"])
+                remaining -= stage.expected_s
+                console.print(f"[dim][{i}/{len(stages)}] {stage.name}: done earlier ({done['seconds']:.0f} s), skipped[/dim]")
+                continue
+        elapsed = time.perf_counter() - started
+        console.rule(
+            f"[{i}/{len(stages)}] {stage.name}: about {_minutes(stage.expected_s)}; demo: {_minutes(elapsed)} so far, ETA {_minutes(remaining)}"
+        )
+        console.print(f"$ {stage.command_line()}", style="bold", markup=False)
+        t0 = time.perf_counter()
+        runner(stage)
+        seconds[stage.name] = time.perf_counter() - t0
+        remaining -= stage.expected_s
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"command": stage.command_line(), "seconds": seconds[stage.name]}))
+        tmp.replace(marker)
+    return seconds
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{max(seconds, 0):.0f} s"
+
+
+@dataclass(frozen=True)
+class DemoPaths:
+    """Where each stage writes, under the demo's output directory."""
+
+    root: Path
+
+    @property
+    def train_clips(self) -> Path:
+        return self.root / "data" / "train"
+
+    @property
+    def heldout_clips(self) -> Path:
+        return self.root / "data" / "heldout"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def train_tokens(self) -> Path:
+        return self.root / "tokens" / "train"
+
+    @property
+    def heldout_tokens(self) -> Path:
+        return self.root / "tokens" / "heldout"
+
+    @property
+    def world_model(self) -> Path:
+        return self.root / "world_model"
+
+    @property
+    def world_model_eval(self) -> Path:
+        return self.root / "eval" / "world_model"
+
+    @property
+    def planner(self) -> Path:
+        return self.root / "planner"
+
+    @property
+    def vam(self) -> Path:
+        return self.root / "planner" / "vam"
+
+    @property
+    def open_loop(self) -> Path:
+        return self.root / "eval" / "open_loop"
+
+    @property
+    def ablation(self) -> Path:
+        return self.root / "eval" / "ablation"
+
+    def closed_loop(self, planner: str, suite: str) -> Path:
+        return self.root / "eval" / "closed_loop" / planner / suite
+
+
+def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
+    """The demo's stage list for a profile (configs/profile/<name>.yaml)."""
+    d, p = profile["data"], paths
+    experiment = f"experiment={profile['experiment']}"
+    expected = profile.get("expected_s") or {}
+    extra = profile.get("args") or {}
+    workers = int(profile.get("workers", 2))
+    frames = [f"height={d['height']}", f"width={d['width']}", f"fps={d['fps']}", f"workers={workers}"]
+
+    def stage(name: str, words: str, *overrides: str, expected_key: str | None = None) -> Stage:
+        args = (*overrides, *[str(a) for a in extra.get(name, [])])
+        return Stage(name, tuple(words.split()), args, float(expected.get(expected_key or name, 60.0)))
+
+    stages = [
+        stage("synth_train", "data synth", f"out={p.train_clips}", f"episodes={d['train_episodes']}", f"seed={d['train_seed']}", *frames),
+        stage("synth_heldout", "data synth", f"out={p.heldout_clips}", f"episodes={d['heldout_episodes']}", f"seed={d['heldout_seed']}", *frames),
+        stage("train_tokenizer", "train tokenizer", experiment, f"clips={p.train_clips}", f"out={p.tokenizer}",
+              f"tokenizer.max_steps={profile['tokenizer']['max_steps']}"),
+        stage("tokenize_train", "data tokenize", f"clips={p.train_clips}", f"tokenizer={p.tokenizer}", f"out={p.train_tokens}"),
+        stage("train_world_model", "train world_model", experiment, f"tokens={p.train_tokens}", f"out={p.world_model}",
+              f"world_model.max_steps={profile['world_model']['max_steps']}", f"world_model.fps={d['fps']}"),
+        stage("eval_world_model", "eval world_model", f"checkpoint={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.heldout_clips}",
+              f"out={p.world_model_eval}", f"max_windows={profile['world_model_eval']['max_windows']}"),
+        stage("train_planner", "train planner", experiment, f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.train_clips}",
+              f"tokens={p.train_tokens}", f"out={p.planner}", f"planner.train.max_steps={profile['planner']['max_steps']}"),
+        stage("eval_open_loop", "eval open_loop", f"checkpoint={p.vam}", f"clips={p.heldout_clips}", f"out={p.open_loop}",
+              f"samples={profile['open_loop']['samples']}"),
+    ]
+    cl = profile["closed_loop"]
+    for planner in cl["planners"]:
+        for suite in cl["suites"]:
+            overrides = [f"planner={planner}", f"suite={suite}", f"episodes={cl['episodes']}", "seed=0", f"out={p.closed_loop(planner, suite)}",
+                         f"workers={workers}", f"videos={cl.get('videos', 1)}", f"image_height={d['height']}", f"image_width={d['width']}"]
+            if planner == "vam":
+                overrides.append(f"checkpoint={p.vam}")
+            stages.append(stage(f"closed_loop_{planner}_{suite}", "eval closed_loop", *overrides, expected_key="closed_loop"))
+    ab = profile.get("ablation")
+    if ab and ab.get("suites"):
+        stages.append(stage("ablation", "eval ablation", f"checkpoint={p.vam}", f"suites=[{','.join(ab['suites'])}]", f"episodes={ab['episodes']}",
+                            "seed=0", f"out={p.ablation}", f"workers={workers}", f"image_height={d['height']}", f"image_width={d['width']}"))
+    return stages
+
+
+def run(cfg) -> dict[str, Any]:
+    """`foresight demo`: run the stages, then write the report; returns the report's metrics."""
+    from omegaconf import OmegaConf
+
+    from foresight.report import collect_metrics, write_demo_report
+
+    profile = OmegaConf.to_container(cfg.profile, resolve=True)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = DemoPaths(out)
+    stages = build_stages(profile, paths)
+    (out / "stages").mkdir(parents=True, exist_ok=True)
+    (out / "stages" / "profile.json").write_text(json.dumps(profile, indent=1))
+    if cfg.get("report_only"):
+        seconds = {s.name: float(json.loads(_marker(out, s).read_text())["seconds"]) for s in stages if _marker(out, s).is_file()}
+    else:
+        seconds = run_stages(out, stages)
+    metrics = collect_metrics(paths, profile, seconds)
+    md, html = write_demo_report(paths, profile, metrics, [s.command_line() for s in stages])
+    console.rule("demo finished")
+    console.print(f"total {_minutes(sum(seconds.values()))}; report: {md} and {html}; numbers: {out / 'metrics.json'}")
+    return metrics

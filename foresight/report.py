@@ -1,0 +1,341 @@
+"""The demo's report: DIR/report.md and DIR/report.html (images embedded) from the stages' outputs.
+
+Every number comes from a metrics.json that a stage wrote in this run; a section whose stage did
+not run says so instead of showing anything made up.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import markdown
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    from foresight.demo import DemoPaths
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def read_run_metrics(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Every Lightning CSVLogger file of a run (run_dir/logs/version_*/metrics.csv: one per resumed
+    session) -> {metric: [(step, value), ...]} sorted by step."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    for path in sorted(Path(run_dir).glob("logs/version_*/metrics.csv")):
+        for name, points in read_csv_metrics(path).items():
+            series.setdefault(name, []).extend(points)
+    return {name: sorted(points) for name, points in series.items()}
+
+
+def read_csv_metrics(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """Lightning CSVLogger metrics.csv -> {metric: [(step, value), ...]} (empty cells skipped)."""
+    series: dict[str, list[tuple[float, float]]] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            step = row.get("step")
+            if step in (None, ""):
+                continue
+            for key, value in row.items():
+                if key in ("step", "epoch") or value in (None, ""):
+                    continue
+                try:
+                    series.setdefault(key, []).append((float(step), float(value)))
+                except ValueError:
+                    continue
+    return series
+
+
+def plot_training_curves(run_dirs: dict[str, Path], out_png: Path) -> Path | None:
+    """One panel per training run: its loss curves (train and val) against the step."""
+    found = {k: read_run_metrics(p) for k, p in run_dirs.items()}
+    found = {k: v for k, v in found.items() if any("loss" in m for m in v)}
+    if not found:
+        return None
+    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.2), squeeze=False)
+    for ax, (stage, series) in zip(axes[0], found.items()):
+        for name, points in sorted(series.items()):
+            if "loss" not in name or "/" in name.split("loss", 1)[1]:
+                continue
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=name, marker="." if len(points) < 30 else None)
+        ax.set_title(stage)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+def plot_closed_loop_bars(closed_loop: dict[str, dict[str, dict[str, Any]]], out_png: Path) -> Path | None:
+    """Bars: nuPlan-style score per suite and NCAP score per planner."""
+    if not closed_loop:
+        return None
+    planners = list(closed_loop)
+    suites = sorted({s for p in closed_loop.values() for s in p})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    width = 0.8 / max(1, len(planners))
+    for i, planner in enumerate(planners):
+        xs = [j + i * width for j in range(len(suites))]
+        axes[0].bar(xs, [closed_loop[planner].get(s, {}).get("score") or 0 for s in suites], width, label=planner)
+        axes[1].bar(xs, [closed_loop[planner].get(s, {}).get("ncap_score") or 0 for s in suites], width, label=planner)
+    for ax, title, top in ((axes[0], "score (0-1)", 1.0), (axes[1], "NCAP score (0-5)", 5.0)):
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(suites))], suites, rotation=15, fontsize=8)
+        ax.set_ylim(0, top)
+        ax.set_title(title)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
+
+
+
+
+SUBMETRIC_COLUMNS = (
+    "no_at_fault_collisions",
+    "drivable_area_compliance",
+    "driving_direction_compliance",
+    "making_progress",
+    "ego_progress",
+    "time_to_collision_within_bound",
+    "speed_limit_compliance",
+    "comfort",
+    "failure_rate",
+)
+WORLD_MODEL_KEYS = (
+    "psnr_t1", "psnr_copy_last_t1", "psnr_copy_last_raw_t1", "gain_vs_copy_last_t1", "gain_vs_copy_last_t1_stderr", "win_rate_vs_copy_last_t1",
+    "psnr_t2", "psnr_copy_last_t2", "psnr_copy_last_raw_t2", "gain_vs_copy_last_t2", "gain_vs_copy_last_t2_stderr", "win_rate_vs_copy_last_t2",
+    "ssim_t1", "ssim_copy_last_t1", "token_accuracy", "cross_entropy", "tokenizer_psnr", "num_windows",
+)  # fmt: skip
+OPEN_LOOP_KEYS = ("min_ade", "min_fde", "l2_1s", "l2_2s", "l2_3s", "collision_rate")
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
+    """Every number of the report, read from what the stages wrote (a stage that did not run is absent)."""
+    metrics: dict[str, Any] = {"profile": profile.get("name"), "stage_seconds": stage_seconds, "total_seconds": sum(stage_seconds.values())}
+    tok = _load(paths.tokenizer / "train_summary.json")
+    if tok:
+        metrics["tokenizer"] = {"steps": tok.get("steps"), "num_params": tok.get("num_params"), **(tok.get("eval") or {})}
+    wm = _load(paths.world_model_eval / "metrics.json")
+    if wm:
+        metrics["world_model"] = {k: wm[k] for k in WORLD_MODEL_KEYS if wm.get(k) is not None}
+    ol = _load(paths.open_loop / "metrics.json")
+    if ol:
+        metrics["open_loop"] = {name: {k: v.get(k) for k in OPEN_LOOP_KEYS} for name, v in ol["open_loop"].items()}
+        metrics["open_loop_protocol"] = {"samples": ol.get("samples"), "n_windows": ol.get("n_windows"), "aggregate": ol.get("aggregate")}
+    closed: dict[str, dict[str, Any]] = {}
+    for planner in profile["closed_loop"]["planners"]:
+        for suite in profile["closed_loop"]["suites"]:
+            m = _load(paths.closed_loop(planner, suite) / "metrics.json")
+            if m:
+                closed.setdefault(planner, {})[suite] = {
+                    "score": m["score"], "ncap_score": m["ncap_score"], "collision_rate": m["collision_rate"],
+                    "num_episodes": m["num_episodes"], "plan_latency_ms_mean": m.get("plan_latency_ms_mean"),
+                    "submetrics": m.get("submetrics", {}),
+                }  # fmt: skip
+    if closed:
+        metrics["closed_loop"] = closed
+    ab = _load(paths.ablation / "metrics.json")
+    if ab:
+        metrics["ablation"] = ab.get("ablation")
+    metrics["verdict"] = verdict(metrics)
+    return metrics
+
+
+def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Plain comparisons: does the world model beat copying, does the planner beat constant velocity?"""
+    out: dict[str, Any] = {}
+    wm = metrics.get("world_model")
+    if wm and "gain_vs_copy_last_t1" in wm:
+        out["world_model_beats_copy_last_t1"] = wm["gain_vs_copy_last_t1"] > 0
+    ol = metrics.get("open_loop") or {}
+    if "vam" in ol and "constant_velocity" in ol:
+        out["vam_beats_constant_velocity_open_loop_min_ade"] = ol["vam"]["min_ade"] < ol["constant_velocity"]["min_ade"]
+    cl = metrics.get("closed_loop") or {}
+    for suite, m in (cl.get("vam") or {}).items():
+        cv = (cl.get("constant_velocity") or {}).get(suite)
+        if cv:
+            key = "ncap_score" if m.get("ncap_score") is not None else "score"
+            out[f"vam_beats_constant_velocity_closed_loop_{suite}"] = m[key] > cv[key]
+    return out
+
+
+def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
+    lines = []
+    wm, ol, cl = metrics.get("world_model") or {}, metrics.get("open_loop") or {}, metrics.get("closed_loop") or {}
+    if "gain_vs_copy_last_t1" in wm:
+        gain, err = wm["gain_vs_copy_last_t1"], wm.get("gain_vs_copy_last_t1_stderr")
+        word = "beats" if gain > 0 else "does NOT beat"
+        lines.append(f"- The world model {word} copying the last frame at t+1: {wm['psnr_t1']:.2f} vs {wm['psnr_copy_last_t1']:.2f} dB "
+                     f"(paired gain {gain:+.2f}" + (f" +- {err:.2f}" if err is not None else "") + " dB).")
+    if "vam" in ol and "constant_velocity" in ol:
+        a, b = ol["vam"]["min_ade"], ol["constant_velocity"]["min_ade"]
+        lines.append(f"- Open loop, minADE: planner {a:.2f} m vs constant velocity {b:.2f} m ({'better' if a < b else 'NOT better'}).")
+    for suite, m in (cl.get("vam") or {}).items():
+        cv = (cl.get("constant_velocity") or {}).get(suite)
+        if not cv:
+            continue
+        key, name = ("ncap_score", "NCAP score") if m.get("ncap_score") is not None else ("score", "score")
+        word = "beats" if m[key] > cv[key] else "does NOT beat"
+        lines.append(f"- Closed loop, {suite}: the planner {word} constant velocity ({name} {m[key]:.2f} vs {cv[key]:.2f}; "
+                     f"collision rate {m['collision_rate']:.2f} vs {cv['collision_rate']:.2f}).")
+    return lines
+
+
+def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: list[str], figures: dict[str, Path], videos: list[Path], root: Path) -> str:
+    """The report text; figures and videos are linked relative to `root`."""
+    parts = [
+        "# Foresight demo report",
+        "",
+        "Synthetic driving data -> image tokenizer -> GPT world model -> flow-matching planner -> closed-loop "
+        f"simulation, all on this machine with no downloads. Profile `{profile.get('name')}`; every number below was "
+        "measured by the stages of this run (DIR/metrics.json holds them all).",
+        "",
+        "## Verdict",
+        "",
+        *(_verdict_lines(metrics) or ["No comparison available: the evaluation stages did not run."]),
+        "",
+        "## Stage times",
+        "",
+    ]
+    stage_s = metrics.get("stage_seconds", {})
+    parts.append(md_table(["stage", "seconds"], [[k, v] for k, v in stage_s.items()] + [["**total**", sum(stage_s.values())]]))
+    parts += ["", "## World model vs copy-last-frame (held-out episodes)", ""]
+    wm = metrics.get("world_model")
+    if wm:
+        parts.append(md_table(["metric", "value"], [[k, wm[k]] for k in WORLD_MODEL_KEYS if k in wm]))
+        parts += [
+            "",
+            "`psnr_t*` [dB]: greedy predicted frame vs the true frame; `psnr_copy_last_t*`: the last observed frame through "
+            "the same tokenizer (encode -> decode), the fair baseline; `psnr_copy_last_raw_t*`: the raw last frame; "
+            "`gain_vs_copy_last_t*`: the paired per-window difference (mean, standard error, share of windows won); "
+            "`tokenizer_psnr`: the tokenizer's reconstruction of the true frames (the ceiling).",
+        ]
+        tok = metrics.get("tokenizer")
+        if tok:
+            parts += ["", f"Tokenizer ({tok.get('num_params')} parameters, {tok.get('steps')} steps): reconstruction "
+                      f"PSNR {_fmt(tok.get('psnr_db'), 2)} dB, SSIM {_fmt(tok.get('ssim'))}, code usage {_fmt(tok.get('code_usage'))}."]
+    else:
+        parts.append("The world-model evaluation did not run.")
+    parts += ["", "## Open loop (held-out episodes)", ""]
+    ol = metrics.get("open_loop")
+    if ol:
+        proto = metrics.get("open_loop_protocol") or {}
+        parts.append(md_table(["planner", *OPEN_LOOP_KEYS], [[p, *[v.get(k) for k in OPEN_LOOP_KEYS]] for p, v in ol.items()]))
+        parts += ["", f"Metres; {proto.get('n_windows')} windows; minADE/minFDE over k={proto.get('samples')} flow samples (one plan for "
+                  f"deterministic planners); L2 and collisions of the executed plan ({proto.get('aggregate')}); `log` is the logged future."]
+    else:
+        parts.append("The open-loop evaluation did not run.")
+    parts += ["", "## Closed loop", ""]
+    cl = metrics.get("closed_loop")
+    if cl:
+        rows = [[p, s, m["score"], m["ncap_score"], m["collision_rate"], m["num_episodes"], m.get("plan_latency_ms_mean")]
+                for p, suites in cl.items() for s, m in suites.items()]
+        parts.append(md_table(["planner", "suite", "score (0-1)", "NCAP score (0-5)", "collision rate", "episodes", "plan latency ms"], rows))
+        sub = [[p, s, *[m["submetrics"].get(k) for k in SUBMETRIC_COLUMNS]] for p, suites in cl.items() for s, m in suites.items()]
+        parts += ["", "Sub-metrics (means over episodes; sim_eval.md defines them):", "", md_table(["planner", "suite", *SUBMETRIC_COLUMNS], sub)]
+    else:
+        parts.append("The closed-loop evaluation did not run.")
+    parts += ["", "## Ablation: what the video is worth", ""]
+    ab = metrics.get("ablation")
+    if ab:
+        rows = [[v, s, m.get("score"), m.get("ncap_score"), m.get("collision_rate")] for v, suites in ab.items() for s, m in suites.items()]
+        parts.append(md_table(["variant", "suite", "score", "NCAP score", "collision rate"], rows))
+        parts += ["", "`observed`: the planner as trained; `imagine`: the same weights attending to frames the world model "
+                  "generates; `no_video`: the ego-status-only MLP; baselines for reference."]
+    else:
+        parts.append("The ablation did not run.")
+    if figures:
+        parts += ["", "## Figures", ""]
+        for name, path in figures.items():
+            parts += [f"**{name}**", "", f"![{name}]({path.relative_to(root).as_posix()})", ""]
+    if videos:
+        parts += ["", "## Videos", ""]
+        parts += [f"- [{v.relative_to(root).as_posix()}]({v.relative_to(root).as_posix()})" for v in videos]
+    parts += ["", "## Commands", "", "Each stage is one `foresight` command; any can be rerun by hand:", "", "```"]
+    parts += commands
+    parts += ["```", "", "## Profile", "", "```json", json.dumps(profile, indent=1), "```"]
+    return "\n".join(parts) + "\n"
+
+
+def markdown_to_html(text: str, root: Path) -> str:
+    """A self-contained page: Python-Markdown renders the text; images become data URIs and links
+    to mp4 files become embedded players (files over `max_embed_bytes` stay links)."""
+    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    max_embed_bytes = 8_000_000
+
+    def image(match: re.Match) -> str:
+        path = root / match.group(2)
+        if not path.is_file():
+            return match.group(0)
+        return f'{match.group(1)}src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    def video(match: re.Match) -> str:
+        path = root / match.group(1)
+        if not path.is_file() or path.stat().st_size > max_embed_bytes:
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'{match.group(1)}<br><video controls loop muted src="data:video/mp4;base64,{data}"></video>'
+
+    body = re.sub(r'(<img[^>]*?)src="([^"]+\.png)"', image, body)
+    body = re.sub(r'<a href="([^"]+\.mp4)">[^<]*</a>', video, body)
+    style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img,video{max-width:100%}"
+             "pre{background:#f4f4f4;padding:.6em;overflow:auto;font-size:12px}")
+    return f"<!doctype html><html><head><meta charset='utf-8'><title>Foresight demo report</title><style>{style}</style></head><body>{body}</body></html>"
+
+
+def write_demo_report(paths: DemoPaths, profile: dict[str, Any], metrics: dict[str, Any], commands: list[str]) -> tuple[Path, Path]:
+    """DIR/metrics.json, DIR/report.md and DIR/report.html (with DIR/figures/*.png)."""
+    root = paths.root
+    fig_dir = root / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Path] = {}
+    curves = plot_training_curves({"tokenizer": paths.tokenizer, "world model": paths.world_model, "planner": paths.planner}, fig_dir / "training_curves.png")
+    if curves:
+        figures["Training curves"] = curves
+    bars = plot_closed_loop_bars(metrics.get("closed_loop", {}), fig_dir / "closed_loop.png")
+    if bars:
+        figures["Closed-loop scores"] = bars
+    fans = sorted((paths.planner / "plots").glob("step_*.png"))
+    if fans:
+        figures["Planner: flow-sample fans vs the logged future (bird's-eye view, held-out windows, last training step)"] = fans[-1]
+    videos = sorted(paths.world_model_eval.glob("videos/*.mp4"))[:2]
+    for planner in profile["closed_loop"]["planners"]:
+        for suite in profile["closed_loop"]["suites"]:
+            videos += sorted(paths.closed_loop(planner, suite).glob("videos/*.mp4"))[:1]
+    atomic = root / "metrics.json.tmp"
+    atomic.write_text(json.dumps(metrics, indent=1, allow_nan=False))
+    atomic.replace(root / "metrics.json")
+    text = build_markdown(metrics, profile, commands, figures, videos, root)
+    md_path, html_path = root / "report.md", root / "report.html"
+    md_path.write_text(text)
+    html_path.write_text(markdown_to_html(text, root))
+    return md_path, html_path

@@ -1,0 +1,142 @@
+"""`foresight demo` (the README's main command) end to end at the smoke profile, its report, and
+the notebooks that read its outputs. One demo run per module (xdist_group keeps it on one worker)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+
+import nbformat
+import pytest
+
+from foresight.cli import main
+from foresight.demo import DemoPaths, Stage, build_stages, run_stages
+from foresight.report import build_markdown, collect_metrics
+from tests.conftest import REPO_ROOT
+from tests.test_notebooks import execute
+
+pytestmark = pytest.mark.xdist_group("demo")
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def readme_main_command() -> list[str]:
+    """The `foresight ...` part of the README's main command (the first bash block without pytest)."""
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", README, flags=re.S) if "pytest" not in b)
+    steps = [s.strip() for s in block.split("&&") if s.strip().startswith("foresight ")]
+    assert len(steps) == 1, steps
+    return shlex.split(steps[0])[1:]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, request):
+    """The README's main command, at profile=smoke, in a fresh directory."""
+    root = tmp_path_factory.mktemp("demo")
+    words = [w for w in readme_main_command() if not w.startswith("out=")]
+    assert words[0] == "demo"
+    assert main([*words, f"out={root / 'demo'}", "profile=smoke"]) == 0
+    return root / "demo"
+
+
+def test_demo_writes_every_number_the_report_promises(demo):
+    m = json.loads((demo / "metrics.json").read_text())
+    for planner in ("vam", "constant_velocity", "expert"):
+        row = m["closed_loop"][planner]["ncap_stationary"]
+        assert {"score", "ncap_score", "collision_rate", "submetrics"} <= set(row)
+        assert 0 <= row["score"] <= 1 and 0 <= row["ncap_score"] <= 5
+    assert m["closed_loop"]["expert"]["ncap_stationary"]["collision_rate"] == 0.0
+    assert m["closed_loop"]["constant_velocity"]["ncap_stationary"]["collision_rate"] == 1.0  # drives into the obstacle
+    wm = m["world_model"]
+    assert 5 < wm["psnr_t1"] < 60 and 5 < wm["psnr_copy_last_t1"] < 60 and "gain_vs_copy_last_t1_stderr" in wm
+    assert m["open_loop"]["vam"]["min_ade"] >= 0 and m["open_loop"]["constant_velocity"]["min_ade"] >= 0
+    assert set(m["ablation"]) >= {"observed", "imagine", "no_video", "constant_velocity"}
+    stages = [s.name for s in build_stages(m_profile(demo), DemoPaths(demo))]
+    assert list(m["stage_seconds"]) == stages and all(v > 0 for v in m["stage_seconds"].values())
+    assert set(m["verdict"]) >= {"world_model_beats_copy_last_t1", "vam_beats_constant_velocity_closed_loop_ncap_stationary"}
+
+
+def m_profile(demo) -> dict:
+    return json.loads((demo / "stages" / "profile.json").read_text())
+
+
+def test_report_has_every_section_and_embeds_its_media(demo):
+    md = (demo / "report.md").read_text()
+    for heading in ("Verdict", "Stage times", "World model vs copy-last-frame", "Open loop", "Closed loop", "Ablation", "Figures", "Videos", "Commands"):
+        assert f"## {heading}" in md, heading
+    assert "did not run" not in md
+    for link in re.findall(r"\]\(([^)]+)\)", md):
+        assert (demo / link).is_file(), link
+    html = (demo / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 and "data:video/mp4;base64," in html and "<table>" in html
+    # The planner's closed-loop video shows camera | predicted next frame | bird's-eye view.
+    import imageio.v3 as iio
+
+    (video,) = (demo / "eval" / "closed_loop" / "vam" / "ncap_stationary" / "videos").glob("*.mp4")
+    frame = iio.imread(video, index=0)
+    assert frame.shape[1] > 2 * frame.shape[0] + 256  # three panels (144x256, 144x256, 144x144)
+
+
+def test_rerun_skips_finished_stages_and_rebuilds_the_same_report(demo, capsys):
+    before = json.loads((demo / "metrics.json").read_text())
+    started = time.perf_counter()
+    assert main(["demo", f"out={demo}", "profile=smoke"]) == 0
+    assert time.perf_counter() - started < 30
+    out = capsys.readouterr().out
+    assert out.count("skipped") == len(before["stage_seconds"])
+    assert json.loads((demo / "metrics.json").read_text()) == before
+
+
+def test_an_interrupted_demo_resumes_at_the_failed_stage(tmp_path):
+    ran: list[str] = []
+
+    def runner(stage: Stage) -> None:
+        ran.append(stage.name)
+        if stage.name == "b" and ran.count("b") == 1:
+            raise KeyboardInterrupt  # killed during stage b
+
+    stages = [Stage("a", ("data", "synth"), ("x=1",)), Stage("b", ("data", "synth"), ("x=2",)), Stage("c", ("data", "synth"), ("x=3",))]
+    with pytest.raises(KeyboardInterrupt):
+        run_stages(tmp_path, stages, runner)
+    seconds = run_stages(tmp_path, stages, runner)
+    assert ran == ["a", "b", "b", "c"] and list(seconds) == ["a", "b", "c"]
+    # A stage whose command changed runs again; the others stay done.
+    changed = [stages[0], Stage("b", ("data", "synth"), ("x=20",)), stages[2]]
+    run_stages(tmp_path, changed, runner)
+    assert ran[-1] == "b"
+
+
+def test_a_report_without_runs_says_so(tmp_path):
+    from omegaconf import OmegaConf
+
+    from foresight.cli import compose_config
+
+    profile = OmegaConf.to_container(compose_config("demo", ["out=x"]).profile, resolve=True)
+    metrics = collect_metrics(DemoPaths(tmp_path), profile, {})
+    md = build_markdown(metrics, profile, [], {}, [], tmp_path)
+    assert md.count("did not run") == 5 and metrics["verdict"] == {}
+
+
+def test_trajectory_notebook(demo, monkeypatch):
+    nb = execute("trajectories.ipynb", {"FORESIGHT_DEMO_DIR": str(demo)}, monkeypatch)
+    text = outputs_text(nb)
+    assert "windows in" in text and text.count("minADE") == 4
+    assert images(nb) == 2
+
+
+def test_world_model_rollout_notebook(demo, monkeypatch):
+    nb = execute("world_model_rollout.ipynb", {"FORESIGHT_DEMO_DIR": str(demo)}, monkeypatch)
+    assert "t+1: PSNR predicted" in outputs_text(nb) and images(nb) == 1
+
+
+def test_closed_loop_viewer_replays_the_demo_planner(demo, monkeypatch):
+    nb = execute("closed_loop_viewer.ipynb", {"FORESIGHT_EVAL_DIR": str(demo / "eval" / "closed_loop" / "vam" / "ncap_stationary")}, monkeypatch)
+    assert "vam on ncap_stationary" in outputs_text(nb)
+
+
+def outputs_text(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+def images(nb: nbformat.NotebookNode) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
