@@ -164,7 +164,7 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
         stage("train_planner", "train planner", experiment, f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.train_clips}",
               f"tokens={p.train_tokens}", f"out={p.planner}", f"planner.train.max_steps={profile['planner']['max_steps']}"),
         stage("eval_open_loop", "eval open_loop", f"checkpoint={p.vam}", f"clips={p.heldout_clips}", f"out={p.open_loop}",
-              f"samples={profile['open_loop']['samples']}"),
+              f"samples={profile['open_loop']['samples']}", f"max_windows={profile['open_loop'].get('max_windows') or 'null'}"),
     ]
     cl = profile["closed_loop"]
     for planner in cl["planners"]:

@@ -31,7 +31,7 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from data.image import resize_rgb
 from data.store.manifest import atomic_write_text
@@ -304,6 +304,10 @@ def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     ego_mlp = load_ego_mlp(checkpoint) if has_ego_mlp(checkpoint) else None
     clips = ClipStore(clips_path)
     dataset = planner_windows(model, tokenizer, float((meta.get("extra") or {}).get("frame_period_s", 0.5)), clips, device)
+    n_all, skipped_unlabelled = len(dataset), dataset.skipped_unlabelled
+    max_windows = cfg.get("max_windows")
+    if max_windows is not None and n_all > int(max_windows):  # evenly spaced over the clips, the same every run
+        dataset = Subset(dataset, np.unique(np.linspace(0, n_all - 1, int(max_windows)).round().astype(np.int64)).tolist())
     c = model.config
     checker = CollisionChecker(clips, c.waypoint_dt_s, c.num_waypoints)
     results = evaluate_windows(model, ego_mlp, dataset, n_samples, n_steps, solver, seed, batch_size, checker, aggregate)
@@ -318,8 +322,9 @@ def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "checkpoint": str(Path(checkpoint).resolve()),
         "clips": str(Path(clips_path).resolve()),
         "n_windows": len(dataset),
+        "n_windows_available": n_all,
         "n_clips": len(clips),
-        "clips_without_poses": dataset.skipped_unlabelled,
+        "clips_without_poses": skipped_unlabelled,
         "video_mode": c.video_mode,
     }
     out.mkdir(parents=True, exist_ok=True)

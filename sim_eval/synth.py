@@ -9,6 +9,7 @@ Deterministic per (seed, episode): the same command writes the same frames.
 from __future__ import annotations
 
 import multiprocessing
+import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
@@ -69,16 +70,66 @@ class _FrameRecorder:
         self._step += 1
 
 
-def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, randomize: bool, dt_s: float = 0.1) -> Clip:
-    """Drive one scenario with the expert and return it as a clip in the unified schema."""
+def _stable_seed(ep: SynthEpisode, purpose: str) -> int:
+    """A seed from the episode that is the same in every process (Python's str hash is salted per process)."""
+    return zlib.crc32(f"{ep.suite}/{ep.index}/{ep.seed}/{purpose}".encode())
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """Off-centre driving for the training data (DART-style noise injection): at each plan, with
+    `probability`, the expert's plan is shifted sideways by an offset drawn uniformly from
+    [-max_offset_m, max_offset_m] (ramped in over the first waypoints) for `duration_s`; then the
+    expert steers back. The recorded future shows that recovery from states an unperturbed expert
+    never visits, the states a learned planner drifts into in closed loop. The offsets are
+    zero-mean, so the expected logged future of a window is still the expert's."""
+
+    probability: float = 0.0
+    max_offset_m: float = 1.0
+    duration_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0 or self.max_offset_m < 0 or self.duration_s <= 0:
+            raise ValueError(f"Perturbation needs probability in [0, 1], max_offset_m >= 0, duration_s > 0; got {self}")
+
+
+class _PerturbedExpert(ExpertPlanner):
+    """The expert whose plans are shifted sideways now and then (see Perturbation); seeded per episode."""
+
+    def __init__(self, perturbation: Perturbation, seed: int) -> None:
+        super().__init__()
+        self.perturbation, self.rng = perturbation, np.random.default_rng(seed)
+        self.offset_m, self.until_s = 0.0, -1.0
+
+    def plan(self, observation):
+        plan = super().plan(observation)
+        p, now = self.perturbation, float(observation.time_s)
+        if now >= self.until_s:
+            self.offset_m = 0.0
+            if self.rng.random() < p.probability:
+                self.offset_m = float(self.rng.uniform(-p.max_offset_m, p.max_offset_m))
+                self.until_s = now + p.duration_s
+        if self.offset_m:
+            waypoints = plan.waypoints.copy()
+            ramp = np.minimum(1.0, np.arange(1, len(waypoints) + 1) / 2.0)  # half the offset at the first waypoint
+            waypoints[:, 1] += self.offset_m * ramp
+            plan = type(plan)(waypoints=waypoints, dt_s=plan.dt_s, extras={**plan.extras, "perturbation_m": self.offset_m})
+        return plan
+
+
+def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, randomize: bool, dt_s: float = 0.1,
+                   perturbation: Perturbation = Perturbation()) -> Clip:
+    """Drive one scenario with the expert (perturbed when `perturbation.probability` > 0) and return
+    it as a clip in the unified schema."""
     scenario = build_scenario(ep.suite, ep.index, ep.seed)
     every = int(round(1.0 / (fps * dt_s)))
     if every < 1 or abs(every * fps * dt_s - 1.0) > 1e-6:
         raise ValueError(f"fps={fps} must divide the physics rate {1 / dt_s:g} Hz")
     pinhole = PinholeCamera.nuscenes_cam_front(height=height, width=width)
     camera = CameraRenderer(pinhole, randomize=DomainRandomization() if randomize else None)
-    recorder = _FrameRecorder(camera, every, rng_seed=hash((ep.suite, ep.index, ep.seed)) % 2**32 if randomize else None)
-    result = run_episode(scenario, ExpertPlanner(), RunnerConfig(dt_s=dt_s), on_step=recorder)
+    recorder = _FrameRecorder(camera, every, rng_seed=_stable_seed(ep, "appearance") if randomize else None)
+    expert = ExpertPlanner() if perturbation.probability == 0 else _PerturbedExpert(perturbation, _stable_seed(ep, "perturb"))
+    result = run_episode(scenario, expert, RunnerConfig(dt_s=dt_s), on_step=recorder)
     log = result.log
     origin = log.ego_xyyaw[0]
     xyz = np.c_[log.ego_xyyaw[:, :2] - origin[:2], np.zeros(log.num_steps)]
@@ -107,6 +158,7 @@ def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, random
             "expert_score": result.score.score,
             "camera": {"mount_height_m": pinhole.mount_height_m, "mount_forward_m": pinhole.mount_forward_m},
             "domain_randomization": randomize,
+            "perturbation": perturbation.__dict__ if perturbation.probability > 0 else None,
         },
     )
 
@@ -152,7 +204,8 @@ def synth_items(cfg, pool: _EpisodePool | None = None) -> list[SourceItem]:
 
 
 def _record_args(cfg) -> tuple:
-    return int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize)
+    perturb = cfg.get("perturb") or {}
+    return int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize), 0.1, Perturbation(**perturb)
 
 
 def run(cfg):

@@ -140,3 +140,19 @@ def outputs_text(nb: nbformat.NotebookNode) -> str:
 
 def images(nb: nbformat.NotebookNode) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "tiny", "gpu"])
+def test_every_stage_of_every_profile_is_a_valid_command(profile, tmp_path):
+    """Each stage's overrides compose against its command's config (no typo waits for minute 40)."""
+    from omegaconf import OmegaConf
+
+    from foresight.cli import compose_config
+    from foresight.commands import COMMANDS
+
+    cfg = compose_config("demo", [f"out={tmp_path}", f"profile={profile}"])
+    stages = build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(tmp_path))
+    assert len({s.name for s in stages}) == len(stages)
+    for stage in stages:
+        sub = COMMANDS[stage.words[0]][stage.words[1]]
+        compose_config(sub.config, list(stage.overrides))

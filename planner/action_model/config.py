@@ -17,6 +17,7 @@ from world_model.gpt.config import GPTConfig
 VIDEO_MODES = ("observed", "imagine", "none")
 # off: no ego status; add: one embedding added to every action token; token: one extra token.
 EGO_STATUS_MODES = ("off", "add", "token")
+ANCHORS = ("none", "kinematic", "straight")
 NUM_COMMANDS = 3  # RIGHT 0, LEFT 1, STRAIGHT 2 (data.command.Command)
 
 
@@ -32,6 +33,13 @@ class ActionModelConfig:
     yaw_scale_rad for waypoint and history yaw, history_scale_m for past positions,
     speed_scale_mps, accel_scale_mps2, yaw_rate_scale_rps for the current motion.
     time_min_period, time_max_period: periods of the sinusoidal flow-time embedding (pi0's values).
+    anchor: "none": the flow generates the waypoints themselves (the reference); "kinematic": it
+    generates their offset from the ego's kinematic extrapolation (current speed, acceleration and
+    yaw rate held over the horizon; `planner.action_model.anchor`), so the near future is right
+    before any learning and the model spends itself on what physics does not know; "straight": the
+    same with the yaw rate left out (speed and acceleration straight ahead), so a heading error the
+    planner itself caused is never extrapolated. Needs ego status in the inputs (ego_status 'add' or
+    'token'); position_scale_m then scales the offsets.
     """
 
     video_mode: str = "observed"
@@ -52,8 +60,13 @@ class ActionModelConfig:
     yaw_rate_scale_rps: float = 0.5
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
+    anchor: str = "none"
 
     def __post_init__(self) -> None:
+        if self.anchor not in ANCHORS:
+            raise ValueError(f"ActionModelConfig.anchor must be one of {ANCHORS}, got {self.anchor!r}")
+        if self.anchor != "none" and self.ego_status == "off":
+            raise ValueError(f"ActionModelConfig: anchor={self.anchor!r} needs ego_status 'add' or 'token' (the extrapolation uses the ego's motion)")
         if self.video_mode not in VIDEO_MODES:
             raise ValueError(f"ActionModelConfig.video_mode must be one of {VIDEO_MODES}, got {self.video_mode!r}")
         if self.ego_status not in EGO_STATUS_MODES:

@@ -153,10 +153,10 @@ class VAMLightningModule(L.LightningModule):
         if trajectory.ndim != 3 or trajectory.shape[1] != c.num_waypoints:
             raise ValueError(f"batch['trajectory'] must be (B, {c.num_waypoints}, >=2), got {tuple(trajectory.shape)}")
         batch_size, n_samples = trajectory.shape[0], self.flow_config.samples_per_window
-        x1 = trajectory_to_model(trajectory.float(), c)[:, None].expand(-1, n_samples, -1, -1)  # (B, S, K, D)
+        conditions = conditions_from_batch(batch, c).to(self.device)
+        x1 = trajectory_to_model(trajectory.float(), c, conditions.anchor)[:, None].expand(-1, n_samples, -1, -1)  # (B, S, K, D)
         valid = batch.get("trajectory_valid")
         mask = None if valid is None else valid.bool()[:, None].expand(-1, n_samples, -1)  # (B, S, K)
-        conditions = conditions_from_batch(batch, c).to(self.device)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.world_model_frozen):
             video = self.model.context(batch.get("tokens"), batch.get("future_tokens"))
         t = self.flow_config.time_sampler.sample((batch_size, n_samples), generator).to(self.device)

@@ -43,7 +43,7 @@ def sample_trajectories(
         times = torch.full((batch, n_samples), t, device=param.device, dtype=param.dtype)
         return model.velocity(video, x, times, conditions).to(x.dtype)
 
-    return trajectory_from_model(solve_ode(velocity, noise, n_steps, solver), c)
+    return trajectory_from_model(solve_ode(velocity, noise, n_steps, solver), c, conditions.anchor)
 
 
 @torch.no_grad()

@@ -96,6 +96,11 @@ def test_cli_on_held_out_synthetic_episodes_writes_the_metrics(trained_planner, 
     assert ol["log"]["collision_rate"] == 0.0  # the expert's own drive touches nothing
     # Deterministic baselines have one sample: their minADE is their ADE, never below the best of k.
     assert ol["constant_velocity"]["min_fde"] == pytest.approx(ol["constant_velocity"]["l2_3s"])
+    # max_windows: an evenly spaced subset.
+    assert main(["eval", "open_loop", f"checkpoint={trained_planner / 'vam'}", f"clips={tiny_pipeline.eval_clips}", f"out={tmp_path / 'sub'}",
+                 "samples=2", "n_steps=2", "max_windows=7"]) == 0
+    sub = json.loads((tmp_path / "sub" / "metrics.json").read_text())
+    assert sub["n_windows"] == 7 and sub["n_windows_available"] == metrics["n_windows"] and sub["open_loop"]["vam"]["n_windows"] == 7
 
 
 def test_cli_on_the_real_nuscenes_scene(trained_planner, tmp_path):

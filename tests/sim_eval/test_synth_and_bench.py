@@ -60,3 +60,19 @@ def test_parallel_recording_writes_the_same_store(tmp_path):
     for a, b in zip(one, two):
         assert a.clip_id == b.clip_id
         np.testing.assert_array_equal(a.frames, b.frames)
+
+
+def test_perturbed_expert_leaves_the_lane_centre_and_recovers():
+    from sim_eval.synth import Perturbation
+
+    ep = SynthEpisode("nominal", 0, 3)  # a straight road
+    plain = record_episode(ep, 32, 64, 5.0, randomize=False)
+    shaken = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=1.0))
+    again = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=1.0))
+    np.testing.assert_array_equal(shaken.frames, again.frames)  # seeded per episode
+    t = plain.frame_timestamps_us
+    # Both start at the same pose on a straight road along x: y is the lateral deviation.
+    lateral = np.abs(shaken.poses.pose_at(t)[:, 1] - plain.poses.pose_at(t)[:, 1])
+    assert lateral.max() > 0.3  # it did leave the path the expert drives
+    assert lateral[-5:].max() < lateral.max()  # ... and came back towards it
+    assert shaken.provenance["perturbation"]["probability"] == 0.3 and plain.provenance["perturbation"] is None
