@@ -12,9 +12,11 @@ stopped). `profile=` picks the sizes (configs/profile/<name>.yaml).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shlex
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +30,29 @@ console = Console()
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of the demo: `foresight <words> <overrides>`."""
+    """One step of the demo: `foresight <words> <overrides>`, writing into `out`."""
 
     name: str
     words: tuple[str, ...]
     overrides: tuple[str, ...]
     expected_s: float = 60.0  # the profile's estimate, for the ETA line
+    out: Path | None = None  # what the stage writes (cleared when a finished stage must run again)
 
     def command_line(self) -> str:
         return "foresight " + " ".join([*self.words, *map(shlex.quote, self.overrides)])
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the stage's fully composed config: it changes with the command line AND with any
+        config file the command reads (a profile edit), unlike the command line alone."""
+        from omegaconf import OmegaConf
+
+        from foresight.cli import compose_config
+        from foresight.commands import COMMANDS
+
+        entry = COMMANDS[self.words[0]]
+        config = entry.config if not isinstance(entry, dict) else entry[self.words[1]].config
+        text = OmegaConf.to_yaml(compose_config(config, list(self.overrides)), resolve=True)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _marker(out: Path, stage: Stage) -> Path:
@@ -49,22 +65,33 @@ def _run_foresight(stage: Stage) -> Any:
     return run_subcommand(stage.words[0], stage.words[1] if len(stage.words) > 1 else None, list(stage.overrides))
 
 
-def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = _run_foresight) -> dict[str, float]:
-    """Run the stages not yet done with the same command; returns seconds per stage (earlier runs'
-    for the skipped ones). A stage whose command changed runs again (its command resumes or refuses)."""
+def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = _run_foresight,
+               fingerprint: Callable[[Stage], str] = Stage.fingerprint) -> dict[str, float]:
+    """Run the stages not yet done; returns seconds per stage (earlier runs' for the skipped ones).
+
+    A stage is done when its marker holds the same config fingerprint. A finished stage whose config
+    changed runs again from scratch (its old output is removed), and so does every stage after the
+    first one that runs, since they read its output. An interrupted stage (no marker) resumes."""
     (out / "stages").mkdir(parents=True, exist_ok=True)
     seconds: dict[str, float] = {}
     remaining = sum(s.expected_s for s in stages)
     started = time.perf_counter()
+    upstream_ran = False
     for i, stage in enumerate(stages, 1):
         marker = _marker(out, stage)
-        if marker.is_file():
-            done = json.loads(marker.read_text())
-            if done.get("command") == stage.command_line():
-                seconds[stage.name] = float(done["seconds"])
-                remaining -= stage.expected_s
-                console.print(f"[dim][{i}/{len(stages)}] {stage.name}: done earlier ({done['seconds']:.0f} s), skipped[/dim]")
-                continue
+        done = json.loads(marker.read_text()) if marker.is_file() else None
+        key = fingerprint(stage)
+        if done is not None and done.get("fingerprint") == key and not upstream_ran:
+            seconds[stage.name] = float(done["seconds"])
+            remaining -= stage.expected_s
+            console.print(f"[dim][{i}/{len(stages)}] {stage.name}: done earlier ({done['seconds']:.0f} s), skipped[/dim]")
+            continue
+        if done is not None:  # finished with another config or on older inputs: start it over
+            marker.unlink()
+            if stage.out is not None and stage.out.exists():
+                console.print(f"[yellow]{stage.name}: its config or inputs changed; removing {stage.out} and running it again[/yellow]")
+                shutil.rmtree(stage.out)
+        upstream_ran = True
         elapsed = time.perf_counter() - started
         console.rule(
             f"[{i}/{len(stages)}] {stage.name}: about {_minutes(stage.expected_s)}; demo: {_minutes(elapsed)} so far, ETA {_minutes(remaining)}"
@@ -75,7 +102,7 @@ def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = 
         seconds[stage.name] = time.perf_counter() - t0
         remaining -= stage.expected_s
         tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"command": stage.command_line(), "seconds": seconds[stage.name]}))
+        tmp.write_text(json.dumps({"command": stage.command_line(), "fingerprint": key, "seconds": seconds[stage.name]}))
         tmp.replace(marker)
     return seconds
 
@@ -149,10 +176,12 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
 
     def stage(name: str, words: str, *overrides: str, expected_key: str | None = None) -> Stage:
         args = (*overrides, *[str(a) for a in extra.get(name, [])])
-        return Stage(name, tuple(words.split()), args, float(expected.get(expected_key or name, 60.0)))
+        outs = [a.split("=", 1)[1] for a in overrides if a.startswith("out=")]
+        return Stage(name, tuple(words.split()), args, float(expected.get(expected_key or name, 60.0)), Path(outs[0]) if outs else None)
 
     stages = [
-        stage("synth_train", "data synth", f"out={p.train_clips}", f"episodes={d['train_episodes']}", f"seed={d['train_seed']}", *frames),
+        stage("synth_train", "data synth", f"out={p.train_clips}", f"episodes={d['train_episodes']}", f"seed={d['train_seed']}", *frames,
+              *[f"perturb.{k}={v}" for k, v in (d.get("perturb") or {}).items()]),  # recoveries in the training data only
         stage("synth_heldout", "data synth", f"out={p.heldout_clips}", f"episodes={d['heldout_episodes']}", f"seed={d['heldout_seed']}", *frames),
         stage("train_tokenizer", "train tokenizer", experiment, f"clips={p.train_clips}", f"out={p.tokenizer}",
               f"tokenizer.max_steps={profile['tokenizer']['max_steps']}"),

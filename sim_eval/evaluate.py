@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -74,6 +76,14 @@ class VideoRecorder:
         self.frames.append(side_by_side(*panels, gap_px=2))
 
 
+def _limit_threads(n: int) -> None:
+    """Episode workers share the cores: n math-library threads each (not one per core each)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def run_one(planner_name: str, planner_cfg: dict[str, Any], spec: EpisodeSpec, runner_cfg: RunnerConfig, video_dir: str | None) -> dict[str, Any]:
     """Run one episode in this process; returns the score and latency (picklable)."""
     planner = build_planner(planner_name, planner_cfg)
@@ -123,7 +133,8 @@ def evaluate(
                 progress.advance(task)
         else:
             ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)) as pool:
                 futures = {pool.submit(run_one, planner_name, planner_cfg, s, runner_cfg, video_dir): i for i, s in enumerate(specs)}
                 for fut in as_completed(futures):
                     rows[futures[fut]] = fut.result()

@@ -92,18 +92,31 @@ def test_an_interrupted_demo_resumes_at_the_failed_stage(tmp_path):
 
     def runner(stage: Stage) -> None:
         ran.append(stage.name)
+        stage.out.mkdir(exist_ok=True)
+        (stage.out / "partial").touch()  # what a killed stage leaves behind: kept, the command resumes from it
         if stage.name == "b" and ran.count("b") == 1:
             raise KeyboardInterrupt  # killed during stage b
 
-    stages = [Stage("a", ("data", "synth"), ("x=1",)), Stage("b", ("data", "synth"), ("x=2",)), Stage("c", ("data", "synth"), ("x=3",))]
+    def stages(b_arg: str = "x=2") -> list[Stage]:
+        return [Stage(name, ("data", "synth"), (arg,), out=tmp_path / name) for name, arg in (("a", "x=1"), ("b", b_arg), ("c", "x=3"))]
+
+    by_command = Stage.command_line  # stands in for the composed-config fingerprint
     with pytest.raises(KeyboardInterrupt):
-        run_stages(tmp_path, stages, runner)
-    seconds = run_stages(tmp_path, stages, runner)
+        run_stages(tmp_path, stages(), runner, by_command)
+    assert (tmp_path / "b" / "partial").is_file()
+    seconds = run_stages(tmp_path, stages(), runner, by_command)
     assert ran == ["a", "b", "b", "c"] and list(seconds) == ["a", "b", "c"]
-    # A stage whose command changed runs again; the others stay done.
-    changed = [stages[0], Stage("b", ("data", "synth"), ("x=20",)), stages[2]]
-    run_stages(tmp_path, changed, runner)
-    assert ran[-1] == "b"
+    assert run_stages(tmp_path, stages(), runner, by_command) and ran == ["a", "b", "b", "c"]  # all done: nothing runs
+    # b's config changed: b starts over (its old output removed) and c, which reads b's output, runs again.
+    (tmp_path / "b" / "stale").touch()
+    run_stages(tmp_path, stages("x=20"), runner, by_command)
+    assert ran[-2:] == ["b", "c"] and not (tmp_path / "b" / "stale").exists() and (tmp_path / "a" / "partial").is_file()
+
+
+def test_stage_fingerprint_follows_the_composed_config_not_only_the_command_line(tmp_path):
+    a = Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=2"))
+    assert a.fingerprint() == Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=2")).fingerprint()
+    assert a.fingerprint() != Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=3")).fingerprint()
 
 
 def test_a_report_without_runs_says_so(tmp_path):
