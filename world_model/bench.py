@@ -139,6 +139,7 @@ def hf_gpt2(config: GPTConfig) -> torch.nn.Module:
     hf_config = GPT2Config(
         vocab_size=config.vocab_size, n_positions=config.max_tokens, n_embd=config.n_embd, n_layer=config.n_layer,
         n_head=config.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+        bos_token_id=None, eos_token_id=None,  # GPT-2's 50256 is outside our vocabulary; no special tokens here
     )
     return GPT2LMHeadModel(hf_config)
 
