@@ -12,7 +12,6 @@ Weights are stored without pickle: `ego_mlp.safetensors` + `ego_mlp.json`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save
 from torch.utils.data import DataLoader, Dataset
 
-from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+from data.store.weights_file import load_state_strict, read_meta, read_state, write_weights
 from planner.action_model.conditions import ActionConditions, conditions_from_batch, conditions_from_observation
 from planner.action_model.config import NUM_COMMANDS, ActionModelConfig
 from planner.contract import Observation, Plan, Planner
@@ -144,33 +142,17 @@ def has_ego_mlp(path: str | Path) -> bool:
 def export_ego_mlp(model: EgoMLP, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ego_mlp.safetensors + ego_mlp.json (in `path` if it is a directory); returns the weights path."""
     weights, config = _paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(weights, save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, metadata={"format": FORMAT}))
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(),
-            "weights_sha256": sha256_file(weights), "extra": extra or {}}
-    atomic_write_text(config, json.dumps(meta, indent=1))
-    return weights
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(), "extra": extra or {}}
+    return write_weights(weights, config, model.state_dict(), FORMAT, meta)
 
 
 def load_ego_mlp(path: str | Path) -> EgoMLP:
     """Rebuild an exported EgoMLP (eval mode); checks the format and the weights' SHA-256."""
     weights, config = _paths(path)
-    for p in (weights, config):
-        if not p.is_file():
-            raise FileNotFoundError(f"ego-MLP file not found: {p} (need both {weights.name} and {config.name})")
-    try:
-        meta = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt ego-MLP config {config}: {exc}") from exc
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{config}: not a {FORMAT} v{FORMAT_VERSION} file")
-    if meta.get("weights_sha256") != sha256_file(weights):
-        raise ValueError(f"{weights} does not match the SHA-256 recorded in {config}")
+    meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "ego-MLP")
+    state = read_state(weights, config, meta)
     model = EgoMLP(EgoMLPConfig.from_dict(meta["config"]))
-    try:
-        model.load_state_dict(load_file(str(weights)))
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not fit the architecture in {config}: {exc}") from exc
+    load_state_strict(model, state, weights, config)
     return model.eval()
 
 

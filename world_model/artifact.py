@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 
-from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+from data.store.weights_file import load_state_strict, read_meta, read_state, write_weights
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.lightning_module import load_gpt_from_checkpoint
 from world_model.gpt.model import GPT
@@ -70,21 +69,10 @@ def _weights_path(path: str | Path) -> Path:
 def export_world_model(model: GPT, path: str | Path, meta: WorldModelMeta) -> Path:
     """Write `path` (a directory -> world_model.safetensors, or a .safetensors file) and its .json."""
     weights = _weights_path(path).with_suffix(".safetensors")
-    weights.parent.mkdir(parents=True, exist_ok=True)
     # A tied head shares the embedding's storage: store it once (safetensors refuses shared tensors).
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not (model.config.tie_weights and k == "lm_head.weight")}
-    atomic_write_bytes(weights, save(state, metadata={"format": FORMAT}))
-    doc = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "gpt": asdict(model.config),
-        "num_params": model.num_params(),
-        **meta.to_dict(),
-        "weights_file": weights.name,
-        "weights_sha256": sha256_file(weights),
-    }
-    atomic_write_text(weights.with_suffix(".json"), json.dumps(doc, indent=1))
-    return weights
+    state = {k: v for k, v in model.state_dict().items() if not (model.config.tie_weights and k == "lm_head.weight")}
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "gpt": asdict(model.config), "num_params": model.num_params(), **meta.to_dict()}
+    return write_weights(weights, weights.with_suffix(".json"), state, FORMAT, doc)
 
 
 def load_world_model(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedWorldModel:
@@ -99,23 +87,10 @@ def load_world_model(path: str | Path, map_location: str | torch.device = "cpu")
         return LoadedWorldModel(model, meta, path.resolve())
     weights = _weights_path(path).with_suffix(".safetensors")
     config = weights.with_suffix(".json")
-    for p in (weights, config):
-        if not p.is_file():
-            raise FileNotFoundError(f"world model file not found: {p} (need {weights.name} and {config.name}, or a .ckpt)")
-    try:
-        doc = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt world model config {config}: {exc}") from exc
-    if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{config}: not a {FORMAT} v{FORMAT_VERSION} file (format={doc.get('format')}, version={doc.get('format_version')})")
-    if doc.get("weights_sha256") != sha256_file(weights):
-        raise ValueError(f"{weights} does not match the SHA-256 recorded in {config} (files from different exports?)")
+    doc = read_meta(weights, config, FORMAT, FORMAT_VERSION, "world model", ", or a .ckpt")
     model = GPT(GPTConfig.from_dict(doc["gpt"]))
-    state = load_file(str(weights), device=str(map_location))
+    state = read_state(weights, config, doc, device=str(map_location))
     if model.config.tie_weights:
         state["lm_head.weight"] = state["token_emb.weight"]
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not fit the architecture in {config}: {exc}") from exc
+    load_state_strict(model, state, weights, config)
     return LoadedWorldModel(model.to(map_location).eval(), WorldModelMeta.from_dict(doc), weights.resolve())

@@ -9,15 +9,13 @@ no-video mode; the tied output head is stored once) under "world_model." and the
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 
-from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+from data.store.weights_file import read_meta, read_state, write_weights
 from planner.action_model.config import ActionModelConfig
 from planner.action_model.model import VideoActionModel
 from world_model.gpt.config import GPTConfig
@@ -49,22 +47,16 @@ def export_vam(model: VideoActionModel, path: str | Path, tokenizer: dict[str, A
     tokenizer: JSON-able identity of the image tokenizer (e.g. `LoadedTokenizer.identity`).
     """
     weights, config = _paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
     tied = _tied_keys(model)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k not in tied}
-    atomic_write_bytes(weights, save(state, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "world_model": asdict(model.world_model_config),
         "action_model": model.config.to_dict(),
         "tokenizer": tokenizer,
-        "weights_file": weights.name,
-        "weights_sha256": sha256_file(weights),
         "extra": extra or {},
     }
-    atomic_write_text(config, json.dumps(meta, indent=1))
-    return weights
+    return write_weights(weights, config, {k: v for k, v in model.state_dict().items() if k not in tied}, FORMAT, meta)
 
 
 def vam_frame_period_s(path: str | Path) -> float:
@@ -76,15 +68,7 @@ def vam_frame_period_s(path: str | Path) -> float:
 def vam_metadata(path: str | Path) -> dict[str, Any]:
     """The checked JSON of an exported action model (configs, tokenizer identity, extra)."""
     weights, config = _paths(path)
-    for p in (weights, config):
-        if not p.is_file():
-            raise FileNotFoundError(f"action-model file not found: {p} (need both {weights.name} and {config.name})")
-    try:
-        meta = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt action-model config {config}: {exc}") from exc
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{config}: not a {FORMAT} v{FORMAT_VERSION} file (format={meta.get('format')}, version={meta.get('format_version')})")
+    meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "action-model")
     for key in ("world_model", "action_model", "weights_sha256"):
         if key not in meta:
             raise ValueError(f"{config}: missing {key!r}")
@@ -95,13 +79,11 @@ def load_vam(path: str | Path, map_location: str | torch.device = "cpu") -> Vide
     """Rebuild an exported VideoActionModel (eval mode); checks the weights' SHA-256 and every key."""
     weights, config = _paths(path)
     meta = vam_metadata(path)
-    if meta["weights_sha256"] != sha256_file(weights):
-        raise ValueError(f"{weights} does not match the SHA-256 recorded in {config} (files from different exports?)")
+    state = read_state(weights, config, meta)  # CPU tensors; the model moves afterwards
     try:
         model = VideoActionModel(GPTConfig.from_dict(dict(meta["world_model"])), ActionModelConfig.from_dict(dict(meta["action_model"])))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{config}: invalid configs: {exc}") from exc
-    state = load_file(str(weights))  # CPU tensors; the model moves afterwards
     result = model.load_state_dict(state, strict=False)
     missing = set(result.missing_keys) - _tied_keys(model)
     if missing or result.unexpected_keys:

@@ -6,14 +6,13 @@ world model can take either kind of tokenizer from one path.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from safetensors.torch import load_file, save
 
-from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+from data.store.manifest import sha256_file
+from data.store.weights_file import load_state_strict, read_meta, read_state, write_weights
 from world_model.tokenizer.encoding import ImageTokenizer
 from world_model.tokenizer.llamagen import LlamaGenVQConfig, load_llamagen_vq
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig
@@ -38,42 +37,24 @@ def export_tokenizer(model: ConvTokenizer, path: str | Path, extra: dict[str, An
     extra: JSON-able facts to keep with the weights (training steps, eval numbers, ...).
     """
     weights, config = _paths(path)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(weights, save(state, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         **model.describe(),
         "codebook_size": model.codebook_size,
         "downsample_factor": model.downsample_factor,
-        "weights_file": weights.name,
-        "weights_sha256": sha256_file(weights),
         "extra": extra or {},
     }
-    atomic_write_text(config, json.dumps(meta, indent=1))
-    return weights
+    return write_weights(weights, config, model.state_dict(), FORMAT, meta)
 
 
 def load_tokenizer(path: str | Path) -> ConvTokenizer:
     """Rebuild an exported ConvTokenizer (eval mode) from its .safetensors + .json; checks the weights' SHA-256."""
     weights, config = _paths(path)
-    for p in (weights, config):
-        if not p.is_file():
-            raise FileNotFoundError(f"tokenizer file not found: {p} (need both {weights.name} and {config.name})")
-    try:
-        meta = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt tokenizer config {config}: {exc}") from exc
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{config}: not a {FORMAT} v{FORMAT_VERSION} file (format={meta.get('format')}, version={meta.get('format_version')})")
-    if meta.get("weights_sha256") != sha256_file(weights):
-        raise ValueError(f"{weights} does not match the SHA-256 recorded in {config} (files from different exports?)")
+    meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "tokenizer")
+    state = read_state(weights, config, meta)
     model = ConvTokenizer(TokenizerConfig.from_dict(meta["config"]))
-    try:
-        model.load_state_dict(load_file(str(weights)), strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not fit the architecture in {config}: {exc}") from exc
+    load_state_strict(model, state, weights, config)
     return model.eval()
 
 

@@ -1,0 +1,55 @@
+"""Exported weights as a pair of files: <name>.safetensors (tensors) + <name>.json (format,
+version, configs, the weights' SHA-256), both written atomically. Every exported model (tokenizer,
+world model, planner, ego MLP) uses it; loading checks the files exist, the JSON parses, the format
+and version match and the weights are the ones the JSON was written with. Nothing is unpickled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors.torch import load_file, save
+
+from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+
+
+def write_weights(weights: Path, config: Path, state: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, Any]) -> Path:
+    """Write `state` to `weights` and `meta` (with weights_file, weights_sha256 added) to `config`."""
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    atomic_write_bytes(weights, save(tensors, metadata={"format": fmt}))
+    doc = {**meta, "weights_file": weights.name, "weights_sha256": sha256_file(weights)}
+    atomic_write_text(config, json.dumps(doc, indent=1))
+    return weights
+
+
+def read_meta(weights: Path, config: Path, fmt: str, version: int, what: str, alternative: str = "") -> dict[str, Any]:
+    """The JSON of an export, checked: both files exist, it parses, format and version match.
+    `what` names the artifact in errors ("tokenizer"); `alternative` adds to the missing-file message."""
+    for p in (weights, config):
+        if not p.is_file():
+            raise FileNotFoundError(f"{what} file not found: {p} (need both {weights.name} and {config.name}{alternative})")
+    try:
+        meta = json.loads(config.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt {what} config {config}: {exc}") from exc
+    if meta.get("format") != fmt or meta.get("format_version") != version:
+        raise ValueError(f"{config}: not a {fmt} v{version} file (format={meta.get('format')}, version={meta.get('format_version')})")
+    return meta
+
+
+def read_state(weights: Path, config: Path, meta: Mapping[str, Any], device: str = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of an export whose SHA-256 matches the one its JSON recorded."""
+    if meta.get("weights_sha256") != sha256_file(weights):
+        raise ValueError(f"{weights} does not match the SHA-256 recorded in {config} (files from different exports?)")
+    return load_file(str(weights), device=device)
+
+
+def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor], weights: Path, config: Path) -> None:
+    """model.load_state_dict(state, strict=True) with an error that names the files."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{weights} does not fit the architecture in {config}: {exc}") from exc
