@@ -131,7 +131,7 @@ class VAMPlanner(Planner):
         self.reset({})
 
     @classmethod
-    def from_pretrained(cls, vam_path: str | Path, tokenizer_path: str | Path | None = None, config: VAMPlannerConfig = VAMPlannerConfig()) -> "VAMPlanner":
+    def from_checkpoint(cls, vam_path: str | Path, tokenizer_path: str | Path | None = None, config: VAMPlannerConfig = VAMPlannerConfig()) -> "VAMPlanner":
         """Load an exported action model (and, unless video_mode is 'none', its tokenizer) from local paths.
 
         When the action model recorded its tokenizer's weights checksum, the tokenizer must match it.
@@ -140,7 +140,7 @@ class VAMPlanner(Planner):
         tokenizer = None
         if model.config.uses_video:
             if tokenizer_path is None:
-                raise ValueError(f"VAMPlanner.from_pretrained: {vam_path} uses video; give tokenizer_path")
+                raise ValueError(f"VAMPlanner.from_checkpoint: {vam_path} uses video; give tokenizer_path")
             from world_model.tokenizer import load_image_tokenizer
 
             loaded = load_image_tokenizer(tokenizer_path)

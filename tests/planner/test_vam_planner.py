@@ -127,7 +127,7 @@ def test_no_video_planner_needs_no_tokenizer_and_loads_from_a_checkpoint(tmp_pat
     model = train_straight(VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5, video_mode="none", ego_status="add")), steps=300)
     export_vam(model, tmp_path / "blind")
     in_memory = VAMPlanner(model, None)
-    loaded = VAMPlanner.from_pretrained(tmp_path / "blind")
+    loaded = VAMPlanner.from_checkpoint(tmp_path / "blind")
     for observation in stream(3):
         a, b = in_memory.plan(observation), loaded.plan(observation)
         assert validate_plan(a, 6, 0.5) is None and a.extras["encode_ms"] == 0.0
@@ -138,7 +138,7 @@ def test_no_video_planner_needs_no_tokenizer_and_loads_from_a_checkpoint(tmp_pat
         VAMPlanner(seeing, None)
     export_vam(seeing, tmp_path / "seeing")
     with pytest.raises(ValueError, match="tokenizer_path"):
-        VAMPlanner.from_pretrained(tmp_path / "seeing")
+        VAMPlanner.from_checkpoint(tmp_path / "seeing")
 
 
 def test_ten_flow_steps_cost_little_more_than_one_with_the_cached_video():
