@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
+from planner.action_model.checkpoint import frame_period_s as checkpoint_frame_period_s
 from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_planner, synthetic_observations
 
 
@@ -56,7 +57,7 @@ def run_bench(cfg: Mapping[str, Any]) -> dict[str, Any]:
         from planner.registry import load_vam_with_tokenizer
 
         model, tokenizer, meta = load_vam_with_tokenizer(str(checkpoint), cfg.get("tokenizer"))
-        frame_period_s = float((meta.get("extra") or {}).get("frame_period_s", 0.5))
+        frame_period_s = checkpoint_frame_period_s(meta)
     else:
         fps = (cfg.get("world_model") or {}).get("fps")
         frame_period_s = 1.0 / float(fps) if fps else 0.5

@@ -36,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from data.image import resize_rgb
 from data.store.manifest import atomic_write_text
 from data.store.reader import ClipStore
+from planner.action_model.checkpoint import frame_period_s as checkpoint_frame_period_s
 from planner.action_model.metrics import open_loop_metrics
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_plans
@@ -303,7 +304,7 @@ def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     model = model.to(device).eval()
     ego_mlp = load_ego_mlp(checkpoint) if has_ego_mlp(checkpoint) else None
     clips = ClipStore(clips_path)
-    dataset = planner_windows(model, tokenizer, float((meta.get("extra") or {}).get("frame_period_s", 0.5)), clips, device)
+    dataset = planner_windows(model, tokenizer, checkpoint_frame_period_s(meta), clips, device)
     n_all, skipped_unlabelled = len(dataset), dataset.skipped_unlabelled
     max_windows = cfg.get("max_windows")
     if max_windows is not None and n_all > int(max_windows):  # evenly spaced over the clips, the same every run

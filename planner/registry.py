@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from planner.action_model.checkpoint import frame_period_s as checkpoint_frame_period_s
 from planner.contract import Planner
 
 
@@ -107,7 +108,7 @@ def _vam(cfg: Mapping[str, Any]) -> Planner:
     model, tokenizer, meta = load_vam_with_tokenizer(checkpoint, cfg.get("tokenizer"))
     extra = meta.get("extra") or {}
     inference = extra.get("inference") or {}
-    frame_period_s = float(extra.get("frame_period_s", 0.5))
+    frame_period_s = checkpoint_frame_period_s(meta)
     config = VAMPlannerConfig(
         n_steps=int(cfg.get("n_steps") or inference.get("n_steps", 10)),
         solver=str(cfg.get("solver") or inference.get("solver", "euler")),

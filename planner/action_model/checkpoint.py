@@ -59,10 +59,16 @@ def export_vam(model: VideoActionModel, path: str | Path, tokenizer: dict[str, A
     return write_weights(weights, config, {k: v for k, v in model.state_dict().items() if k not in tied}, FORMAT, meta)
 
 
+def frame_period_s(meta: dict[str, Any]) -> float:
+    """Spacing [s] of the frames an exported planner observes, from its metadata (its world model's
+    frame period; 0.5 s for exports that do not record it). Closed loop gives it camera frames at
+    this spacing."""
+    return float((meta.get("extra") or {}).get("frame_period_s", 0.5))
+
+
 def vam_frame_period_s(path: str | Path) -> float:
-    """Spacing [s] of the frames an exported planner observes (its world model's frame period; 0.5 s
-    for exports that do not record it). Closed loop gives it camera frames at this spacing."""
-    return float((vam_metadata(path).get("extra") or {}).get("frame_period_s", 0.5))
+    """`frame_period_s` of the export at `path`."""
+    return frame_period_s(vam_metadata(path))
 
 
 def vam_metadata(path: str | Path) -> dict[str, Any]:
