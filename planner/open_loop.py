@@ -175,7 +175,7 @@ class CollisionChecker:
 
 def constant_velocity_xy(speed_mps: torch.Tensor, num_waypoints: int, dt_s: float) -> torch.Tensor:
     """(B, 1, K, 2) [m]: straight ahead at the current speed (negative speeds stand still)."""
-    times = dt_s * torch.arange(1, num_waypoints + 1, dtype=torch.float32)
+    times = dt_s * torch.arange(1, num_waypoints + 1, dtype=torch.float32, device=speed_mps.device)
     x = speed_mps.float().clamp(min=0.0)[:, None] * times  # (B, K)
     return torch.stack([x, torch.zeros_like(x)], dim=-1)[:, None]
 

@@ -53,7 +53,7 @@ def aggregate_samples(samples: torch.Tensor, how: str) -> torch.Tensor:
     xy = samples[..., :2]
     distance = (xy[:, :, None] - xy[:, None]).norm(dim=-1).mean(dim=-1)  # (B, S, S)
     best = distance.sum(dim=-1).argmin(dim=1)  # (B,)
-    return samples[torch.arange(samples.shape[0]), best]
+    return samples[torch.arange(samples.shape[0], device=samples.device), best]
 
 
 class FrameTokenizer(Protocol):

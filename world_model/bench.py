@@ -12,8 +12,13 @@ All ratios are measured in the same run on the same machine:
   decode_cached / uncached_tokens_per_s: greedy token-by-token decoding after a full context
     window, with the KV cache and by rerunning the whole sequence per token;
   tokenizer_images_per_s (encode) and tokenizer_decode_images_per_s;
-  mfu: model FLOPs utilisation of the training step, on CUDA only (6N + 12 L d T FLOPs per token
-    against the GPU's dense bf16 peak).
+  mfu: model FLOPs utilisation of the training step, on CUDA only: flops_per_token (6N + 12 L d T,
+    N = the parameters that multiply, i.e. all but the embedding lookups; the tied output head
+    counts) times train_tokens_per_s over the GPU's dense bf16 datasheet peak; beside it
+    matmul_bf16_tflops (an 8192^3 bf16 matrix product measured in the same run) and
+    mfu_vs_matmul, the same FLOP rate against that achievable ceiling.
+  compiled: whether our GPT ran under torch.compile (`compile: auto` = the profile's `compile` on
+    CUDA, never on CPU), which is how the training command runs it.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ class BenchConfig:
     hf_baseline: bool
     device: str
     seed: int
+    compile: str = "auto"
+    profile_compile: bool = False
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
@@ -77,7 +84,19 @@ class BenchConfig:
             raise ValueError(f"bench world_model: image {h}x{w} is not a multiple of the tokenizer's factor {f}")
         gpt = WorldModelProfile.from_mapping(d["world_model"]).gpt(tconfig.codebook_size, (h // f, w // f))
         keys = ("train_batch", "train_steps", "warmup_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "hf_baseline", "device", "seed")
-        return cls(gpt=gpt, tokenizer=tconfig, image_height=h, image_width=w, precisions=tuple(d["precisions"]), **{k: d[k] for k in keys})
+        compile_mode = str(d.get("compile", "auto")).lower()
+        if compile_mode not in ("auto", "true", "false"):
+            raise ValueError(f"bench world_model: compile must be auto, true or false, got {d.get('compile')!r}")
+        return cls(
+            gpt=gpt, tokenizer=tconfig, image_height=h, image_width=w, precisions=tuple(d["precisions"]),
+            compile=compile_mode, profile_compile=bool(d["world_model"].get("compile", False)), **{k: d[k] for k in keys},
+        )
+
+    def compile_on(self, device: torch.device) -> bool:
+        """Whether our GPT is torch.compiled: `auto` follows the profile on CUDA and is off on CPU."""
+        if self.compile == "auto":
+            return self.profile_compile and device.type == "cuda"
+        return self.compile == "true"
 
 
 def _sync(device: torch.device) -> None:
@@ -127,6 +146,8 @@ def bench_ours_train(c: BenchConfig, device: torch.device, precision: str) -> fl
     """Training tokens/s of our GPT at `precision`."""
     torch.manual_seed(c.seed)
     model = GPT(c.gpt).to(device).train()
+    if c.compile_on(device):
+        model.compile()  # compiles during the warmup steps
     tokens = _tokens(c, c.train_batch, device)
     step = _train_step_fn(model, lambda: model(tokens, targets=tokens).loss, device, precision)
     return c.train_batch * c.gpt.max_tokens / _time_steps(step, c.train_steps, c.warmup_steps, device)
@@ -202,10 +223,28 @@ def bench_tokenizer(c: BenchConfig, device: torch.device, precision: str) -> dic
     return {"tokenizer_images_per_s": c.tokenizer_batch / t_enc, "tokenizer_decode_images_per_s": c.tokenizer_batch / t_dec}
 
 
-def _flops_per_token(config: GPTConfig, num_params: int) -> float:
-    """6N (N without the embeddings) + attention 12 * layers * width * sequence (PaLM appendix B)."""
-    embeddings = (config.vocab_size + config.tokens_per_frame + config.max_frames) * config.n_embd
-    return 6 * (num_params - embeddings) + 12 * config.n_layer * config.n_embd * config.max_tokens
+def flops_per_token(config: GPTConfig, num_params: int) -> float:
+    """Training FLOPs per token: 6N + attention 12 * layers * width * sequence (PaLM appendix B).
+
+    N counts the parameters that take part in matrix products: all but the embedding lookups
+    (spatial, temporal, previous-frame, and the token table unless it is tied to the output head,
+    whose (V x C) product every position pays). Attention is counted unmasked, as PaLM does.
+    """
+    lookups = (config.tokens_per_frame + config.max_frames) * config.n_embd
+    if config.prev_frame_token_input:
+        lookups += (config.vocab_size + 1) * config.n_embd
+    if not config.tie_weights:
+        lookups += config.vocab_size * config.n_embd  # the input table; the separate head is in num_params
+    return 6 * (num_params - lookups) + 12 * config.n_layer * config.n_embd * config.max_tokens
+
+
+def matmul_bf16_tflops(device: torch.device, n: int = 8192, steps: int = 10) -> float:
+    """Achieved TFLOP/s of an n x n x n bf16 matrix product on random data (the practical ceiling)."""
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16, generator=g)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16, generator=g)
+    seconds = _time_steps(lambda: torch.mm(a, b), steps, 3, device)
+    return 2 * n**3 / seconds / 1e12
 
 
 def run_bench(c: BenchConfig) -> dict[str, Any]:
@@ -220,6 +259,7 @@ def run_bench(c: BenchConfig) -> dict[str, Any]:
         "train_batch": c.train_batch,
         "train_tokens_per_s": ours[best],
         "train_precision": best,
+        "compiled": c.compile_on(device),
         **{f"train_tokens_per_s_{p}": v for p, v in ours.items()},
         "hf_gpt2_train_tokens_per_s": None,
         "train_ratio_vs_hf": None,
@@ -245,12 +285,17 @@ def run_bench(c: BenchConfig) -> dict[str, Any]:
     result["decode_cache_speedup"] = result["decode_cached_tokens_per_s"] / result["decode_uncached_tokens_per_s"]
     result.update(bench_tokenizer(c, device, inference_precision))
     result["inference_precision"] = inference_precision
+    result["flops_per_token"] = flops_per_token(c.gpt, result["gpt"]["num_params"])
     result["mfu"] = None
     if device.type == "cuda":
         name = result["device"]
+        achieved = ours[best] * result["flops_per_token"]  # FLOP/s
+        result["matmul_bf16_tflops"] = matmul_bf16_tflops(device)
+        result["mfu_vs_matmul"] = achieved / (result["matmul_bf16_tflops"] * 1e12)
         peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in name), None)
         if peak is not None:
-            result["mfu"] = ours[best] * _flops_per_token(c.gpt, result["gpt"]["num_params"]) / peak
+            result["peak_bf16_tflops"] = peak / 1e12
+            result["mfu"] = achieved / peak
         else:
             result["mfu_note"] = f"no peak FLOP/s known for {name}"
     return {k: (round(v, 4) if isinstance(v, float) and math.isfinite(v) else v) for k, v in result.items()}

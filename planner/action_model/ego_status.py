@@ -27,7 +27,7 @@ def past_poses_at(
     batch, n_hist = times_s.shape
     if poses_xyyaw.shape != (batch, n_hist, 3):
         raise ValueError(f"past_poses_at: poses must be (B, P, 3) = ({batch}, {n_hist}, 3), got {tuple(poses_xyyaw.shape)}")
-    query = query_s.to(times_s.dtype).expand(batch, -1).contiguous()  # (B, Q)
+    query = query_s.to(device=times_s.device, dtype=times_s.dtype).expand(batch, -1).contiguous()  # (B, Q)
     if n_hist > 1:
         upper = torch.searchsorted(times_s.contiguous(), query).clamp(1, n_hist - 1)  # (B, Q)
         lower = upper - 1
@@ -65,9 +65,10 @@ def ego_status_features(
     now (the newest <= 0); history_xyyaw (B, P, 3) past rear-axle poses in the current ego frame.
     """
     c = config
-    query = -c.ego_history_dt_s * torch.arange(1, c.ego_history_steps + 1, dtype=torch.float64)  # (n,) newest first
+    device = speed_mps.device
+    query = -c.ego_history_dt_s * torch.arange(1, c.ego_history_steps + 1, dtype=torch.float64, device=device)  # (n,) newest first
     past = past_poses_at(history_times_s.double(), history_xyyaw.double(), query, speed_mps.double())  # (B, n, 3)
-    scale = torch.tensor([c.history_scale_m, c.history_scale_m, c.yaw_scale_rad], dtype=torch.float64)
+    scale = torch.tensor([c.history_scale_m, c.history_scale_m, c.yaw_scale_rad], dtype=torch.float64, device=device)
     motion = torch.stack(
         [speed_mps.double() / c.speed_scale_mps, accel_mps2.double() / c.accel_scale_mps2, yaw_rate_rps.double() / c.yaw_rate_scale_rps],
         dim=-1,

@@ -152,3 +152,21 @@ def test_ten_flow_steps_cost_little_more_than_one_with_the_cached_video():
     assert result["n_timed_calls"] == 12 and result["device"] == "cpu"
     assert result["flow_ms"] > result["flow_ms_1step"]
     assert result["ratio_10step_vs_1step"] < 3.0 and result["ratio_model_10step_vs_1step"] < 3.0
+
+
+def test_ego_status_and_plan_helpers_stay_on_the_inputs_device():
+    """Every tensor these helpers make lives on the inputs' device (a GPU run once failed here:
+    the history query times were built on the CPU beside CUDA inputs). The `meta` device stands
+    in for CUDA: any CPU tensor mixed in raises."""
+    from planner.open_loop import constant_velocity_xy
+    from planner.vam import aggregate_samples
+
+    meta = torch.device("meta")
+    b, p = 2, 5
+    features = ego_status_features(
+        torch.zeros(b, device=meta), torch.zeros(b, device=meta), torch.zeros(b, device=meta),
+        torch.zeros(b, p, device=meta), torch.zeros(b, p, 3, device=meta), ActionModelConfig(),
+    )
+    assert features.device == meta and features.shape == (b, ActionModelConfig().ego_status_dim)
+    assert constant_velocity_xy(torch.zeros(b, device=meta), 6, 0.5).device == meta
+    assert aggregate_samples(torch.zeros(b, 4, 6, 2, device=meta), "medoid").device == meta

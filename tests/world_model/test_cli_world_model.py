@@ -133,6 +133,48 @@ def test_bench_without_transformers_reports_null_with_a_reason(monkeypatch, caps
         run_subcommand("bench", "world_model", [*BENCH, "precisions=[fp16]"])
 
 
+def test_bench_flop_count_and_compile_switch():
+    import torch
+
+    from world_model.bench import flops_per_token
+    from world_model.gpt.model import GPT
+
+    bench = BenchConfig.from_config(compose("bench/world_model", ["experiment=S", "image_height=288", "image_width=512"]))
+    g = bench.gpt
+    # Analytic count for the S shape: per layer qkv + proj + 2 MLP matrices (12 C^2, no biases),
+    # plus the tied (V x C) output head; the spatial and temporal lookups do no products.
+    matmul_params = g.n_layer * 12 * g.n_embd**2 + g.vocab_size * g.n_embd
+    expected = 6 * matmul_params + 12 * g.n_layer * g.n_embd * g.max_tokens
+    num_params = g.n_layer * 12 * g.n_embd**2 + (g.vocab_size + g.tokens_per_frame + g.max_frames) * g.n_embd
+    assert flops_per_token(g, num_params) == expected
+    tiny = BenchConfig.from_config(compose("bench/world_model", BENCH)).gpt
+    assert flops_per_token(tiny, GPT(tiny).num_params()) > 6 * tiny.vocab_size * tiny.n_embd  # the head is counted
+    # compile=auto follows the profile (S: compiled) on CUDA only; the tiny profile never compiles.
+    assert bench.compile_on(torch.device("cuda")) and not bench.compile_on(torch.device("cpu"))
+    assert not BenchConfig.from_config(compose("bench/world_model", BENCH)).compile_on(torch.device("cuda"))
+    forced = BenchConfig.from_config(compose("bench/world_model", [*BENCH, "compile=true"]))
+    assert forced.compile_on(torch.device("cpu"))
+    with pytest.raises(ValueError, match="compile must be"):
+        BenchConfig.from_config(compose("bench/world_model", [*BENCH, "compile=sometimes"]))
+
+
+def test_gpu_check_script_parses_and_its_bench_overrides_compose():
+    """benchmarks/gpu_check.sh runs only on a GPU machine; here: bash accepts it and the bench
+    command it builds composes into a valid S benchmark."""
+    import re
+    import shlex
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    words = shlex.split(re.search(r"^bench=\((.*)\)$", script.read_text(), re.M).group(1))
+    assert words[:2] == ["bench", "world_model"]
+    overrides = [w.replace("$EXPERIMENT", "S") for w in words[2:]]
+    bench = BenchConfig.from_config(compose("bench/world_model", overrides))
+    assert (bench.gpt.n_layer, bench.gpt.max_tokens, bench.precisions) == (24, 8 * 18 * 32, ("bf16",))
+
+
 def test_token_sources_subsample_faster_clips_to_the_model_rate(tmp_path):
     from world_model.token_sources import source_windows
     from world_model.tokens.reader import TokenStore
