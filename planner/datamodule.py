@@ -35,7 +35,9 @@ class PlannerWindowSpec:
     frame_period_s: spacing of the model's frames [s]; num_waypoints every waypoint_dt_s [s];
     history_steps past poses every history_dt_s [s]; pad_start: also make windows whose first
     frames precede the clip (oldest frame repeated); min_valid_waypoints: drop windows whose logged
-    future is shorter."""
+    future is shorter; skip_perturbed: drop windows whose labelled future (now .. now + K dt)
+    overlaps an interval in which the recording expert was deliberately perturbed (synthetic clips'
+    provenance `perturbed_intervals_us`): their future shows the injected offset, not a choice."""
 
     n_observed_frames: int = 4
     n_future_frames: int = 0
@@ -46,6 +48,7 @@ class PlannerWindowSpec:
     history_dt_s: float = 0.5
     pad_start: bool = True
     min_valid_waypoints: int = 1
+    skip_perturbed: bool = True
 
     def __post_init__(self) -> None:
         for name in ("n_observed_frames", "num_waypoints", "history_steps", "min_valid_waypoints"):
@@ -112,6 +115,15 @@ def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec)
     )
 
 
+def _perturbed_intervals_us(meta: dict[str, Any]) -> np.ndarray:
+    """(N, 2) int64 [us] [start, end) of the recording expert's perturbations (none: (0, 2))."""
+    intervals = (meta.get("provenance") or {}).get("perturbed_intervals_us") or []
+    out = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
+    if np.any(out[:, 1] < out[:, 0]):
+        raise ValueError(f"clip {meta.get('clip_id')!r}: perturbed_intervals_us must be [start, end] pairs with end >= start")
+    return out
+
+
 def _frame_step(clip_fps: float, frame_period_s: float, clip_id: str) -> int:
     ratio = clip_fps * frame_period_s
     step = int(round(ratio))
@@ -154,6 +166,7 @@ class PlannerWindowDataset(Dataset):
         self.tokens = TokenStore(tokens) if isinstance(tokens, (str, Path)) else tokens
         self.spec = spec
         self.skipped_unlabelled: list[str] = []
+        self.skipped_perturbed = 0  # windows left out by spec.skip_perturbed
         self._tokens: list[np.ndarray | None] = []  # per used clip: (T, h, w) uint16 in memory (None: labels only)
         self._index: list[tuple[int, int, int]] = []  # (used clip, current frame, frame step)
         self._labels: list[WindowLabels] = []
@@ -188,10 +201,15 @@ class PlannerWindowDataset(Dataset):
         first = 0 if s.pad_start else (s.n_observed_frames - 1) * step
         last = n_frames - 1 - s.n_future_frames * step
         frame_us = self.clips.frame_timestamps_us(ci)
+        perturbed = _perturbed_intervals_us(self.clips.meta(ci)) if s.skip_perturbed else np.zeros((0, 2), np.int64)
+        horizon_us = int(round(s.num_waypoints * s.waypoint_dt_s * 1e6))
         used = len(self._tokens)
         added = 0
         for j in range(first, last + 1):
             t0 = int(frame_us[j])
+            if len(perturbed) and bool(np.any((perturbed[:, 0] < t0 + horizon_us) & (perturbed[:, 1] > t0))):
+                self.skipped_perturbed += 1
+                continue
             future = future_trajectory(poses, t0, s.num_waypoints * s.waypoint_dt_s, s.waypoint_dt_s)
             if int(future.valid.sum()) < s.min_valid_waypoints:
                 continue

@@ -443,6 +443,7 @@ def run_train_planner(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "train_windows_per_s": round(steps_run * t.batch_size / max(seconds, 1e-9), 2),
         "train_windows": len(train_ds),
         "val_windows": 0 if val_ds is None else len(val_ds),
+        "train_windows_skipped_perturbed": train_ds.skipped_perturbed,
         "expert_params": module.model.expert.num_params(),
         "world_model_params": 0 if module.model.world_model is None else module.model.world_model.num_params(),
         "world_model_frozen": module.world_model_frozen,

@@ -82,7 +82,11 @@ class Perturbation:
     [-max_offset_m, max_offset_m] (ramped in over the first waypoints) for `duration_s`; then the
     expert steers back. The recorded future shows that recovery from states an unperturbed expert
     never visits, the states a learned planner drifts into in closed loop. The offsets are
-    zero-mean, so the expected logged future of a window is still the expert's."""
+    zero-mean, so the expected logged future of a window is still the expert's. Each clip lists
+    its perturbed intervals (provenance `perturbed_intervals_us`, clip time): a window whose
+    labelled future overlaps one shows the injected offset, not the expert's choice, and the
+    planner's dataset leaves it out (PlannerWindowSpec.skip_perturbed); the windows right after
+    one keep the expert's clean recovery from the displaced state."""
 
     probability: float = 0.0
     max_offset_m: float = 1.0
@@ -100,6 +104,7 @@ class _PerturbedExpert(ExpertPlanner):
         super().__init__()
         self.perturbation, self.rng = perturbation, np.random.default_rng(seed)
         self.offset_m, self.until_s = 0.0, -1.0
+        self.intervals_s: list[tuple[float, float]] = []  # (start, end) [s] of each injected offset
 
     def plan(self, observation):
         plan = super().plan(observation)
@@ -109,6 +114,7 @@ class _PerturbedExpert(ExpertPlanner):
             if self.rng.random() < p.probability:
                 self.offset_m = float(self.rng.uniform(-p.max_offset_m, p.max_offset_m))
                 self.until_s = now + p.duration_s
+                self.intervals_s.append((now, self.until_s))
         if self.offset_m:
             waypoints = plan.waypoints.copy()
             ramp = np.minimum(1.0, np.arange(1, len(waypoints) + 1) / 2.0)  # half the offset at the first waypoint
@@ -159,6 +165,7 @@ def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, random
             "camera": {"mount_height_m": pinhole.mount_height_m, "mount_forward_m": pinhole.mount_forward_m},
             "domain_randomization": randomize,
             "perturbation": perturbation.__dict__ if perturbation.probability > 0 else None,
+            "perturbed_intervals_us": [[int(round(a * 1e6)), int(round(b * 1e6))] for a, b in getattr(expert, "intervals_s", [])],
         },
     )
 

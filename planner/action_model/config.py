@@ -40,6 +40,11 @@ class ActionModelConfig:
     same with the yaw rate left out (speed and acceleration straight ahead), so a heading error the
     planner itself caused is never extrapolated. Needs ego status in the inputs (ego_status 'add' or
     'token'); position_scale_m then scales the offsets.
+    waypoint_scale_power p: waypoint k of K (1-based) is scaled by position_scale_m * (k / K)^p,
+    so the model's error, roughly even across waypoints in model space, shrinks on the near
+    waypoints that a closed-loop controller actually executes before the next plan. 0: one scale
+    for all (the reference); 1 suits raw waypoints (distance grows like t); 2 suits offsets from
+    the kinematic anchor (they grow like t^2).
     """
 
     video_mode: str = "observed"
@@ -61,8 +66,11 @@ class ActionModelConfig:
     time_min_period: float = 4e-3
     time_max_period: float = 4.0
     anchor: str = "none"
+    waypoint_scale_power: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.waypoint_scale_power <= 3.0:
+            raise ValueError(f"ActionModelConfig.waypoint_scale_power must be in [0, 3], got {self.waypoint_scale_power}")
         if self.anchor not in ANCHORS:
             raise ValueError(f"ActionModelConfig.anchor must be one of {ANCHORS}, got {self.anchor!r}")
         if self.anchor != "none" and self.ego_status == "off":

@@ -61,3 +61,24 @@ def test_conditions_carry_the_same_anchor_in_training_and_in_closed_loop():
     assert conditions_from_observation(obs, ActionModelConfig(ego_status="token")).anchor is None
     straight = conditions_from_batch({**batch, "yaw_rate_rps": torch.tensor([0.3])}, ActionModelConfig(ego_status="token", anchor="straight"))
     assert straight.anchor[..., 1:].abs().max() == 0 and straight.anchor[0, -1, 0] > 0  # ahead, never turning
+
+
+def test_per_waypoint_scales_shrink_the_near_waypoints_and_round_trip():
+    from planner.action_model.normalization import position_scales
+
+    c = ActionModelConfig(ego_status="token", anchor="kinematic", position_scale_m=6.0, waypoint_scale_power=2.0)
+    np.testing.assert_allclose(position_scales(c)[:, 0].numpy(), 6.0 * (np.arange(1, 7) / 6) ** 2, rtol=1e-6)
+    assert (position_scales(ActionModelConfig(position_scale_m=6.0))[:, 0] == 6.0).all()  # power 0: one scale
+    anchor = kinematic_anchor(torch.tensor([10.0]), torch.tensor([0.0]), torch.tensor([0.0]), 6, 0.5)
+    # Offsets growing like t^2 (a constant lateral acceleration of 1 m/s^2) are equal in model units.
+    t = 0.5 * torch.arange(1, 7)
+    traj = anchor.clone()
+    traj[0, :, 1] += 0.5 * t**2
+    x = trajectory_to_model(traj, c, anchor)
+    torch.testing.assert_close(x[0, :, 1], torch.full((6,), 0.5 * 3.0**2 / 6.0))
+    torch.testing.assert_close(trajectory_from_model(x, c, anchor), traj[..., :2], atol=1e-5, rtol=0)
+    # The same model-space error costs 36x less on the first waypoint than on the last.
+    err = trajectory_from_model(x + 0.01, c, anchor) - traj[..., :2]
+    assert err[0, 0, 0] == pytest.approx(err[0, -1, 0] / 36, rel=1e-4)
+    with pytest.raises(ValueError, match="waypoint_scale_power"):
+        ActionModelConfig(waypoint_scale_power=-1.0)

@@ -124,3 +124,25 @@ def test_resumed_sampler_yields_exactly_the_remaining_batches():
         resumed = list(ResumableRandomSampler(7, batch_size=3, total_batches=8, seed=1, start_batch=start))
         assert resumed == full[3 * start :] and len(ResumableRandomSampler(7, 3, 8, 1, start)) == len(resumed)
     assert list(ResumableRandomSampler(7, 3, 8, seed=2)) != full
+
+
+def test_windows_whose_future_overlaps_a_perturbation_are_left_out(tmp_path):
+    """A labelled future that overlaps the recording expert's injected offset is not the expert's
+    choice: such windows are dropped; the ones after it (the clean recovery) are kept."""
+    import dataclasses
+
+    clip = turning_clip("p", num_frames=20, hw=(8, 8))
+    t = clip.frame_timestamps_us
+    start, end = int(t[10]), int(t[10]) + 1_000_000  # perturbed for 1 s from frame 10
+    with ClipStoreWriter(tmp_path / "s", "test", {}, codec="png") as writer:
+        writer.add("p", [dataclasses.replace(clip, provenance={"perturbed_intervals_us": [[start, end]]})])
+    store = ClipStore(tmp_path / "s")
+    spec = PlannerWindowSpec(n_observed_frames=2)
+    kept = PlannerWindowDataset(store, FrameIndexTokens(store), spec)
+    everything = PlannerWindowDataset(store, FrameIndexTokens(store), dataclasses.replace(spec, skip_perturbed=False))
+    horizon_us = spec.num_waypoints * spec.waypoint_dt_s * 1e6
+    frames_all = [int(everything[i]["frame_index"]) for i in range(len(everything))]
+    expected = [j for j in frames_all if not (start < t[j] + horizon_us and end > t[j])]
+    assert [int(kept[i]["frame_index"]) for i in range(len(kept))] == expected
+    assert kept.skipped_perturbed == len(frames_all) - len(expected) > 0 and everything.skipped_perturbed == 0
+    assert max(expected) > 10  # windows after the perturbation (the recovery) stay

@@ -76,3 +76,11 @@ def test_perturbed_expert_leaves_the_lane_centre_and_recovers():
     assert lateral.max() > 0.3  # it did leave the path the expert drives
     assert lateral[-5:].max() < lateral.max()  # ... and came back towards it
     assert shaken.provenance["perturbation"]["probability"] == 0.3 and plain.provenance["perturbation"] is None
+    # The perturbed intervals are listed in clip time (for the planner dataset to skip): 1 s each,
+    # inside the clip; the ego first leaves the unperturbed path in the first of them.
+    intervals = np.asarray(shaken.provenance["perturbed_intervals_us"])
+    assert len(intervals) >= 1 and plain.provenance["perturbed_intervals_us"] == []
+    np.testing.assert_array_equal(intervals[:, 1] - intervals[:, 0], 1_000_000)
+    assert intervals.min() >= t[0] and intervals[:, 0].max() <= t[-1]
+    first_departure = t[np.argmax(lateral > 0.01)]
+    assert intervals[0, 0] <= first_departure <= intervals[0, 1]
