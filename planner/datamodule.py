@@ -177,7 +177,8 @@ class PlannerWindowDataset(Dataset):
         if not self._index:
             source = "labels only" if self.tokens is None else f"tokens {self.tokens.root}"
             raise ValueError(f"clip store {self.clips.root} ({source}) gives no planner windows "
-                             f"({len(self.skipped_unlabelled)} clips without poses, spec {spec})")
+                             f"({len(self.skipped_unlabelled)} clips without poses, {self.skipped_perturbed} windows left out because their "
+                             f"future overlaps a perturbation of the recording expert, spec {spec})")
 
     def _meta(self, pos: int) -> dict:
         if self.tokens is None:
