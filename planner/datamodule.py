@@ -224,6 +224,11 @@ class PlannerWindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self._index)
 
+    @property
+    def commands(self) -> np.ndarray:
+        """(N,) int64 the route command of every window (RIGHT 0, LEFT 1, STRAIGHT 2)."""
+        return np.array([labels.command for labels in self._labels], dtype=np.int64)
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         used, j, step = self._index[i]
         s = self.spec
@@ -268,13 +273,21 @@ class ResumableRandomSampler(Sampler[int]):
     every pass over the data, starting at batch `start_batch`.
 
     The order depends only on (seed, batch number), so a run resumed at step s (start_batch = s)
-    sees exactly the batches the uninterrupted run saw from step s on.
+    sees exactly the batches the uninterrupted run saw from step s on. repeats: optional (n_items,)
+    ints >= 1, how many times each item appears per pass (oversampling, e.g. of turns).
     """
 
-    def __init__(self, n_items: int, batch_size: int, total_batches: int, seed: int, start_batch: int = 0) -> None:
+    def __init__(self, n_items: int, batch_size: int, total_batches: int, seed: int, start_batch: int = 0,
+                 repeats: "np.ndarray | list[int] | None" = None) -> None:
         if n_items < 1 or batch_size < 1 or total_batches < 0 or not 0 <= start_batch:
             raise ValueError(f"ResumableRandomSampler: bad sizes n_items={n_items}, batch_size={batch_size}, total_batches={total_batches}, start_batch={start_batch}")
-        self.n_items, self.batch_size, self.total_batches, self.seed, self.start_batch = n_items, batch_size, total_batches, seed, start_batch
+        self.items = torch.arange(n_items)  # (P,) the dataset index at each position of a pass
+        if repeats is not None:
+            counts = torch.as_tensor(np.asarray(repeats, dtype=np.int64))
+            if counts.shape != (n_items,) or bool((counts < 1).any()):
+                raise ValueError(f"ResumableRandomSampler: repeats must be {n_items} ints >= 1")
+            self.items = torch.repeat_interleave(self.items, counts)
+        self.n_items, self.batch_size, self.total_batches, self.seed, self.start_batch = len(self.items), batch_size, total_batches, seed, start_batch
 
     def __len__(self) -> int:
         return max(0, self.total_batches - self.start_batch) * self.batch_size
@@ -287,7 +300,7 @@ class ResumableRandomSampler(Sampler[int]):
         while position < end:
             perm = torch.randperm(self.n_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
             offset = position - epoch * self.n_items
-            for index in perm[offset : offset + end - position].tolist():
+            for index in self.items[perm[offset : offset + end - position]].tolist():
                 yield index
             position = (epoch + 1) * self.n_items
             epoch += 1

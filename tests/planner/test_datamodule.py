@@ -126,6 +126,25 @@ def test_resumed_sampler_yields_exactly_the_remaining_batches():
     assert list(ResumableRandomSampler(7, 3, 8, seed=2)) != full
 
 
+def test_oversampled_items_appear_repeats_times_per_pass_and_resume_exactly():
+    repeats = [1, 3, 1, 1, 2]  # a pass is 8 positions
+    full = list(ResumableRandomSampler(5, batch_size=2, total_batches=12, seed=0, repeats=repeats))
+    for epoch in range(3):
+        assert sorted(full[8 * epoch : 8 * (epoch + 1)]) == [0, 1, 1, 1, 2, 3, 4, 4]
+    for start in (1, 4, 7):
+        assert list(ResumableRandomSampler(5, 2, 12, 0, start, repeats=repeats)) == full[2 * start :]
+    with pytest.raises(ValueError, match="repeats"):
+        ResumableRandomSampler(5, 2, 12, 0, repeats=[1, 0, 1, 1, 1])
+
+
+def test_window_commands_follow_the_clip(store):
+    dataset = PlannerWindowDataset(store, FrameIndexTokens(store), PlannerWindowSpec(n_observed_frames=2))
+    commands = dataset.commands
+    assert commands.shape == (len(dataset),) and set(commands.tolist()) <= {0, 1, 2}
+    assert commands.tolist() == [int(dataset[i]["command"]) for i in range(len(dataset))]
+    assert 0 in commands.tolist()  # turning_clip makes a right turn
+
+
 def test_windows_whose_future_overlaps_a_perturbation_are_left_out(tmp_path):
     """A labelled future that overlaps the recording expert's injected offset is not the expert's
     choice: such windows are dropped; the ones after it (the clean recovery) are kept."""
