@@ -376,7 +376,7 @@ def run_train_planner(cfg: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"world model {c.world_model} expects {wm.tokens_h}x{wm.tokens_w} tokens from {wm.vocab_size} codes; "
                          f"token store {c.tokens} holds {tuple(tokens.grid_hw)} tokens from {tokens.codebook_size} codes")
 
-    n_observed = wm.max_frames - action.n_imagined_frames
+    n_observed = action.observed_frame_count(wm.max_frames)
     spec = window_spec(action, n_observed, c)
     train_clips, val_clips = split_clips(len(tokens), c.train.val_fraction, c.train.seed)
     train_ds = PlannerWindowDataset(clips, tokens, spec, train_clips)

@@ -40,6 +40,9 @@ class ActionModelConfig:
     same with the yaw rate left out (speed and acceleration straight ahead), so a heading error the
     planner itself caused is never extrapolated. Needs ego status in the inputs (ego_status 'add' or
     'token'); position_scale_m then scales the offsets.
+    observed_frames: how many of the newest observed frames the action tokens attend to (0: as many
+    as the world model's context holds, less the imagined ones); fewer frames make training and
+    planning proportionally cheaper.
     waypoint_scale_power p: waypoint k of K (1-based) is scaled by position_scale_m * (k / K)^p,
     so the model's error, roughly even across waypoints in model space, shrinks on the near
     waypoints that a closed-loop controller actually executes before the next plan. 0: one scale
@@ -67,8 +70,11 @@ class ActionModelConfig:
     time_max_period: float = 4.0
     anchor: str = "none"
     waypoint_scale_power: float = 0.0
+    observed_frames: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.observed_frames, int) or isinstance(self.observed_frames, bool) or self.observed_frames < 0:
+            raise ValueError(f"ActionModelConfig.observed_frames must be an int >= 0 (0: the world model's context), got {self.observed_frames!r}")
         if not 0.0 <= self.waypoint_scale_power <= 3.0:
             raise ValueError(f"ActionModelConfig.waypoint_scale_power must be in [0, 3], got {self.waypoint_scale_power}")
         if self.anchor not in ANCHORS:
@@ -100,6 +106,11 @@ class ActionModelConfig:
             raise ValueError(f"ActionModelConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.time_min_period >= self.time_max_period:
             raise ValueError("ActionModelConfig.time_min_period must be < time_max_period")
+
+    def observed_frame_count(self, world_model_frames: int) -> int:
+        """Observed frames the action tokens attend to with a world model of `world_model_frames` context."""
+        room = world_model_frames - self.n_imagined_frames
+        return min(self.observed_frames, room) if self.observed_frames else room
 
     @property
     def trajectory_dim(self) -> int:

@@ -54,8 +54,9 @@ class VideoActionModel(nn.Module):
 
     @property
     def n_observed_frames(self) -> int:
-        """Most observed frames the action tokens attend to (the world model's context minus the imagined frames)."""
-        return self.world_model_config.max_frames - self.config.n_imagined_frames
+        """Observed frames the action tokens attend to: config.observed_frames, at most (and by
+        default) the world model's context minus the imagined frames."""
+        return self.config.observed_frame_count(self.world_model_config.max_frames)
 
     def video_tokens(self, observed: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
         """Window (B, T', h, w) the action tokens attend to, from observed tokens (B, T, h, w) (current last).

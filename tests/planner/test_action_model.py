@@ -116,6 +116,17 @@ def test_imagine_mode_attends_to_a_greedy_rollout_or_teacher_forced_frames():
         model.video_tokens(observed, future[:, :1])
 
 
+def test_fewer_observed_frames_attend_to_the_newest_only():
+    model = make_model(observed_frames=2)
+    observed = video(11, n_frames=4)
+    assert model.n_observed_frames == 2 and torch.equal(model.video_tokens(observed), observed[:, -2:])
+    assert model.context(observed).n_frames == 2
+    assert make_model(observed_frames=9).n_observed_frames == 4  # at most the world model's context
+    assert make_model(video_mode="imagine", n_imagined_frames=1, observed_frames=2).video_tokens(observed).shape[1] == 3
+    with pytest.raises(ValueError, match="observed_frames"):
+        ActionModelConfig(observed_frames=-1)
+
+
 def test_no_video_mode_has_no_world_model_and_the_same_expert_weights():
     blind = make_model(video_mode="none", ego_status="add")
     seeing = make_model(ego_status="add")
