@@ -31,6 +31,7 @@ from planner.action_model.sampling import sample_plans
 from planner.flow_matching import ODE_SOLVERS, RectifiedFlowPath, TimeSampler, flow_matching_loss
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
+from world_model.rng_state import load_rng_states, save_rng_states
 from world_model.schedule import WSDSchedule
 
 
@@ -205,16 +206,7 @@ class VAMLightningModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng: dict[str, Any] = {"torch_cpu": torch.get_rng_state(), "flow_generator": self.generator.get_state()}
-        if torch.cuda.is_available():
-            rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["rng_states"] = rng
+        save_rng_states(checkpoint, {"flow_generator": self.generator})
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng = checkpoint.get("rng_states")
-        if rng is None:
-            return
-        torch.set_rng_state(rng["torch_cpu"])
-        self.generator.set_state(rng["flow_generator"])
-        if "torch_cuda" in rng and torch.cuda.is_available() and len(rng["torch_cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["torch_cuda"])
+        load_rng_states(checkpoint, {"flow_generator": self.generator})

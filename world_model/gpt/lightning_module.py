@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
+from world_model.rng_state import load_rng_states, save_rng_states
 from world_model.schedule import WSDSchedule
 
 
@@ -112,18 +113,10 @@ class GPTLightningModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng = {"torch_cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["torch_cuda"] = torch.cuda.get_rng_state_all()
-        checkpoint["rng_states"] = rng
+        save_rng_states(checkpoint)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        rng = checkpoint.get("rng_states")
-        if rng is None:
-            return
-        torch.set_rng_state(rng["torch_cpu"])
-        if "torch_cuda" in rng and torch.cuda.is_available() and len(rng["torch_cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["torch_cuda"])
+        load_rng_states(checkpoint)
 
 
 def _next_token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
