@@ -134,10 +134,6 @@ class DemoPaths:
         return self.root / "tokens" / "train"
 
     @property
-    def heldout_tokens(self) -> Path:
-        return self.root / "tokens" / "heldout"
-
-    @property
     def world_model(self) -> Path:
         return self.root / "world_model"
 

@@ -198,8 +198,9 @@ class _EpisodePool:
 
 def synth_items(cfg, pool: _EpisodePool | None = None) -> list[SourceItem]:
     """One item per episode; `pool` (parallel recording) defaults to recording in this process."""
-    eps = synth_episodes(list(cfg.suites), int(cfg.episodes), int(cfg.seed))
-    pool = pool or _EpisodePool(eps, _record_args(cfg), 1)
+    if pool is None:
+        pool = _EpisodePool(synth_episodes(list(cfg.suites), int(cfg.episodes), int(cfg.seed)), _record_args(cfg), 1)
+    eps = pool.eps
 
     def loader(k: int):
         def load(report: BadFileReporter) -> Iterator[Clip]:

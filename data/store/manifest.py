@@ -87,10 +87,7 @@ class Manifest:
         path = Path(directory) / MANIFEST_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no clip store at {directory}: {MANIFEST_NAME} is missing")
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"corrupt manifest {path}: {exc}") from exc
+        d = read_json(path, "manifest")
         if int(d.get("schema_version", 0)) != SCHEMA_VERSION:
             raise ValueError(
                 f"{path}: schema version {d.get('schema_version')} but this code reads {SCHEMA_VERSION}; reconvert"
@@ -111,6 +108,14 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The parsed JSON file `path`; a ValueError "corrupt <what> <path>: ..." when it does not parse."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt {what} {path}: {exc}") from exc
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 from safetensors.torch import load_file, save
 
-from data.store.manifest import atomic_write_bytes, atomic_write_text, sha256_file
+from data.store.manifest import atomic_write_bytes, atomic_write_text, read_json, sha256_file
 
 
 def write_weights(weights: Path, config: Path, state: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, Any]) -> Path:
@@ -31,10 +31,7 @@ def read_meta(weights: Path, config: Path, fmt: str, version: int, what: str, al
     for p in (weights, config):
         if not p.is_file():
             raise FileNotFoundError(f"{what} file not found: {p} (need both {weights.name} and {config.name}{alternative})")
-    try:
-        meta = json.loads(config.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt {what} config {config}: {exc}") from exc
+    meta = read_json(config, f"{what} config")
     if meta.get("format") != fmt or meta.get("format_version") != version:
         raise ValueError(f"{config}: not a {fmt} v{version} file (format={meta.get('format')}, version={meta.get('format_version')})")
     return meta

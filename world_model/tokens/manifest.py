@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.store.manifest import atomic_write_text
+from data.store.manifest import atomic_write_text, read_json
 
 TOKEN_STORE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -103,8 +103,4 @@ class TokenStoreManifest:
     def load(cls, path: Path) -> "TokenStoreManifest":
         if not path.is_file():
             raise FileNotFoundError(f"no token store manifest at {path}")
-        try:
-            d = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"corrupt token store manifest {path}: {exc}") from exc
-        return cls.from_dict(d, str(path))
+        return cls.from_dict(read_json(path, "token store manifest"), str(path))
