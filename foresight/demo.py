@@ -194,7 +194,7 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
     cl = profile["closed_loop"]
     for planner in cl["planners"]:
         for suite in cl["suites"]:
-            overrides = [f"planner={planner}", f"suite={suite}", f"episodes={cl['episodes']}", "seed=0", f"out={p.closed_loop(planner, suite)}",
+            overrides = [f"planner={planner}", f"suite={suite}", f"episodes={suite_episodes(cl, suite)}", "seed=0", f"out={p.closed_loop(planner, suite)}",
                          f"workers={workers}", f"videos={cl.get('videos', 1)}", f"image_height={d['height']}", f"image_width={d['width']}"]
             if planner == "vam":
                 overrides.append(f"checkpoint={p.vam}")
@@ -204,6 +204,11 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
         stages.append(stage("ablation", "eval ablation", f"checkpoint={p.vam}", f"suites=[{','.join(ab['suites'])}]", f"episodes={ab['episodes']}",
                             "seed=0", f"out={p.ablation}", f"workers={workers}", f"image_height={d['height']}", f"image_width={d['width']}"))
     return stages
+
+
+def suite_episodes(closed_loop: dict[str, Any], suite: str) -> int:
+    """Closed-loop episodes for `suite`: closed_loop.suite_episodes[suite] when given, else closed_loop.episodes."""
+    return int((closed_loop.get("suite_episodes") or {}).get(suite, closed_loop["episodes"]))
 
 
 def run(cfg) -> dict[str, Any]:

@@ -37,8 +37,11 @@ from planner.flow_matching import ODE_SOLVERS
 PRECISIONS = ("fp32", "bf16")
 # How the executed plan is chosen from the S samples of one call: first (sample 0), mean (the
 # waypoint-wise average), medoid (the sample with the smallest summed distance to the others: a
-# real sample, robust to the odd outlier a small flow model draws).
-AGGREGATES = ("first", "mean", "medoid")
+# real sample, robust to the odd outlier a small flow model draws), cautious (the medoid of the
+# slower half: the samples ranked by the distance they travel, the ceil(S/2) shortest kept; when a
+# minority of samples brakes for something, the executed plan leans their way instead of taking the
+# majority's speed, at some cost in progress).
+AGGREGATES = ("first", "mean", "medoid", "cautious")
 
 
 def aggregate_samples(samples: torch.Tensor, how: str) -> torch.Tensor:
@@ -50,6 +53,13 @@ def aggregate_samples(samples: torch.Tensor, how: str) -> torch.Tensor:
         return samples[:, 0]
     if how == "mean":
         return samples.mean(dim=1)
+    if how == "cautious":
+        xy = samples[..., :2]
+        steps = torch.cat([xy[:, :, :1], xy[:, :, 1:] - xy[:, :, :-1]], dim=2)  # (B, S, K, 2) from the ego (origin)
+        travelled = steps.norm(dim=-1).sum(dim=-1)  # (B, S) path length [m]
+        keep = travelled.argsort(dim=1)[:, : (samples.shape[1] + 1) // 2]  # (B, ceil(S/2)) the slower half
+        slower = samples.gather(1, keep[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
+        return aggregate_samples(slower, "medoid")
     xy = samples[..., :2]
     distance = (xy[:, :, None] - xy[:, None]).norm(dim=-1).mean(dim=-1)  # (B, S, S)
     best = distance.sum(dim=-1).argmin(dim=1)  # (B,)

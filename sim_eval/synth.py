@@ -86,15 +86,43 @@ class Perturbation:
     its perturbed intervals (provenance `perturbed_intervals_us`, clip time): a window whose
     labelled future overlaps one shows the injected offset, not the expert's choice, and the
     planner's dataset leaves it out (PlannerWindowSpec.skip_perturbed); the windows right after
-    one keep the expert's clean recovery from the displaced state."""
+    one keep the expert's clean recovery from the displaced state.
+
+    max_speed_frac: the same events also retime the plan along its own path by a factor drawn
+    uniformly from [1 - max_speed_frac, 1 + max_speed_frac] (waypoint k at arc length s_k * factor),
+    so the ego drives faster or slower than the expert wants for a while; what follows is the
+    expert's longitudinal recovery (e.g. braking hard when a turn comes up too fast), which the
+    plain expert, always at its chosen speed, never shows. 0: lateral offsets only."""
 
     probability: float = 0.0
     max_offset_m: float = 1.0
     duration_s: float = 1.0
+    max_speed_frac: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.probability <= 1.0 or self.max_offset_m < 0 or self.duration_s <= 0:
-            raise ValueError(f"Perturbation needs probability in [0, 1], max_offset_m >= 0, duration_s > 0; got {self}")
+        if not 0.0 <= self.probability <= 1.0 or self.max_offset_m < 0 or self.duration_s <= 0 or not 0.0 <= self.max_speed_frac < 1.0:
+            raise ValueError(
+                f"Perturbation needs probability in [0, 1], max_offset_m >= 0, duration_s > 0, max_speed_frac in [0, 1); got {self}"
+            )
+
+
+def retime_along_path(waypoints_xy: np.ndarray, factor: float) -> np.ndarray:
+    """Waypoints (K, 2) [m] of a plan that starts at the origin, moved along the same path so that
+    each covers `factor` times its arc length (the plan driven `factor` times as fast); beyond the
+    last waypoint the path continues straight along its last segment."""
+    path = np.concatenate([np.zeros((1, 2)), np.asarray(waypoints_xy, dtype=np.float64)])  # (K+1, 2)
+    seg = np.diff(path, axis=0)  # (K, 2)
+    seg_len = np.linalg.norm(seg, axis=1)  # (K,)
+    s = np.concatenate([[0.0], np.cumsum(seg_len)])  # (K+1,) arc length at each vertex
+    if s[-1] < 1e-6:
+        return np.asarray(waypoints_xy, dtype=np.float64).copy()
+    target = s[1:] * factor  # (K,)
+    out = np.stack([np.interp(target, s, path[:, 0]), np.interp(target, s, path[:, 1])], axis=1)
+    last = np.flatnonzero(seg_len > 1e-6)[-1]
+    direction = seg[last] / seg_len[last]
+    beyond = target > s[-1]
+    out[beyond] = path[-1] + (target[beyond] - s[-1])[:, None] * direction
+    return out
 
 
 class _PerturbedExpert(ExpertPlanner):
@@ -103,23 +131,28 @@ class _PerturbedExpert(ExpertPlanner):
     def __init__(self, perturbation: Perturbation, seed: int) -> None:
         super().__init__()
         self.perturbation, self.rng = perturbation, np.random.default_rng(seed)
-        self.offset_m, self.until_s = 0.0, -1.0
+        self.offset_m, self.speed_factor, self.until_s = 0.0, 1.0, -1.0
         self.intervals_s: list[tuple[float, float]] = []  # (start, end) [s] of each injected offset
 
     def plan(self, observation):
         plan = super().plan(observation)
         p, now = self.perturbation, float(observation.time_s)
         if now >= self.until_s:
-            self.offset_m = 0.0
+            self.offset_m, self.speed_factor = 0.0, 1.0
             if self.rng.random() < p.probability:
                 self.offset_m = float(self.rng.uniform(-p.max_offset_m, p.max_offset_m))
+                if p.max_speed_frac > 0:
+                    self.speed_factor = 1.0 + float(self.rng.uniform(-p.max_speed_frac, p.max_speed_frac))
                 self.until_s = now + p.duration_s
                 self.intervals_s.append((now, self.until_s))
-        if self.offset_m:
+        if self.offset_m or self.speed_factor != 1.0:
             waypoints = plan.waypoints.copy()
+            if self.speed_factor != 1.0:
+                waypoints[:, :2] = retime_along_path(waypoints[:, :2], self.speed_factor)
             ramp = np.minimum(1.0, np.arange(1, len(waypoints) + 1) / 2.0)  # half the offset at the first waypoint
             waypoints[:, 1] += self.offset_m * ramp
-            plan = type(plan)(waypoints=waypoints, dt_s=plan.dt_s, extras={**plan.extras, "perturbation_m": self.offset_m})
+            extras = {**plan.extras, "perturbation_m": self.offset_m, "perturbation_speed_factor": self.speed_factor}
+            plan = type(plan)(waypoints=waypoints, dt_s=plan.dt_s, extras=extras)
         return plan
 
 

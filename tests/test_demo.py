@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -169,3 +170,21 @@ def test_every_stage_of_every_profile_is_a_valid_command(profile, tmp_path):
     for stage in stages:
         sub = COMMANDS[stage.words[0]][stage.words[1]]
         compose_config(sub.config, list(stage.overrides))
+
+
+def test_closed_loop_episodes_per_suite():
+    """The tiny profile runs 30 nominal episodes per planner (10-episode draws spread by ~0.1) and
+    10 of each NCAP suite; the count is on each stage's command line."""
+    from omegaconf import OmegaConf
+
+    from foresight.cli import compose_config
+    from foresight.demo import suite_episodes
+
+    assert suite_episodes({"episodes": 10, "suite_episodes": {"nominal": 30}}, "nominal") == 30
+    assert suite_episodes({"episodes": 10, "suite_episodes": {"nominal": 30}}, "ncap_side") == 10
+    assert suite_episodes({"episodes": 4}, "nominal") == 4
+    cfg = compose_config("demo", ["out=x", "profile=tiny"])
+    stages = {s.name: s for s in build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(Path("x")))}
+    assert "episodes=30" in stages["closed_loop_vam_nominal"].overrides
+    assert "episodes=30" in stages["closed_loop_constant_velocity_nominal"].overrides
+    assert "episodes=10" in stages["closed_loop_vam_ncap_stationary"].overrides

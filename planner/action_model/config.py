@@ -18,6 +18,10 @@ VIDEO_MODES = ("observed", "imagine", "none")
 # off: no ego status; add: one embedding added to every action token; token: one extra token.
 EGO_STATUS_MODES = ("off", "add", "token")
 ANCHORS = ("none", "kinematic", "straight")
+# full: speed, acceleration, yaw rate and past poses; speed: speed and acceleration only (no yaw rate,
+# no past poses: nothing to extrapolate the lateral motion from, so lateral control has to come from
+# the camera; the "copycat" lesson of behaviour cloning with past motion as input).
+EGO_FEATURES = ("full", "speed")
 NUM_COMMANDS = 3  # RIGHT 0, LEFT 1, STRAIGHT 2 (data.command.Command)
 
 
@@ -43,6 +47,9 @@ class ActionModelConfig:
     observed_frames: how many of the newest observed frames the action tokens attend to (0: as many
     as the world model's context holds, less the imagined ones); fewer frames make training and
     planning proportionally cheaper.
+    ego_features: which ego status the model sees: "full" (speed, acceleration, yaw rate, past
+    poses) or "speed" (speed and acceleration only: no past lateral motion to copy, so steering has
+    to come from the camera).
     waypoint_scale_power p: waypoint k of K (1-based) is scaled by position_scale_m * (k / K)^p,
     so the model's error, roughly even across waypoints in model space, shrinks on the near
     waypoints that a closed-loop controller actually executes before the next plan. 0: one scale
@@ -71,8 +78,13 @@ class ActionModelConfig:
     anchor: str = "none"
     waypoint_scale_power: float = 0.0
     observed_frames: int = 0
+    ego_features: str = "full"
 
     def __post_init__(self) -> None:
+        if self.ego_features not in EGO_FEATURES:
+            raise ValueError(f"ActionModelConfig.ego_features must be one of {EGO_FEATURES}, got {self.ego_features!r}")
+        if self.ego_features == "speed" and self.anchor == "kinematic":
+            raise ValueError("ActionModelConfig: ego_features='speed' hides the yaw rate; anchor='kinematic' would extrapolate it anyway (use 'straight' or 'none')")
         if not isinstance(self.observed_frames, int) or isinstance(self.observed_frames, bool) or self.observed_frames < 0:
             raise ValueError(f"ActionModelConfig.observed_frames must be an int >= 0 (0: the world model's context), got {self.observed_frames!r}")
         if not 0.0 <= self.waypoint_scale_power <= 3.0:
@@ -119,8 +131,9 @@ class ActionModelConfig:
 
     @property
     def ego_status_dim(self) -> int:
-        """Ego features: speed, accel, yaw rate, then (x, y, yaw) at each past step."""
-        return 3 + 3 * self.ego_history_steps
+        """Ego features: speed, accel, yaw rate, then (x, y, yaw) at each past step (ego_features
+        'full'); speed and accel ('speed')."""
+        return 2 if self.ego_features == "speed" else 3 + 3 * self.ego_history_steps
 
     @property
     def uses_video(self) -> bool:

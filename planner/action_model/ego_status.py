@@ -59,13 +59,16 @@ def ego_status_features(
     history_xyyaw: torch.Tensor,
     config: ActionModelConfig,
 ) -> torch.Tensor:
-    """Normalised ego status (B, ego_status_dim) float32.
+    """Normalised ego status (B, ego_status_dim) float32 (speed and accel only when
+    config.ego_features is "speed").
 
     speed_mps, accel_mps2, yaw_rate_rps: (B,) current values; history_times_s (B, P) [s] relative to
     now (the newest <= 0); history_xyyaw (B, P, 3) past rear-axle poses in the current ego frame.
     """
     c = config
     device = speed_mps.device
+    if c.ego_features == "speed":
+        return torch.stack([speed_mps.double() / c.speed_scale_mps, accel_mps2.double() / c.accel_scale_mps2], dim=-1).float()
     query = -c.ego_history_dt_s * torch.arange(1, c.ego_history_steps + 1, dtype=torch.float64, device=device)  # (n,) newest first
     past = past_poses_at(history_times_s.double(), history_xyyaw.double(), query, speed_mps.double())  # (B, n, 3)
     scale = torch.tensor([c.history_scale_m, c.history_scale_m, c.yaw_scale_rad], dtype=torch.float64, device=device)

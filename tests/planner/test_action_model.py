@@ -182,6 +182,16 @@ def test_ego_status_is_the_same_from_a_batch_and_from_an_observation():
     torch.testing.assert_close(from_batch.ego_status[0, :6], torch.tensor([0.8, 0.25, -0.2, -0.4, 0.01, 0.02]))
     with pytest.raises(KeyError, match="past_poses"):
         conditions_from_batch({k: v for k, v in batch.items() if k != "past_poses"}, config)
+    # ego_features="speed": speed and acceleration only; the yaw rate and the past poses (what a
+    # cloned policy copies its lateral motion from) never reach the model
+    speed_only = ActionModelConfig(ego_status="token", ego_features="speed", anchor="straight")
+    from_batch, from_observation = conditions_from_batch(batch, speed_only), conditions_from_observation(observation, speed_only)
+    assert speed_only.ego_status_dim == 2
+    torch.testing.assert_close(from_batch.ego_status, torch.tensor([[0.8, 0.25]]))
+    torch.testing.assert_close(from_observation.ego_status, from_batch.ego_status)
+    turning = dict(batch, yaw_rate_rps=torch.tensor([[0.0, 0.0, 0.4]]), past_poses=torch.tensor(history * [1, -3, -2], dtype=torch.float32)[None])
+    assert torch.equal(conditions_from_batch(turning, speed_only).ego_status, from_batch.ego_status)
+    assert torch.equal(conditions_from_batch(turning, speed_only).anchor, from_batch.anchor)
 
 
 def test_checkpoint_round_trip_is_exact_and_checked(tmp_path):
@@ -223,3 +233,7 @@ def test_config_validation_names_the_field():
         VideoActionModel(GPT_CONFIG, ActionModelConfig(video_mode="imagine", n_imagined_frames=4))
     with pytest.raises(ValueError, match="unknown fields"):
         ActionModelConfig.from_dict({"num_waypoints": 6, "horizon": 3})
+    with pytest.raises(ValueError, match="ego_features"):
+        ActionModelConfig(ego_status="token", ego_features="pose")
+    with pytest.raises(ValueError, match="straight"):
+        ActionModelConfig(ego_status="token", ego_features="speed", anchor="kinematic")

@@ -53,7 +53,7 @@ def test_training_writes_logs_plots_and_a_self_contained_planner(trained_planner
     tokenizer_sha = load_image_tokenizer(tiny_pipeline.tokenizer).identity["weights_sha256"]
     assert meta["tokenizer"]["weights_sha256"] == tokenizer_sha
     assert meta["extra"]["tokenizer_path"] == "tokenizer.safetensors" and meta["extra"]["frame_period_s"] == 0.5
-    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 8, "aggregate": "medoid"}
+    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 8, "aggregate": "cautious"}
     # The tokenizer travels with the planner: the directory alone is enough, moved anywhere.
     assert load_image_tokenizer(vam).identity["weights_sha256"] == tokenizer_sha
     # The world model stayed frozen: its weights in the export are the input's, bit for bit.

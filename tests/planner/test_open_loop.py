@@ -125,3 +125,17 @@ def test_the_executed_plan_of_several_samples_ignores_an_outlier():
     torch.testing.assert_close(aggregate_samples(samples, "mean")[0], line + 7.5)
     with pytest.raises(ValueError, match="aggregate"):
         aggregate_samples(samples, "vote")
+
+
+def test_the_cautious_plan_is_the_medoid_of_the_slower_half():
+    # 5 samples along x at speeds 10, 10.2, 9.9 m/s (cruising) and 4, 4.5 m/s (braking); all straight
+    t = torch.arange(1.0, 7.0) * 0.5  # (6,) [s]
+    plan = lambda v, y=0.0: torch.stack([v * t, torch.full_like(t, y)], dim=-1)  # noqa: E731
+    samples = torch.stack([plan(10.0), plan(10.2), plan(9.9), plan(4.0, 0.1), plan(4.5)])[None]  # (1, 5, 6, 2)
+    torch.testing.assert_close(aggregate_samples(samples, "medoid")[0], plan(9.9))  # a cruising sample (the majority)
+    # the slower 3 of 5 are 4.0, 4.5 and 9.9 m/s; their medoid is the 4.5 m/s plan
+    torch.testing.assert_close(aggregate_samples(samples, "cautious")[0], plan(4.5))
+    # one sample, or all alike: the same as the medoid
+    torch.testing.assert_close(aggregate_samples(samples[:, :1], "cautious"), samples[:, 0])
+    same = torch.stack([plan(10.0)] * 4)[None]
+    torch.testing.assert_close(aggregate_samples(same, "cautious"), aggregate_samples(same, "medoid"))

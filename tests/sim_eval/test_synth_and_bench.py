@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from data.command import Command
 from data.dataset import ClipWindowDataset, WindowSpec
@@ -84,3 +85,35 @@ def test_perturbed_expert_leaves_the_lane_centre_and_recovers():
     assert intervals.min() >= t[0] and intervals[:, 0].max() <= t[-1]
     first_departure = t[np.argmax(lateral > 0.01)]
     assert intervals[0, 0] <= first_departure <= intervals[0, 1]
+
+
+def test_retime_along_path_keeps_the_path_and_scales_arc_length():
+    from sim_eval.synth import retime_along_path
+
+    waypoints = np.array([[5.0, 0.0], [10.0, 0.0], [13.0, 4.0], [13.0, 9.0]])  # straight, then a 90 degree bend
+    np.testing.assert_allclose(retime_along_path(waypoints, 1.0), waypoints)
+    slow = retime_along_path(waypoints, 0.5)  # arc lengths 2.5, 5, 7.5, 10: all on the straight part
+    np.testing.assert_allclose(slow, [[2.5, 0.0], [5.0, 0.0], [7.5, 0.0], [10.0, 0.0]])
+    fast = retime_along_path(waypoints, 1.2)  # arc lengths 6, 12, 18, 24 of 20: the last runs on past the end
+    np.testing.assert_allclose(fast[0], [6.0, 0.0])
+    np.testing.assert_allclose(fast[1], [10.0 + 0.6 * 2.0, 0.8 * 2.0])  # 2 m into the 5 m diagonal
+    np.testing.assert_allclose(fast[3], [13.0, 13.0])  # 4 m beyond the end along the last segment (+y)
+
+
+def test_speed_perturbation_changes_speed_not_lane_and_is_listed():
+    from sim_eval.synth import Perturbation
+
+    ep = SynthEpisode("nominal", 0, 3)  # a straight road
+    plain = record_episode(ep, 32, 64, 5.0, randomize=False)
+    shaken = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=0.0, max_speed_frac=0.4))
+    t = plain.frame_timestamps_us
+    speed_gap = np.abs(shaken.poses.speed_at(t) - plain.poses.speed_at(t))
+    along = np.abs(shaken.poses.pose_at(t)[:, 0] - plain.poses.pose_at(t)[:, 0])
+    lateral = np.abs(shaken.poses.pose_at(t)[:, 1] - plain.poses.pose_at(t)[:, 1])
+    assert along.max() > 1.0  # it drove ahead of / behind the plain expert
+    assert lateral.max() < 0.05  # ... in the same lane position
+    assert speed_gap.max() > 0.5
+    assert len(shaken.provenance["perturbed_intervals_us"]) >= 1
+    assert shaken.provenance["perturbation"]["max_speed_frac"] == 0.4
+    with pytest.raises(ValueError, match="max_speed_frac"):
+        Perturbation(max_speed_frac=1.0)
