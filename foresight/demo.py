@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 console = Console()
 
 
+# Sections of the composed config a command never reads (other stages' profiles, which every
+# `experiment=` composes): left out of its fingerprint, so tuning the planner does not retrain the
+# tokenizer and the world model. world_model/train.py leaves the same sections out of its record.
+OTHER_STAGES_SECTIONS = {
+    ("train", "tokenizer"): ("world_model", "planner"),
+    ("train", "world_model"): ("tokenizer", "planner"),
+}
+
+
 @dataclass(frozen=True)
 class Stage:
     """One step of the demo: `foresight <words> <overrides>`, writing into `out`."""
@@ -42,8 +51,9 @@ class Stage:
         return "foresight " + " ".join([*self.words, *map(shlex.quote, self.overrides)])
 
     def fingerprint(self) -> str:
-        """SHA-256 of the stage's fully composed config: it changes with the command line AND with any
-        config file the command reads (a profile edit), unlike the command line alone."""
+        """SHA-256 of the stage's composed config: it changes with the command line AND with any
+        config file the command reads (a profile edit), unlike the command line alone; sections the
+        command never reads (OTHER_STAGES_SECTIONS) are left out."""
         from omegaconf import OmegaConf
 
         from foresight.cli import compose_config
@@ -51,8 +61,10 @@ class Stage:
 
         entry = COMMANDS[self.words[0]]
         config = entry.config if not isinstance(entry, dict) else entry[self.words[1]].config
-        text = OmegaConf.to_yaml(compose_config(config, list(self.overrides)), resolve=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        composed = OmegaConf.to_container(compose_config(config, list(self.overrides)), resolve=True)
+        for section in OTHER_STAGES_SECTIONS.get(tuple(self.words[:2]), ()):
+            composed.pop(section, None)
+        return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(composed)).encode()).hexdigest()
 
 
 def _marker(out: Path, stage: Stage) -> Path:

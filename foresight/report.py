@@ -137,6 +137,30 @@ def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float] | None:
+    """Mean and standard error of the per-episode difference `key`(ours) - `key`(baseline) over the
+    episodes both runs share (same episode_id: same scenario and seed), from two episodes.csv files;
+    None when either file is missing or fewer than 2 episodes pair up."""
+    import csv
+    import math
+
+    if not (ours_csv.is_file() and baseline_csv.is_file()):
+        return None
+
+    def by_episode(path: Path) -> dict[str, float]:
+        with path.open(newline="") as f:
+            return {row["episode_id"]: float(row[key]) for row in csv.DictReader(f) if row.get(key) not in (None, "")}
+
+    ours, base = by_episode(ours_csv), by_episode(baseline_csv)
+    diffs = [ours[e] - base[e] for e in ours if e in base]
+    n = len(diffs)
+    if n < 2:
+        return None
+    mean = sum(diffs) / n
+    stderr = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
+    return {"gain": mean, "stderr": stderr, "episodes": n}
+
+
 def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
     """Every number of the report, read from what the stages wrote (a stage that did not run is absent)."""
     metrics: dict[str, Any] = {"profile": profile.get("name"), "stage_seconds": stage_seconds, "total_seconds": sum(stage_seconds.values())}
@@ -160,6 +184,11 @@ def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: di
                     "num_episodes": m["num_episodes"], "plan_latency_ms_mean": m.get("plan_latency_ms_mean"),
                     "submetrics": m.get("submetrics", {}),
                 }  # fmt: skip
+    for suite, m in (closed.get("vam") or {}).items():  # the planner vs constant velocity, episode by episode
+        key = "ncap_score" if m.get("ncap_score") is not None else "score"
+        paired = paired_gain(paths.closed_loop("vam", suite) / "episodes.csv", paths.closed_loop("constant_velocity", suite) / "episodes.csv", key)
+        if paired:
+            m["paired_vs_constant_velocity"] = {"metric": key, **paired}
     if closed:
         metrics["closed_loop"] = closed
     ab = _load(paths.ablation / "metrics.json")
@@ -194,7 +223,7 @@ def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
         gain, err = wm["gain_vs_copy_last_t1"], wm.get("gain_vs_copy_last_t1_stderr")
         word = "beats" if gain > 0 else "does NOT beat"
         lines.append(f"- The world model {word} copying the last frame at t+1: {wm['psnr_t1']:.2f} vs {wm['psnr_copy_last_t1']:.2f} dB "
-                     f"(paired gain {gain:+.2f}" + (f" +- {err:.2f}" if err is not None else "") + " dB).")
+                     f"(paired gain {gain:+.2f}" + (f" +- {err:.2f}" if err is not None else "") + f" dB{_noise_note(gain, err)}).")
     if "vam" in ol and "constant_velocity" in ol:
         a, b = ol["vam"]["min_ade"], ol["constant_velocity"]["min_ade"]
         lines.append(f"- Open loop, minADE: planner {a:.2f} m vs constant velocity {b:.2f} m ({'better' if a < b else 'NOT better'}).")
@@ -204,9 +233,17 @@ def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
             continue
         key, name = ("ncap_score", "NCAP score") if m.get("ncap_score") is not None else ("score", "score")
         word = "beats" if m[key] > cv[key] else "does NOT beat"
+        paired = m.get("paired_vs_constant_velocity")
+        pair_text = (f"; paired gain {paired['gain']:+.2f} +- {paired['stderr']:.2f} over {paired['episodes']} episodes"
+                     f"{_noise_note(paired['gain'], paired['stderr'])}") if paired else ""
         lines.append(f"- Closed loop, {suite}: the planner {word} constant velocity ({name} {m[key]:.2f} vs {cv[key]:.2f}; "
-                     f"collision rate {m['collision_rate']:.2f} vs {cv['collision_rate']:.2f}).")
+                     f"collision rate {m['collision_rate']:.2f} vs {cv['collision_rate']:.2f}{pair_text}).")
     return lines
+
+
+def _noise_note(gain: float, stderr: float | None) -> str:
+    """', within noise' when a paired gain is less than two standard errors from zero."""
+    return ", within noise: less than 2 standard errors" if stderr is not None and abs(gain) < 2 * stderr else ""
 
 
 def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: list[str], figures: dict[str, Path], videos: list[Path], root: Path) -> str:

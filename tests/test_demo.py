@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from foresight.cli import main
@@ -118,6 +119,15 @@ def test_stage_fingerprint_follows_the_composed_config_not_only_the_command_line
     a = Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=2"))
     assert a.fingerprint() == Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=2")).fingerprint()
     assert a.fingerprint() != Stage("synth", ("data", "synth"), (f"out={tmp_path}", "episodes=3")).fingerprint()
+    # A planner setting changes the planner stage only, not the tokenizer or world-model stages it
+    # would otherwise retrain (every experiment= composes all three profiles)
+    for words, own in ((("train", "tokenizer"), "tokenizer.max_steps=7"), (("train", "world_model"), "world_model.max_steps=7"),
+                       (("train", "planner"), "planner.train.max_steps=7")):
+        base = ("experiment=tiny", f"out={tmp_path}")
+        same = Stage("s", words, base).fingerprint()
+        tuned = Stage("s", words, (*base, "planner.train.lr=0.5")).fingerprint()
+        assert (same == tuned) == (words != ("train", "planner")), words
+        assert same != Stage("s", words, (*base, own)).fingerprint(), words
 
 
 def test_a_report_without_runs_says_so(tmp_path):
@@ -188,3 +198,29 @@ def test_closed_loop_episodes_per_suite():
     assert "episodes=30" in stages["closed_loop_vam_nominal"].overrides
     assert "episodes=30" in stages["closed_loop_constant_velocity_nominal"].overrides
     assert "episodes=10" in stages["closed_loop_vam_ncap_stationary"].overrides
+
+
+def test_paired_gain_over_shared_episodes_and_the_noise_note(tmp_path):
+    from foresight.report import _verdict_lines, paired_gain
+
+    def write(name: str, rows: list[tuple[str, str]]) -> Path:
+        path = tmp_path / name
+        path.write_text("episode_id,score,ncap_score\n" + "".join(f"{e},{s},\n" for e, s in rows))
+        return path
+
+    ours = write("ours.csv", [("a", "0.9"), ("b", "0.0"), ("c", "1.0"), ("only_ours", "1.0")])
+    base = write("base.csv", [("a", "0.5"), ("b", "0.5"), ("c", "0.0")])
+    paired = paired_gain(ours, base, "score")
+    diffs = np.array([0.4, -0.5, 1.0])  # the unpaired episode is left out
+    assert paired["episodes"] == 3
+    assert paired["gain"] == pytest.approx(diffs.mean())
+    assert paired["stderr"] == pytest.approx(diffs.std(ddof=1) / np.sqrt(3))
+    assert paired_gain(ours, tmp_path / "missing.csv", "score") is None
+    assert paired_gain(ours, base, "ncap_score") is None  # empty column: nothing pairs up
+    metrics = {"closed_loop": {
+        "vam": {"nominal": {"score": 0.6, "ncap_score": None, "collision_rate": 0.1,
+                            "paired_vs_constant_velocity": {"metric": "score", **paired}}},
+        "constant_velocity": {"nominal": {"score": 0.5, "ncap_score": None, "collision_rate": 0.1}},
+    }}  # fmt: skip
+    (line,) = _verdict_lines(metrics)
+    assert "beats constant velocity" in line and "paired gain +0.30 +- 0.44 over 3 episodes" in line and "within noise" in line
