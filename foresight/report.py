@@ -10,6 +10,7 @@ import base64
 import csv
 import json
 import re
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,9 +142,6 @@ def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float
     """Mean and standard error of the per-episode difference `key`(ours) - `key`(baseline) over the
     episodes both runs share (same episode_id: same scenario and seed), from two episodes.csv files;
     None when either file is missing or fewer than 2 episodes pair up."""
-    import csv
-    import math
-
     if not (ours_csv.is_file() and baseline_csv.is_file()):
         return None
 
@@ -153,12 +151,9 @@ def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float
 
     ours, base = by_episode(ours_csv), by_episode(baseline_csv)
     diffs = [ours[e] - base[e] for e in ours if e in base]
-    n = len(diffs)
-    if n < 2:
+    if len(diffs) < 2:
         return None
-    mean = sum(diffs) / n
-    stderr = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n)
-    return {"gain": mean, "stderr": stderr, "episodes": n}
+    return {"gain": statistics.fmean(diffs), "stderr": statistics.stdev(diffs) / len(diffs) ** 0.5, "episodes": len(diffs)}
 
 
 def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
