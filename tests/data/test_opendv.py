@@ -149,10 +149,12 @@ def test_decode_truncated_and_corrupt_videos(tmp_path):
     cut.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(CorruptFileError, match="cut.mp4"):
         list(decode_at_rate(cut, 2.0, 18, 32))
-    # Index first: half a file decodes the first seconds, and the loss is reported by name.
+    # Index first: the first part of a file decodes its first seconds, and the loss is reported by
+    # name. (Cut at 3/4: half of this file ends right at 1.0 s, the first grid time, so whether one
+    # frame survived depended on the decoder's last frame: a flaky test under load.)
     fast = make_video(tmp_path / "fast.mp4", faststart=True).read_bytes()
     half = tmp_path / "half.mp4"
-    half.write_bytes(fast[: len(fast) // 2])
+    half.write_bytes(fast[: len(fast) * 3 // 4])
     reports: list[tuple[Path, str]] = []
     kept = np.concatenate([c.source_indices for c in decode_at_rate(half, 2.0, 18, 32, 1.0, 5.0, lambda p, r: reports.append((p, r)))])
     assert len(reports) == 1 and reports[0][0] == half and "truncated" in reports[0][1]
