@@ -9,15 +9,12 @@ from typing import Callable, Iterable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from data.errors import DataError, MissingFileError
+from data.errors import BadFileReporter, DataError, MissingFileError
 from data.schema import Clip
 from data.store.manifest import Manifest
 from data.store.writer import ClipStoreWriter
 
 log = logging.getLogger(__name__)
-
-
-BadFileReporter = Callable[[Path, str], None]
 
 
 @dataclass(frozen=True)

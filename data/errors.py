@@ -1,6 +1,13 @@
-"""Errors raised while reading raw data. Each names the file or table at fault."""
+"""Errors raised while reading raw data (each names the file or table at fault), and the callback
+type through which a converter reports a single bad file it leaves out instead of raising."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+BadFileReporter = Callable[[Path, str], None]
+"""`report(path, reason)`: `path` was left out of the item being converted because of `reason`."""
 
 
 class DataError(Exception):

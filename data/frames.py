@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from data.errors import DataError
+from data.errors import BadFileReporter, DataError
 from data.image import read_image_rgb, resize_rgb
 
 
@@ -80,7 +80,7 @@ def load_frames_at_rate(
     fps: float,
     height: int,
     width: int,
-    on_bad_file: Callable[[Path, str], None],
+    on_bad_file: BadFileReporter,
     min_frames: int = 1,
     max_frames: int | None = None,
 ) -> list[FrameSegment]:

@@ -12,15 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
 
-from data.errors import CorruptFileError, MissingFileError
+from data.errors import BadFileReporter, CorruptFileError, MissingFileError
 from data.image import resize_rgb
-
-BadFileReporter = Callable[[Path, str], None]
 
 
 @dataclass(frozen=True)

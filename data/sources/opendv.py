@@ -31,8 +31,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from data.convert import BadFileReporter, SourceItem, convert_to_store
-from data.errors import CorruptFileError, DataError, EmptySourceError, MissingFileError, MissingTableError
+from data.convert import SourceItem, convert_to_store
+from data.errors import BadFileReporter, CorruptFileError, DataError, EmptySourceError, MissingFileError, MissingTableError
 from data.frames import load_frames_at_rate
 from data.schema import Clip
 from data.store.manifest import Manifest

@@ -4,9 +4,9 @@ conversion writes into tmp_path, and broken copies of the dataroot are symlink f
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,15 +15,14 @@ from PIL import Image
 
 from data.command import Command
 from data.errors import CorruptFileError, DataError, MissingTableError
+from data.png_window import UnsupportedPngError, read_png_gray8_window
 from data.schema import CameraIntrinsics, MapPatch
 from data.sources.nuscenes import (
     NUSCENES_LICENSE,
     SceneSettings,
-    UnsupportedPngError,
     crop_map_patch,
     load_nuscenes,
     log_poses,
-    read_png_gray8_window,
     scene_clips,
 )
 from data.store import ClipStore
