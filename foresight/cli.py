@@ -11,24 +11,14 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path
 
+from configs import compose
 from data.errors import DataError
 from foresight.commands import COMMANDS, GROUPS, Subcommand
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 class MissingConfigKeys(ValueError):
     """Required (`???`) config keys were not given on the command line."""
-
-
-def compose_config(config_name: str, overrides: list[str]):
-    """Compose `configs/<config_name>.yaml` with Hydra overrides (no working-dir change, no logging setup)."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        return compose(config_name=config_name, overrides=overrides)
 
 
 def _usage() -> str:
@@ -56,7 +46,7 @@ def _group_usage(group: str) -> str:
 def _sub_usage(command: str, sub: Subcommand) -> str:
     from omegaconf import OmegaConf
 
-    cfg = compose_config(sub.config, [])
+    cfg = compose(sub.config)
     return (
         f"usage: foresight {command} [key=value ...]\n\n{sub.help}\n\n"
         f"Hydra overrides change any key below (??? = required). Defaults (configs/{sub.config}.yaml):\n\n"
@@ -75,7 +65,7 @@ def run_subcommand(group: str, name: str | None, overrides: list[str]):
     from omegaconf import OmegaConf
 
     sub = _lookup(group, name)
-    cfg = compose_config(sub.config, overrides)
+    cfg = compose(sub.config, overrides)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise MissingConfigKeys(f"required keys not set: {', '.join(missing)} (e.g. `{missing[0]}=...`; see --help)")

@@ -41,10 +41,10 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "planner": Subcommand("train/planner", "planner.cli:run_train_planner", "Train the flow-matching planner on a frozen world model"),
     },
     "eval": {
-        "closed_loop": Subcommand("eval/closed_loop", "sim_eval.evaluate:run", "Closed-loop simulation of a planner on a scenario suite"),
+        "closed_loop": Subcommand("eval/closed_loop", "foresight.closed_loop:run_closed_loop", "Closed-loop simulation of a planner on a scenario suite"),
         "world_model": Subcommand("eval/world_model", "world_model.cli:run_eval_world_model", "Next-token loss, PSNR/SSIM of predicted frames vs copy-last"),
         "open_loop": Subcommand("eval/open_loop", "planner.cli:run_eval_open_loop", "minADE/FDE and L2 of the planner vs baselines on logged clips"),
-        "ablation": Subcommand("eval/ablation", "planner.cli:run_eval_ablation", "Planner with observed / imagined / no video in closed loop"),
+        "ablation": Subcommand("eval/ablation", "foresight.closed_loop:run_ablation", "Planner with observed / imagined / no video in closed loop"),
     },
     "demo": Subcommand("demo", "foresight.demo:run", "The whole pipeline on the procedural world, then DIR/report.md/.html"),
     "bench": {
@@ -56,5 +56,5 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),
     },
-    "serve": Subcommand("serve", "planner.server.app:run", "Serve a planner over the NeuroNCAP HTTP contract"),
+    "serve": Subcommand("serve", "foresight.serve:run", "Serve a planner over the NeuroNCAP HTTP contract"),
 }

@@ -56,12 +56,12 @@ class Stage:
         command never reads (OTHER_STAGES_SECTIONS) are left out."""
         from omegaconf import OmegaConf
 
-        from foresight.cli import compose_config
+        from configs import compose
         from foresight.commands import COMMANDS
 
         entry = COMMANDS[self.words[0]]
         config = entry.config if not isinstance(entry, dict) else entry[self.words[1]].config
-        composed = OmegaConf.to_container(compose_config(config, list(self.overrides)), resolve=True)
+        composed = OmegaConf.to_container(compose(config, list(self.overrides)), resolve=True)
         for section in OTHER_STAGES_SECTIONS.get(tuple(self.words[:2]), ()):
             composed.pop(section, None)
         return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(composed)).encode()).hexdigest()
@@ -207,14 +207,14 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
     for planner in cl["planners"]:
         for suite in cl["suites"]:
             overrides = [f"planner={planner}", f"suite={suite}", f"episodes={suite_episodes(cl, suite)}", "seed=0", f"out={p.closed_loop(planner, suite)}",
-                         f"workers={workers}", f"videos={cl.get('videos', 1)}", f"image_height={d['height']}", f"image_width={d['width']}"]
+                         f"workers={workers}", f"videos={cl.get('videos', 1)}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}"]
             if planner == "vam":
                 overrides.append(f"checkpoint={p.vam}")
             stages.append(stage(f"closed_loop_{planner}_{suite}", "eval closed_loop", *overrides, expected_key="closed_loop"))
     ab = profile.get("ablation")
     if ab and ab.get("suites"):
         stages.append(stage("ablation", "eval ablation", f"checkpoint={p.vam}", f"suites=[{','.join(ab['suites'])}]", f"episodes={ab['episodes']}",
-                            "seed=0", f"out={p.ablation}", f"workers={workers}", f"image_height={d['height']}", f"image_width={d['width']}"))
+                            "seed=0", f"out={p.ablation}", f"workers={workers}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}"))
     return stages
 
 

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
-from planner.action_model.checkpoint import frame_period_s as checkpoint_frame_period_s
+from planner.inference import InferenceSettings
 from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_planner, synthetic_observations
 
 
@@ -32,42 +32,38 @@ def random_planner(cfg: Mapping[str, Any], config: VAMPlannerConfig) -> VAMPlann
     from world_model.gpt.config import gpt_config
     from world_model.tokenizer.model import ConvTokenizer, tokenizer_config
 
-    tokenizer_section = cfg.get("tokenizer") or {}
-    world_section = cfg.get("world_model") or {}
-    planner_section = cfg.get("planner") or {}
-    torch.manual_seed(int(cfg.get("seed", 0)))
-    tokenizer = ConvTokenizer(tokenizer_config(str(tokenizer_section.get("size", "tiny")), **dict(tokenizer_section.get("model") or {}))).eval()
+    tokenizer_section, world_section, planner_section = cfg["tokenizer"], cfg["world_model"], cfg["planner"]
+    torch.manual_seed(int(cfg["seed"]))
+    tokenizer = ConvTokenizer(tokenizer_config(str(tokenizer_section["size"]), **dict(tokenizer_section["model"] or {}))).eval()
     height, width = int(cfg["image_height"]), int(cfg["image_width"])
     factor = tokenizer.downsample_factor
     if height % factor or width % factor:
         raise ValueError(f"bench planner: image {height}x{width} is not a multiple of the tokenizer's downsampling factor {factor}")
-    gpt = gpt_config(str(world_section.get("size", "tiny")), vocab_size=tokenizer.codebook_size, tokens_h=height // factor, tokens_w=width // factor,
-                     max_frames=int(world_section.get("n_frames", 4)), **dict(world_section.get("model") or {}))
-    action = ActionModelConfig.from_dict(dict(planner_section.get("action_model") or {}))
+    gpt = gpt_config(str(world_section["size"]), vocab_size=tokenizer.codebook_size, tokens_h=height // factor, tokens_w=width // factor,
+                     max_frames=int(world_section["n_frames"]), **dict(world_section["model"] or {}))
+    action = ActionModelConfig.from_dict(dict(planner_section["action_model"]))
     return VAMPlanner(VideoActionModel(gpt, action), tokenizer, config)
 
 
 def run_bench(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Time the planner on a stream of synthetic observations; prints and returns the JSON object."""
-    if cfg.get("threads"):
+    if cfg["threads"]:
         torch.set_num_threads(int(cfg["threads"]))
-    checkpoint = cfg.get("checkpoint")
+    checkpoint = cfg["checkpoint"]
     started = time.perf_counter()
-    if checkpoint:
-        from planner.registry import load_vam_with_tokenizer
-
-        model, tokenizer, meta = load_vam_with_tokenizer(str(checkpoint), cfg.get("tokenizer"))
-        frame_period_s = checkpoint_frame_period_s(meta)
+    device, precision, seed = str(cfg["device"]), str(cfg["precision"]), int(cfg["seed"])
+    if checkpoint:  # as exported, timed at 1 sample (benchmark_planner times 10 and 1 Euler steps)
+        planner = VAMPlanner.from_checkpoint(str(checkpoint), n_samples=1, aggregate="first", seed=seed, device=device, precision=precision)
     else:
-        fps = (cfg.get("world_model") or {}).get("fps")
+        fps = cfg["world_model"]["fps"]
         frame_period_s = 1.0 / float(fps) if fps else 0.5
-    config = VAMPlannerConfig(n_steps=10, device=str(cfg.get("device", "cpu")), precision=str(cfg.get("precision", "fp32")), seed=int(cfg.get("seed", 0)),
-                              frame_period_s=frame_period_s, frame_tolerance_s=min(0.1, 0.4 * frame_period_s))
-    planner = VAMPlanner(model, tokenizer, config) if checkpoint else random_planner(cfg, config)
+        inference = InferenceSettings(n_steps=10, solver="euler", n_samples=1, aggregate="first")
+        planner = random_planner(cfg, VAMPlannerConfig(inference, seed, frame_period_s, device, precision))
+    frame_period_s = planner.config.frame_period_s
     # Frames at the model's spacing, as a runner with camera_period_s = frame_period_s gives them.
-    observations = synthetic_observations(int(cfg.get("observations", 10)), int(cfg["image_height"]), int(cfg["image_width"]), seed=int(cfg.get("seed", 0)),
-                                          n_frames=int(cfg.get("n_frames", 4)), period_s=frame_period_s)
-    result = benchmark_planner(planner, observations, warmup=int(cfg.get("warmup", 2)), rounds=int(cfg.get("rounds", 2)))
+    observations = synthetic_observations(int(cfg["observations"]), int(cfg["image_height"]), int(cfg["image_width"]), seed=seed,
+                                          n_frames=int(cfg["n_frames"]), period_s=frame_period_s)
+    result = benchmark_planner(planner, observations, warmup=int(cfg["warmup"]), rounds=int(cfg["rounds"]))
     result.update(
         checkpoint=None if not checkpoint else str(checkpoint),
         image_hw=[int(cfg["image_height"]), int(cfg["image_width"])],

@@ -2,7 +2,6 @@
 
     foresight train planner world_model=WM tokenizer=TOK clips=CLIPS tokens=TOKENS out=DIR
     foresight eval open_loop checkpoint=VAM_DIR clips=CLIPS out=DIR
-    foresight eval ablation checkpoint=VAM_DIR out=DIR suites=[nominal,ncap_stationary] episodes=N
     foresight bench planner [checkpoint=VAM_DIR]
 
 Heavy modules are imported only when a command runs.
@@ -25,13 +24,6 @@ def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     from planner.open_loop import run_eval_open_loop as run
 
     return run(cfg)
-
-
-def run_eval_ablation(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Closed loop with observed / imagined / no video (planner/ablation.py)."""
-    from planner.ablation import run_ablation
-
-    return run_ablation(cfg)
 
 
 def run_bench(cfg: Mapping[str, Any]) -> dict[str, Any]:

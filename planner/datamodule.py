@@ -20,11 +20,12 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from data.schema import future_trajectory
 from data.store.reader import ClipStore
 from planner.action_model.ego_status import past_poses_at
+from planner.batch import PlannerBatch
 from world_model.tokens.reader import TokenStore
 
 
@@ -153,11 +154,9 @@ class PlannerWindowDataset(Dataset):
 
     clips: the clip store the tokens were made from; tokens: a token store (path or object) or None
     for labels only (no "tokens" key; for no-video models and baselines); clip_subset: positions in
-    the token source (or the clip store) to use (None = all). Item (dict of tensors): tokens (n, h, w) int64; future_tokens (m, h, w) int64
-    when spec.n_future_frames > 0; trajectory (K, 3) float32; trajectory_valid (K,) bool; command ()
-    int64; speed_mps, accel_mps2, yaw_rate_rps () float32; past_poses (P, 3) float32 at frame_times_s
-    (P,) float32 [s] (relative to now); n_padded () int64; clip_index, frame_index () int64 (into the
-    clip store).
+    the token source (or the clip store) to use (None = all). Item: one window as a
+    `planner.batch.PlannerBatch` without the batch dimension (batch them with `planner_loader`);
+    future_tokens only when spec.n_future_frames > 0, tokens only with a token source.
     """
 
     def __init__(self, clips: ClipStore | str | Path, tokens: "TokenSource | str | Path | None", spec: PlannerWindowSpec = PlannerWindowSpec(),
@@ -229,7 +228,7 @@ class PlannerWindowDataset(Dataset):
         """(N,) int64 the route command of every window (RIGHT 0, LEFT 1, STRAIGHT 2)."""
         return np.array([labels.command for labels in self._labels], dtype=np.int64)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> PlannerBatch:
         used, j, step = self._index[i]
         s = self.spec
         clip_tokens = self._tokens[used]
@@ -237,25 +236,27 @@ class PlannerWindowDataset(Dataset):
         n_padded = int((frames < 0).sum())
         frames[:n_padded] = frames[n_padded]  # the current frame is never padding
         labels = self._labels[i]
-        item = {
-            "trajectory": torch.from_numpy(labels.trajectory),
-            "trajectory_valid": torch.from_numpy(labels.trajectory_valid),
-            "command": torch.tensor(labels.command, dtype=torch.int64),
-            "speed_mps": torch.tensor(labels.speed_mps, dtype=torch.float32),
-            "accel_mps2": torch.tensor(labels.accel_mps2, dtype=torch.float32),
-            "yaw_rate_rps": torch.tensor(labels.yaw_rate_rps, dtype=torch.float32),
-            "past_poses": torch.from_numpy(labels.past_poses),
-            "frame_times_s": torch.from_numpy(s.history_times_s.astype(np.float32)),
-            "n_padded": torch.tensor(n_padded, dtype=torch.int64),
-            "clip_index": torch.tensor(self._clip_index[i], dtype=torch.int64),
-            "frame_index": torch.tensor(j, dtype=torch.int64),
-        }
+        tokens = future_tokens = None
         if clip_tokens is not None:
-            item["tokens"] = torch.from_numpy(clip_tokens[frames].astype(np.int64))
+            tokens = torch.from_numpy(clip_tokens[frames].astype(np.int64))
             if s.n_future_frames:
                 future = j + step * np.arange(1, s.n_future_frames + 1)
-                item["future_tokens"] = torch.from_numpy(clip_tokens[future].astype(np.int64))
-        return item
+                future_tokens = torch.from_numpy(clip_tokens[future].astype(np.int64))
+        return PlannerBatch(
+            trajectory=torch.from_numpy(labels.trajectory),
+            trajectory_valid=torch.from_numpy(labels.trajectory_valid),
+            command=torch.tensor(labels.command, dtype=torch.int64),
+            speed_mps=torch.tensor(labels.speed_mps, dtype=torch.float32),
+            accel_mps2=torch.tensor(labels.accel_mps2, dtype=torch.float32),
+            yaw_rate_rps=torch.tensor(labels.yaw_rate_rps, dtype=torch.float32),
+            past_poses=torch.from_numpy(labels.past_poses),
+            frame_times_s=torch.from_numpy(s.history_times_s.astype(np.float32)),
+            n_padded=torch.tensor(n_padded, dtype=torch.int64),
+            clip_index=torch.tensor(self._clip_index[i], dtype=torch.int64),
+            frame_index=torch.tensor(j, dtype=torch.int64),
+            tokens=tokens,
+            future_tokens=future_tokens,
+        )
 
 
 def split_clips(n_clips: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -266,41 +267,3 @@ def split_clips(n_clips: int, val_fraction: float, seed: int) -> tuple[list[int]
     n_val = 0 if val_fraction == 0 or n_clips < 2 else max(1, int(round(val_fraction * n_clips)))
     order = np.random.default_rng(seed).permutation(n_clips)
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
-
-
-class ResumableRandomSampler(Sampler[int]):
-    """Indices of a dataset for `total_batches` batches of `batch_size`, from a fresh seeded permutation
-    every pass over the data, starting at batch `start_batch`.
-
-    The order depends only on (seed, batch number), so a run resumed at step s (start_batch = s)
-    sees exactly the batches the uninterrupted run saw from step s on. repeats: optional (n_items,)
-    ints >= 1, how many times each item appears per pass (oversampling, e.g. of turns).
-    """
-
-    def __init__(self, n_items: int, batch_size: int, total_batches: int, seed: int, start_batch: int = 0,
-                 repeats: "np.ndarray | list[int] | None" = None) -> None:
-        if n_items < 1 or batch_size < 1 or total_batches < 0 or not 0 <= start_batch:
-            raise ValueError(f"ResumableRandomSampler: bad sizes n_items={n_items}, batch_size={batch_size}, total_batches={total_batches}, start_batch={start_batch}")
-        self.items = torch.arange(n_items)  # (P,) the dataset index at each position of a pass
-        if repeats is not None:
-            counts = torch.as_tensor(np.asarray(repeats, dtype=np.int64))
-            if counts.shape != (n_items,) or bool((counts < 1).any()):
-                raise ValueError(f"ResumableRandomSampler: repeats must be {n_items} ints >= 1")
-            self.items = torch.repeat_interleave(self.items, counts)
-        self.n_items, self.batch_size, self.total_batches, self.seed, self.start_batch = len(self.items), batch_size, total_batches, seed, start_batch
-
-    def __len__(self) -> int:
-        return max(0, self.total_batches - self.start_batch) * self.batch_size
-
-    def __iter__(self):
-        first = self.start_batch * self.batch_size
-        end = self.total_batches * self.batch_size
-        epoch = first // self.n_items
-        position = first
-        while position < end:
-            perm = torch.randperm(self.n_items, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-            offset = position - epoch * self.n_items
-            for index in self.items[perm[offset : offset + end - position]].tolist():
-                yield index
-            position = (epoch + 1) * self.n_items
-            epoch += 1

@@ -12,6 +12,7 @@ Weights are stored without pickle: `ego_mlp.safetensors` + `ego_mlp.json`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from data.store.weights_file import load_state_strict, read_meta, read_state, write_weights
+from contract import EpisodeInfo, Observation, Plan, Planner
+from data.store.weights_file import WeightsPaths, load_state_strict, read_meta, read_state, write_weights
 from planner.action_model.conditions import ActionConditions, conditions_from_batch, conditions_from_observation
 from planner.action_model.config import NUM_COMMANDS, ActionModelConfig
-from planner.contract import Observation, Plan, Planner
+from planner.batch import PlannerBatch, planner_loader
 
 FORMAT = "foresight-ego-mlp"
 FORMAT_VERSION = 1
@@ -78,8 +80,8 @@ class EgoMLP(nn.Module):
         out = self.net(torch.cat([conditions.ego_status, command], dim=-1))  # (B, 2K)
         return out.view(-1, f.num_waypoints, 2) * f.position_scale_m  # (B, K, 2) [m]
 
-    def plan_batch(self, batch: dict[str, Any]) -> torch.Tensor:
-        """Waypoints (B, K, 2) [m] for a batch in the planner-window layout."""
+    def plan_windows(self, batch: PlannerBatch) -> torch.Tensor:
+        """Waypoints (B, K, 2) [m] for a batch of planner windows."""
         return self(conditions_from_batch(batch, self.config.features))
 
 
@@ -99,16 +101,10 @@ def train_ego_mlp(dataset: Dataset, config: EgoMLPConfig, steps: int = 2000, bat
         raise ValueError(f"train_ego_mlp: steps must be >= 1, got {steps}")
     torch.manual_seed(seed)
     model = EgoMLP(config)
-    # The ego-status keys are tiny: gather them once instead of reloading windows every step.
-    loader = DataLoader(dataset, batch_size=512, shuffle=False)
-    keys = ("command", "speed_mps", "accel_mps2", "yaw_rate_rps", "past_poses", "frame_times_s", "trajectory", "trajectory_valid")
-    parts: dict[str, list[torch.Tensor]] = {k: [] for k in keys}
-    for batch in loader:
-        for k in keys:
-            parts[k].append(batch[k])
-    data = {k: torch.cat(v) for k, v in parts.items()}
+    # The ego status is tiny: gather it once instead of reloading windows every step.
+    data = PlannerBatch.concat([dataclasses.replace(b, tokens=None, future_tokens=None) for b in planner_loader(dataset, 512)])
     conditions = conditions_from_batch(data, config.features)
-    target, valid = data["trajectory"][..., :2].float(), data["trajectory_valid"].bool()
+    target, valid = data.trajectory[..., :2].float(), data.trajectory_valid.bool()
     n = len(target)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
@@ -125,30 +121,25 @@ def train_ego_mlp(dataset: Dataset, config: EgoMLPConfig, steps: int = 2000, bat
     return model.eval()
 
 
-def _paths(path: str | Path) -> tuple[Path, Path]:
-    path = Path(path)
-    if path.suffix not in (".safetensors", ".json"):
-        path = path / WEIGHTS_NAME
-    weights = path.with_suffix(".safetensors")
-    return weights, weights.with_suffix(".json")
-
-
 def has_ego_mlp(path: str | Path) -> bool:
     """Whether `path` (a directory or file) holds an exported EgoMLP."""
-    weights, config = _paths(path)
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    weights, config = files.weights, files.config
     return weights.is_file() and config.is_file()
 
 
 def export_ego_mlp(model: EgoMLP, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write ego_mlp.safetensors + ego_mlp.json (in `path` if it is a directory); returns the weights path."""
-    weights, config = _paths(path)
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    weights, config = files.weights, files.config
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": model.config.to_dict(), "extra": extra or {}}
     return write_weights(weights, config, model.state_dict(), FORMAT, meta)
 
 
 def load_ego_mlp(path: str | Path) -> EgoMLP:
     """Rebuild an exported EgoMLP (eval mode); checks the format and the weights' SHA-256."""
-    weights, config = _paths(path)
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    weights, config = files.weights, files.config
     meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "ego-MLP")
     state = read_state(weights, config, meta)
     model = EgoMLP(EgoMLPConfig.from_dict(meta["config"]))
@@ -165,9 +156,16 @@ class EgoMLPPlanner(Planner):
 
     def __init__(self, model: EgoMLP) -> None:
         self.model = model.eval()
-        self.num_waypoints = model.config.features.num_waypoints
 
-    def reset(self, episode_info: dict[str, Any]) -> None:
+    @property
+    def num_waypoints(self) -> int:
+        return self.model.config.features.num_waypoints
+
+    @property
+    def plan_dt_s(self) -> float:
+        return self.model.config.features.waypoint_dt_s
+
+    def reset(self, episode: EpisodeInfo) -> None:
         """Stateless: nothing to forget."""
 
     @torch.no_grad()

@@ -31,20 +31,21 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
+from contract.footprint import box_corners, convex_overlap
+from contract.vehicle import VehicleParameters
 from data.image import resize_rgb
 from data.store.manifest import atomic_write_text
 from data.store.reader import ClipStore
-from planner.action_model.checkpoint import frame_period_s as checkpoint_frame_period_s
+from planner.action_model.checkpoint import load_vam_export
 from planner.action_model.metrics import open_loop_metrics
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_plans
+from planner.batch import planner_loader
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
 from planner.ego_mlp import EgoMLP
-from planner.vam import aggregate_samples
-from sim_eval.dynamics.vehicle import VehicleParameters
-from sim_eval.metrics.footprint import box_corners, convex_overlap
+from planner.inference import aggregate_samples
 
 HORIZONS_S = (1.0, 2.0, 3.0)
 METRIC_NAMES = ("min_ade", "min_fde", "l2_1s", "l2_2s", "l2_3s")
@@ -223,19 +224,19 @@ def evaluate_windows(
     acc = {name: _Accumulator() for name in names + ["log"]}
     n_windows = 0
     device = next(model.expert.parameters()).device if model is not None else torch.device("cpu")
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        target = batch["trajectory"][..., :2].float()
-        valid = batch["trajectory_valid"].bool()
+    for batch in planner_loader(dataset, batch_size):
+        target = batch.trajectory[..., :2].float()
+        valid = batch.trajectory_valid.bool()
         k, dt = target.shape[1], None
         plans: dict[str, torch.Tensor] = {}
         if model is not None:
             dt = model.config.waypoint_dt_s
-            plans["vam"] = sample_plans(model, {key: v.to(device) for key, v in batch.items()}, n_samples, n_steps, solver, generator).float().cpu()
+            plans["vam"] = sample_plans(model, batch.to(device), n_samples, n_steps, solver, generator).float().cpu()
         if ego_mlp is not None:
             dt = ego_mlp.config.features.waypoint_dt_s
-            plans["ego_mlp"] = ego_mlp.plan_batch(batch).float()[:, None]
+            plans["ego_mlp"] = ego_mlp.plan_windows(batch).float()[:, None]
         dt = dt if dt is not None else 0.5
-        plans["constant_velocity"] = constant_velocity_xy(batch["speed_mps"], k, dt)
+        plans["constant_velocity"] = constant_velocity_xy(batch.speed_mps, k, dt)
         n_windows += len(target)
         executed = {name: aggregate_samples(samples, aggregate if name == "vam" else "first") for name, samples in plans.items()}  # (B, K, 2)
         for name, samples in plans.items():
@@ -246,7 +247,7 @@ def evaluate_windows(
                 acc[name].add(metric, float(value.mean), value.count)
         if collisions is not None:
             for b in range(len(target)):
-                boxes = collisions.boxes_along(int(batch["clip_index"][b]), int(batch["frame_index"][b]))
+                boxes = collisions.boxes_along(int(batch.clip_index[b]), int(batch.frame_index[b]))
                 if boxes is None:
                     continue
                 keep = valid[b].numpy()
@@ -291,22 +292,22 @@ def planner_windows(model: VideoActionModel, tokenizer: Any, frame_period_s: flo
 def run_eval_open_loop(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Evaluate `cfg.checkpoint` (a VAM export directory) on `cfg.clips`; writes out/metrics.json."""
     from planner.ego_mlp import has_ego_mlp, load_ego_mlp
-    from planner.registry import load_vam_with_tokenizer
 
     checkpoint, clips_path, out = cfg["checkpoint"], cfg["clips"], Path(cfg["out"])
-    model, tokenizer, meta = load_vam_with_tokenizer(checkpoint, cfg.get("tokenizer"))
-    inference = (meta.get("extra") or {}).get("inference") or {}
-    n_samples, solver = int(cfg.get("samples") or 10), str(cfg.get("solver") or inference.get("solver", "euler"))
-    n_steps = int(cfg.get("n_steps") or inference.get("n_steps", 10))
-    aggregate = str(cfg.get("aggregate") or inference.get("aggregate", "first"))
-    seed, batch_size = int(cfg.get("seed", 0)), int(cfg.get("batch_size", 32))
-    device = torch.device(str(cfg.get("device", "cpu")))
-    model = model.to(device).eval()
+    export = load_vam_export(checkpoint, cfg["tokenizer"])
+    recorded = export.inference
+    n_samples = int(cfg["samples"])
+    solver = str(cfg["solver"] or recorded.solver)
+    n_steps = int(cfg["n_steps"] or recorded.n_steps)
+    aggregate = str(cfg["aggregate"] or recorded.aggregate)
+    seed, batch_size = int(cfg["seed"]), int(cfg["batch_size"])
+    device = torch.device(str(cfg["device"]))
+    model = export.model.to(device).eval()
     ego_mlp = load_ego_mlp(checkpoint) if has_ego_mlp(checkpoint) else None
     clips = ClipStore(clips_path)
-    dataset = planner_windows(model, tokenizer, checkpoint_frame_period_s(meta), clips, device)
+    dataset = planner_windows(model, export.tokenizer, export.frame_period_s, clips, device)
     n_all, skipped_unlabelled = len(dataset), dataset.skipped_unlabelled
-    max_windows = cfg.get("max_windows")
+    max_windows = cfg["max_windows"]
     if max_windows is not None and n_all > int(max_windows):  # evenly spaced over the clips, the same every run
         dataset = Subset(dataset, np.unique(np.linspace(0, n_all - 1, int(max_windows)).round().astype(np.int64)).tolist())
     c = model.config

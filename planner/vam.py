@@ -5,10 +5,10 @@ Per call: the frames of the observation that lie on the model's frame grid (ever
 only the missing ones are resized (no crop) to the tokenizer's input size and encoded, in one
 batch. The newest `n_observed_frames` of them (padded at the start of an episode by repeating the
 oldest, as training always saw full windows) form the video window; imagine mode appends greedily
-generated frames. The world model fills the video keys/values once, then the ODE solver (10 Euler
-steps by default) runs only the action tokens against them. The plan is sample 0 (with
-n_samples > 1: the chosen aggregate of the samples, see AGGREGATES) of a seeded generator
-(reseeded on every reset), so an episode is reproducible.
+generated frames. The world model fills the video keys/values once, then the ODE solver runs only
+the action tokens against them. The executed plan is the chosen aggregate of the call's samples
+(`InferenceSettings`, recorded in the export; planner.inference.AGGREGATES) drawn from a seeded
+generator (reseeded on every reset), so an episode is reproducible.
 
 Timings in plan.extras (milliseconds): encode_ms (tokenizer), context_ms (world-model pass that
 fills the video keys/values, including imagination), flow_ms (ODE solve), total_ms (whole call).
@@ -26,46 +26,15 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from contract import EpisodeInfo, Observation, Plan, Planner
 from data.image import resize_rgb
-from planner.action_model.checkpoint import load_vam, vam_metadata
+from planner.action_model.checkpoint import load_vam_export
 from planner.action_model.conditions import conditions_from_observation
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_trajectories
-from planner.contract import Observation, Plan, Planner
-from planner.flow_matching import ODE_SOLVERS
+from planner.inference import InferenceSettings, aggregate_samples
 
 PRECISIONS = ("fp32", "bf16")
-# How the executed plan is chosen from the S samples of one call: first (sample 0), mean (the
-# waypoint-wise average), medoid (the sample with the smallest summed distance to the others: a
-# real sample, robust to the odd outlier a small flow model draws), cautious (the medoid of the
-# slower half: the samples ranked by the distance they travel, the ceil(S/2) shortest kept; when a
-# minority of samples brakes for something, the executed plan leans their way instead of taking the
-# majority's speed, at some cost in progress).
-AGGREGATES = ("first", "mean", "medoid", "cautious")
-
-
-def aggregate_samples(samples: torch.Tensor, how: str) -> torch.Tensor:
-    """The executed plan (B, K, D) from samples (B, S, K, D) by `how` (see AGGREGATES); distances
-    for the medoid are mean Euclidean (x, y) distances over waypoints."""
-    if how not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {how!r}")
-    if how == "first" or samples.shape[1] == 1:
-        return samples[:, 0]
-    if how == "mean":
-        return samples.mean(dim=1)
-    if how == "cautious":
-        xy = samples[..., :2]
-        steps = torch.cat([xy[:, :, :1], xy[:, :, 1:] - xy[:, :, :-1]], dim=2)  # (B, S, K, 2) from the ego (origin)
-        travelled = steps.norm(dim=-1).sum(dim=-1)  # (B, S) path length [m]
-        keep = travelled.argsort(dim=1)[:, : (samples.shape[1] + 1) // 2]  # (B, ceil(S/2)) the slower half
-        slower = samples.gather(1, keep[:, :, None, None].expand(-1, -1, *samples.shape[2:]))
-        return aggregate_samples(slower, "medoid")
-    xy = samples[..., :2]
-    distance = (xy[:, :, None] - xy[:, None]).norm(dim=-1).mean(dim=-1)  # (B, S, S)
-    best = distance.sum(dim=-1).argmin(dim=1)  # (B,)
-    return samples[torch.arange(samples.shape[0], device=samples.device), best]
-
-
 class FrameTokenizer(Protocol):
     """What the planner needs of an image tokenizer (world_model.tokenizer.ImageTokenizer satisfies it)."""
 
@@ -79,34 +48,27 @@ class FrameTokenizer(Protocol):
 
 @dataclass(frozen=True)
 class VAMPlannerConfig:
-    """n_steps, solver: ODE integration; n_samples, aggregate: samples drawn per call and how the
-    executed plan is chosen from them (AGGREGATES; default sample 0 of one); seed: noise seed (combined with episode_info["seed"]);
-    frame_period_s: spacing of the frames the world model was trained on; frame_tolerance_s: how far
-    a frame's time may be from the grid; pad_context: repeat the oldest frame while fewer than the
-    model's observed frames exist; device: torch device; precision: fp32 or bf16 (autocast, CUDA)."""
+    """inference: ODE steps, solver, samples and their aggregate; seed: noise seed (the generator is
+    reseeded with it at every reset, so each episode is reproducible); frame_period_s: spacing [s]
+    of the frames the world model was trained on; device: torch device; precision: fp32 or bf16
+    (autocast; bf16 only pays off on CUDA)."""
 
-    n_steps: int = 10
-    solver: str = "euler"
-    n_samples: int = 1
-    aggregate: str = "first"
-    seed: int = 0
-    frame_period_s: float = 0.5
-    frame_tolerance_s: float = 0.1
-    pad_context: bool = True
-    device: str = "cpu"
-    precision: str = "fp32"
+    inference: InferenceSettings
+    seed: int
+    frame_period_s: float
+    device: str
+    precision: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.n_steps, int) or self.n_steps < 1:
-            raise ValueError(f"VAMPlannerConfig.n_steps must be a positive int, got {self.n_steps!r}")
-        if not isinstance(self.n_samples, int) or self.n_samples < 1 or self.aggregate not in AGGREGATES:
-            raise ValueError(f"VAMPlannerConfig: n_samples must be a positive int and aggregate one of {AGGREGATES}, got {self.n_samples!r}, {self.aggregate!r}")
-        if self.solver not in ODE_SOLVERS:
-            raise ValueError(f"VAMPlannerConfig.solver must be one of {ODE_SOLVERS}, got {self.solver!r}")
-        if not 0 < self.frame_tolerance_s < self.frame_period_s / 2:
-            raise ValueError(f"VAMPlannerConfig: need 0 < frame_tolerance_s < frame_period_s / 2, got {self.frame_tolerance_s}, {self.frame_period_s}")
+        if not self.frame_period_s > 0:
+            raise ValueError(f"VAMPlannerConfig.frame_period_s must be > 0, got {self.frame_period_s}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"VAMPlannerConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
+
+    @property
+    def frame_tolerance_s(self) -> float:
+        """[s] how far a frame's time may be from the model's frame grid (less than half a period)."""
+        return min(0.1, 0.4 * self.frame_period_s)
 
 
 def _frames_to_images(frames: np.ndarray) -> torch.Tensor:
@@ -115,12 +77,16 @@ def _frames_to_images(frames: np.ndarray) -> torch.Tensor:
 
 
 class VAMPlanner(Planner):
-    """Planner(reset, plan) around a VideoActionModel and an image tokenizer; see the module docstring."""
+    """Planner(reset, plan) around a VideoActionModel and an image tokenizer; see the module docstring.
+
+    `VAMPlanner.from_checkpoint` is the one way to get the planner of an export: the CLI's registry,
+    `eval`, `serve`, the demo and notebooks all build it there, so they plan alike.
+    """
 
     name = "vam"
     privileged = False
 
-    def __init__(self, model: VideoActionModel, tokenizer: FrameTokenizer | None, config: VAMPlannerConfig = VAMPlannerConfig()) -> None:
+    def __init__(self, model: VideoActionModel, tokenizer: FrameTokenizer | None, config: VAMPlannerConfig) -> None:
         if model.config.uses_video and tokenizer is None:
             raise ValueError(f"VAMPlanner: video_mode={model.config.video_mode!r} needs an image tokenizer")
         self.config = config
@@ -134,38 +100,81 @@ class VAMPlanner(Planner):
         self.image_hw = (wm.tokens_h * factor, wm.tokens_w * factor)
         self.generator = torch.Generator()
         self._buffer: dict[float, torch.Tensor] = {}  # frame time [s] -> tokens (h, w) int64
-        # Rollout videos: with predict_next_frame set, each plan() also decodes the world model's greedy
-        # prediction of the next frame (config.frame_period_s ahead) into predicted_frame (H, W, 3) uint8.
-        self.predict_next_frame = False
-        self.predicted_frame: np.ndarray | None = None
-        self.reset({})
+        # Rollout videos: once enabled, each plan() also decodes the world model's greedy prediction
+        # of the next frame (config.frame_period_s ahead) into _predicted_frame (H, W, 3) uint8.
+        self._predict_frames = False
+        self._predicted_frame: np.ndarray | None = None
+        self.reset(EpisodeInfo("init"))
 
     @classmethod
-    def from_checkpoint(cls, vam_path: str | Path, tokenizer_path: str | Path | None = None, config: VAMPlannerConfig = VAMPlannerConfig()) -> "VAMPlanner":
-        """Load an exported action model (and, unless video_mode is 'none', its tokenizer) from local paths.
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        tokenizer: str | Path | None = None,
+        *,
+        n_steps: int | None = None,
+        solver: str | None = None,
+        n_samples: int | None = None,
+        aggregate: str | None = None,
+        video_mode: str | None = None,
+        n_imagined_frames: int | None = None,
+        seed: int = 0,
+        device: str = "cpu",
+        precision: str = "fp32",
+    ) -> "VAMPlanner":
+        """The planner of an exported action model (`OUT/vam` of `foresight train planner`), from local paths.
 
-        When the action model recorded its tokenizer's weights checksum, the tokenizer must match it.
+        Everything it was exported with applies: its inference settings (ODE steps, solver, samples,
+        aggregate), its frame period, and the tokenizer copied beside it (`tokenizer` replaces it; it
+        must match the weights checksum the export recorded). Arguments that are not None override
+        the recorded inference settings; `video_mode="imagine"` with `n_imagined_frames` runs an
+        observed-mode export as imagine-then-act (same weights).
         """
-        model = load_vam(vam_path)
-        tokenizer = None
-        if model.config.uses_video:
-            if tokenizer_path is None:
-                raise ValueError(f"VAMPlanner.from_checkpoint: {vam_path} uses video; give tokenizer_path")
-            from world_model.tokenizer import load_image_tokenizer
+        export = load_vam_export(path, tokenizer)
+        model = export.model
+        if video_mode is not None:
+            n_imagined = int(n_imagined_frames or 1) if video_mode == "imagine" else 0
+            if (video_mode, n_imagined) != (model.config.video_mode, model.config.n_imagined_frames):
+                model = model.with_video_mode(video_mode, n_imagined)
+        recorded = export.inference
+        inference = InferenceSettings(
+            n_steps=recorded.n_steps if n_steps is None else int(n_steps),
+            solver=recorded.solver if solver is None else str(solver),
+            n_samples=recorded.n_samples if n_samples is None else int(n_samples),
+            aggregate=recorded.aggregate if aggregate is None else str(aggregate),
+        )
+        config = VAMPlannerConfig(inference=inference, seed=int(seed), frame_period_s=export.frame_period_s, device=str(device), precision=str(precision))
+        return cls(model, export.tokenizer, config)
 
-            loaded = load_image_tokenizer(tokenizer_path)
-            recorded = (vam_metadata(vam_path).get("tokenizer") or {}).get("weights_sha256")
-            if recorded is not None and recorded != loaded.identity.get("weights_sha256"):
-                raise ValueError(f"tokenizer {tokenizer_path} is not the one {vam_path} was trained with (weights SHA-256 differs)")
-            tokenizer = loaded.model
-        return cls(model, tokenizer, config)
+    @property
+    def num_waypoints(self) -> int:
+        return self.model.config.num_waypoints
 
-    def reset(self, episode_info: dict[str, Any]) -> None:
-        """Forget buffered frames; reseed the noise from config.seed and episode_info["seed"] (if an int)."""
+    @property
+    def plan_dt_s(self) -> float:
+        return self.model.config.waypoint_dt_s
+
+    @property
+    def uses_camera(self) -> bool:  # type: ignore[override]  # a no-video model never looks
+        return self.model.config.uses_video
+
+    @property
+    def predicts_frames(self) -> bool:  # type: ignore[override]  # only with a world model
+        return self.model.config.uses_video
+
+    def enable_frame_prediction(self) -> None:
+        if not self.predicts_frames:
+            super().enable_frame_prediction()
+        self._predict_frames = True
+
+    @property
+    def predicted_frame(self) -> np.ndarray | None:
+        return self._predicted_frame
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        """Forget buffered frames; reseed the noise from config.seed (every episode starts alike)."""
         self._buffer.clear()
-        episode_seed = episode_info.get("seed", 0)
-        episode_seed = int(episode_seed) if isinstance(episode_seed, (int, np.integer)) else 0
-        self.generator.manual_seed(self.config.seed * 1_000_003 + episode_seed)
+        self.generator.manual_seed(self.config.seed * 1_000_003)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -211,7 +220,7 @@ class VAMPlanner(Planner):
                 self._buffer[t] = grid
         self._buffer = {t: self._buffer[t] for t in window}  # keep only the current window
         grids = [self._buffer[t] for t in reversed(window)]  # oldest first
-        n_padded = self.model.n_observed_frames - len(grids) if c.pad_context else 0
+        n_padded = self.model.n_observed_frames - len(grids)
         return torch.stack([grids[0]] * n_padded + grids)[None], n_padded
 
     def _predict_frame(self, observed: torch.Tensor) -> np.ndarray:
@@ -242,13 +251,14 @@ class VAMPlanner(Planner):
             extras["n_padded_frames"] = n_padded
             if self.model.config.video_mode == "imagine":
                 extras["imagined_tokens"] = video_tokens[0, observed.shape[1] :].cpu().numpy()
-            if self.predict_next_frame:
-                self.predicted_frame = self._predict_frame(observed)
+            if self._predict_frames:
+                self._predicted_frame = self._predict_frame(observed)
         flow_start = time.perf_counter()
         conditions = conditions_from_observation(observation, self.model.config)
         with self._autocast():
-            samples = sample_trajectories(self.model, video, conditions, self.config.n_samples, self.config.n_steps, self.config.solver, self.generator)
-        trajectory = aggregate_samples(samples.float(), self.config.aggregate)[0]  # (K, D)
+            inference = self.config.inference
+            samples = sample_trajectories(self.model, video, conditions, inference.n_samples, inference.n_steps, inference.solver, self.generator)
+        trajectory = aggregate_samples(samples.float(), inference.aggregate)[0]  # (K, D)
         waypoints = trajectory.double().cpu().numpy()  # (K, D), synchronises
         end = time.perf_counter()
         extras.update(encode_ms=encode_ms, context_ms=context_ms, flow_ms=1e3 * (end - flow_start), total_ms=1e3 * (end - start))
@@ -297,8 +307,9 @@ def benchmark_planner(planner: VAMPlanner, observations: Sequence[Observation], 
     timings: dict[int, dict[str, list[float]]] = {n: {"encode_ms": [], "context_ms": [], "flow_ms": [], "total_ms": []} for n in (10, 1)}
     for _ in range(rounds):
         for n_steps in (10, 1):
-            runner = VAMPlanner(planner.model, planner.tokenizer, replace(planner.config, n_steps=n_steps, solver="euler"))
-            runner.reset({})
+            inference = replace(planner.config.inference, n_steps=n_steps, solver="euler")
+            runner = VAMPlanner(planner.model, planner.tokenizer, replace(planner.config, inference=inference))
+            runner.reset(EpisodeInfo("benchmark"))
             for i, observation in enumerate(observations):
                 extras = runner.plan(observation).extras
                 if i >= warmup:

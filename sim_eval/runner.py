@@ -12,11 +12,13 @@ import functools
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from planner.contract import Observation, Plan, Planner, ego_to_world, validate_plan, world_to_ego
+from configs import build, defaults
+from contract import EpisodeInfo, Observation, Plan, Planner, PrivilegedState, ego_to_world, validate_plan, world_to_ego
+from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.metrics.episode_log import EpisodeLog
 from sim_eval.metrics.scenario_score import ScenarioScore, score_episode
@@ -29,19 +31,34 @@ from sim_eval.simulation import Simulation
 
 @dataclass(frozen=True)
 class RunnerConfig:
-    """dt_s: physics step; planner_period_s: time between plans (2 Hz default); camera_period_s:
-    time between camera frames (None: one per plan; a world model trained at 5 Hz wants 0.2);
-    n_frames: camera frames in an observation (newest last); history_s: ego history length;
-    image_*: camera size; plan_timeout_s: a slower plan fails the run."""
+    """The `runner` section (configs/runner/default.yaml holds the defaults). dt_s: physics step [s];
+    planner_period_s: time between plans [s]; camera_period_s: time between camera frames [s] (None:
+    one per plan; a world model trained at 5 Hz wants 0.2); n_frames: camera frames in an
+    observation (newest last); history_s: ego history length [s]; image_height, image_width: camera
+    size [px]; plan_timeout_s: a slower plan fails the run [s]."""
 
-    dt_s: float = 0.1
-    planner_period_s: float = 0.5
-    camera_period_s: float | None = None
-    n_frames: int = 4
-    history_s: float = 2.0
-    image_height: int = 64
-    image_width: int = 128
-    plan_timeout_s: float = 30.0
+    dt_s: float
+    planner_period_s: float
+    camera_period_s: float | None
+    n_frames: int
+    history_s: float
+    image_height: int
+    image_width: int
+    plan_timeout_s: float
+
+    def __post_init__(self) -> None:
+        for name in ("dt_s", "planner_period_s", "history_s", "plan_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"runner.{name} must be > 0, got {getattr(self, name)}")
+        if self.camera_period_s is not None and not self.camera_period_s > 0:
+            raise ValueError(f"runner.camera_period_s must be > 0 or null, got {self.camera_period_s}")
+        if self.n_frames < 1 or self.image_height < 1 or self.image_width < 1:
+            raise ValueError(f"runner: n_frames, image_height and image_width must be >= 1, got {self}")
+
+    @classmethod
+    def default(cls, **changes) -> "RunnerConfig":
+        """configs/runner/default.yaml, with `changes` (field=value) applied."""
+        return build(cls, {**defaults("runner/default"), **changes}, "runner")
 
     @property
     def steps_per_plan(self) -> int:
@@ -68,17 +85,27 @@ def episode_id(suite: str, index: int, seed: int) -> str:
     return f"{suite}/{index:03d}/seed{seed}"
 
 
-@functools.lru_cache(maxsize=256)
-def expert_run(suite: str, index: int, seed: int, dt_s: float = 0.1) -> tuple[np.ndarray, np.ndarray, float]:
-    """The privileged expert's run of a scenario: times (T,), rear-axle poses (T, 3) and its
-    progress along the route [m]. The progress metric's reference and the log-replay baseline."""
-    from planner.baselines.expert import ExpertPlanner
+@dataclass(frozen=True)
+class ExpertRun:
+    """The privileged expert's run of a scenario: time_s (T,) [s], poses_xyyaw (T, 3) [m, m, rad]
+    rear-axle poses in the world frame, progress_m [m] along the route."""
 
+    time_s: np.ndarray
+    poses_xyyaw: np.ndarray
+    progress_m: float
+
+
+@functools.lru_cache(maxsize=256)
+def expert_run(suite: str, index: int, seed: int, dt_s: float | None = None) -> ExpertRun:
+    """The expert (configs/baselines `expert`) on scenario (suite, index, seed) at physics step dt_s [s]
+    (None: the runner's default): the progress metric's reference and the log-replay baseline.
+    Cached per process."""
     scenario = build_scenario(suite, index, seed)
-    result = run_episode(scenario, ExpertPlanner(), RunnerConfig(dt_s=dt_s), expert_progress_m=None)
-    sim_times, poses = result.log.time_s, result.log.ego_xyyaw
+    runner = RunnerConfig.default() if dt_s is None else RunnerConfig.default(dt_s=dt_s)
+    result = run_episode(scenario, ExpertPlanner(), runner, expert_progress_m=None)
+    poses = np.asarray(result.log.ego_xyyaw)
     s = scenario.ego_route.path.project(poses[:, :2]).s_m
-    return np.asarray(sim_times), np.asarray(poses), float(s[-1] - s[0])
+    return ExpertRun(np.asarray(result.log.time_s), poses, float(s[-1] - s[0]))
 
 
 def _call_with_timeout(fn: Callable[[], Plan], timeout_s: float) -> Plan:
@@ -111,7 +138,7 @@ class _Observer:
         self.poses.append(np.array([e.x_m, e.y_m, e.yaw_rad]))
         self.pose_times.append(e.time_s)
 
-    def observation(self, privileged: dict[str, Any] | None) -> Observation:
+    def observation(self, privileged: PrivilegedState | None) -> Observation:
         e = self.sim.ego
         here = np.array([e.x_m, e.y_m, e.yaw_rad])
         if self.camera is not None:
@@ -142,7 +169,7 @@ def make_camera(cfg: RunnerConfig) -> CameraRenderer:
 def run_episode(
     scenario: Scenario,
     planner: Planner,
-    cfg: RunnerConfig = RunnerConfig(),
+    cfg: RunnerConfig,
     expert_progress_m: float | None = None,
     on_step: Callable[[Simulation, np.ndarray | None], None] | None = None,
 ) -> EpisodeResult:
@@ -155,16 +182,13 @@ def run_episode(
     """
     eid = episode_id(scenario.suite, scenario.index, scenario.seed)
     sim = Simulation(scenario, dt_s=cfg.dt_s)
-    needs_camera = getattr(planner, "uses_camera", True)
-    observer = _Observer(sim, cfg, make_camera(cfg) if needs_camera else None)
-    episode_info: dict[str, Any] = {"episode_id": eid, "suite": scenario.suite, "dt_s": cfg.dt_s}
-    if planner.privileged:
-        episode_info["scenario"] = scenario
+    observer = _Observer(sim, cfg, make_camera(cfg) if planner.uses_camera else None)
     failure: str | None = None
     latencies: list[float] = []
     plans_world: list[np.ndarray] = []
     try:
-        planner.reset(episode_info)
+        expected_k, expected_dt_s = int(planner.num_waypoints), float(planner.plan_dt_s)
+        planner.reset(EpisodeInfo(eid, scenario if planner.privileged else None))
     except Exception as exc:  # noqa: BLE001 - any planner error is a failed run, never a crash
         failure = f"planner.reset raised {type(exc).__name__}: {exc}"
 
@@ -173,7 +197,6 @@ def run_episode(
     stop_on_collision = scenario.ncap is not None
     reference = sim.replay_reference(scenario.ego_start.speed_mps)
     plan_world: np.ndarray | None = None
-    expected_k: int | None = None
     for step in range(n_steps):
         if failure is not None:
             break
@@ -184,7 +207,7 @@ def run_episode(
             if step < warmup_steps:
                 reference = sim.replay_reference(scenario.ego_start.speed_mps)
             else:
-                privileged = {"scenario": scenario, "world": sim.world, "ego": sim.ego} if planner.privileged else None
+                privileged = PrivilegedState(scenario, sim.world, sim.ego) if planner.privileged else None
                 obs = observer.observation(privileged)
                 t0 = time.perf_counter()
                 try:
@@ -196,9 +219,7 @@ def run_episode(
                     failure = f"planner raised {type(exc).__name__}: {exc} at t={sim.time_s:.1f} s"
                     break
                 latencies.append((time.perf_counter() - t0) * 1e3)
-                if expected_k is None:  # the planner's declared K, else the K of its first plan
-                    expected_k = getattr(planner, "num_waypoints", None) or (len(plan.waypoints) if isinstance(plan, Plan) else 1)
-                reason = validate_plan(plan, expected_k)
+                reason = validate_plan(plan, expected_k, expected_dt_s)
                 if reason is not None:
                     failure = f"invalid plan at t={sim.time_s:.1f} s: {reason}"
                     break

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.footprint import convex_overlap
 from data.command import Command, command_from_route
 from sim_eval.dynamics.lqr_tracker import LQRTracker
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle
 from sim_eval.metrics.episode_log import EpisodeLog, NcapInfo
-from sim_eval.metrics.footprint import convex_overlap
 from sim_eval.render.scene import RenderScene
 from sim_eval.scenarios.scenario import Scenario
 from sim_eval.world.state import EgoBox, WorldState

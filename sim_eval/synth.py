@@ -16,10 +16,12 @@ from typing import Iterator
 
 import numpy as np
 
-from data.convert import BadFileReporter, SourceItem, convert_to_store
+from configs import build
+from data.convert import SourceItem, convert_to_store
 from data.ego_motion import PoseStream
+from data.errors import BadFileReporter
 from data.schema import CameraIntrinsics, Clip, FrameObjects
-from planner.baselines.expert import ExpertPlanner
+from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.render.appearance import DomainRandomization
 from sim_eval.render.camera import CameraRenderer
 from sim_eval.render.camera_model import PinholeCamera
@@ -94,10 +96,10 @@ class Perturbation:
     expert's longitudinal recovery (e.g. braking hard when a turn comes up too fast), which the
     plain expert, always at its chosen speed, never shows. 0: lateral offsets only."""
 
-    probability: float = 0.0
-    max_offset_m: float = 1.0
-    duration_s: float = 1.0
-    max_speed_frac: float = 0.0
+    probability: float
+    max_offset_m: float
+    duration_s: float
+    max_speed_frac: float
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0 or self.max_offset_m < 0 or self.duration_s <= 0 or not 0.0 <= self.max_speed_frac < 1.0:
@@ -156,8 +158,8 @@ class _PerturbedExpert(ExpertPlanner):
         return plan
 
 
-def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, randomize: bool, dt_s: float = 0.1,
-                   perturbation: Perturbation = Perturbation()) -> Clip:
+def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, randomize: bool, dt_s: float,
+                   perturbation: Perturbation) -> Clip:
     """Drive one scenario with the expert (perturbed when `perturbation.probability` > 0) and return
     it as a clip in the unified schema."""
     scenario = build_scenario(ep.suite, ep.index, ep.seed)
@@ -168,7 +170,7 @@ def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, random
     camera = CameraRenderer(pinhole, randomize=DomainRandomization() if randomize else None)
     recorder = _FrameRecorder(camera, every, rng_seed=_stable_seed(ep, "appearance") if randomize else None)
     expert = ExpertPlanner() if perturbation.probability == 0 else _PerturbedExpert(perturbation, _stable_seed(ep, "perturb"))
-    result = run_episode(scenario, expert, RunnerConfig(dt_s=dt_s), on_step=recorder)
+    result = run_episode(scenario, expert, RunnerConfig.default(dt_s=dt_s), on_step=recorder)
     log = result.log
     origin = log.ego_xyyaw[0]
     xyz = np.c_[log.ego_xyyaw[:, :2] - origin[:2], np.zeros(log.num_steps)]
@@ -245,8 +247,8 @@ def synth_items(cfg, pool: _EpisodePool | None = None) -> list[SourceItem]:
 
 
 def _record_args(cfg) -> tuple:
-    perturb = cfg.get("perturb") or {}
-    return int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize), 0.1, Perturbation(**perturb)
+    return (int(cfg.height), int(cfg.width), float(cfg.fps), bool(cfg.randomize), RunnerConfig.default().dt_s,
+            build(Perturbation, cfg.perturb, "perturb"))
 
 
 def run(cfg):

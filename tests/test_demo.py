@@ -133,9 +133,9 @@ def test_stage_fingerprint_follows_the_composed_config_not_only_the_command_line
 def test_a_report_without_runs_says_so(tmp_path):
     from omegaconf import OmegaConf
 
-    from foresight.cli import compose_config
+    from configs import compose
 
-    profile = OmegaConf.to_container(compose_config("demo", ["out=x"]).profile, resolve=True)
+    profile = OmegaConf.to_container(compose("demo", ["out=x"]).profile, resolve=True)
     metrics = collect_metrics(DemoPaths(tmp_path), profile, {})
     md = build_markdown(metrics, profile, [], {}, [], tmp_path)
     assert md.count("did not run") == 5 and metrics["verdict"] == {}
@@ -171,15 +171,15 @@ def test_every_stage_of_every_profile_is_a_valid_command(profile, tmp_path):
     """Each stage's overrides compose against its command's config (no typo waits for minute 40)."""
     from omegaconf import OmegaConf
 
-    from foresight.cli import compose_config
+    from configs import compose
     from foresight.commands import COMMANDS
 
-    cfg = compose_config("demo", [f"out={tmp_path}", f"profile={profile}"])
+    cfg = compose("demo", [f"out={tmp_path}", f"profile={profile}"])
     stages = build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(tmp_path))
     assert len({s.name for s in stages}) == len(stages)
     for stage in stages:
         sub = COMMANDS[stage.words[0]][stage.words[1]]
-        compose_config(sub.config, list(stage.overrides))
+        compose(sub.config, list(stage.overrides))
 
 
 def test_closed_loop_episodes_per_suite():
@@ -187,13 +187,13 @@ def test_closed_loop_episodes_per_suite():
     10 of each NCAP suite; the count is on each stage's command line."""
     from omegaconf import OmegaConf
 
-    from foresight.cli import compose_config
+    from configs import compose
     from foresight.demo import suite_episodes
 
     assert suite_episodes({"episodes": 10, "suite_episodes": {"nominal": 30}}, "nominal") == 30
     assert suite_episodes({"episodes": 10, "suite_episodes": {"nominal": 30}}, "ncap_side") == 10
     assert suite_episodes({"episodes": 4}, "nominal") == 4
-    cfg = compose_config("demo", ["out=x", "profile=tiny"])
+    cfg = compose("demo", ["out=x", "profile=tiny"])
     stages = {s.name: s for s in build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(Path("x")))}
     assert "episodes=30" in stages["closed_loop_vam_nominal"].overrides
     assert "episodes=30" in stages["closed_loop_constant_velocity_nominal"].overrides

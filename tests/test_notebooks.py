@@ -1,9 +1,7 @@
 """The notebooks in notebooks/ execute top to bottom (nbclient) on small real outputs."""
 
-from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import REPO_ROOT
@@ -21,10 +19,11 @@ def execute(name: str, env: dict[str, str], monkeypatch) -> nbformat.NotebookNod
 
 
 def test_closed_loop_viewer(tmp_path, monkeypatch):
+    from foresight.planners import planner_source
     from sim_eval.evaluate import evaluate
     from sim_eval.runner import RunnerConfig
 
-    evaluate("expert", "ncap_side", 1, 0, tmp_path, runner_cfg=RunnerConfig(image_height=32, image_width=64))
+    evaluate(planner_source("expert"), "ncap_side", 1, 0, tmp_path, RunnerConfig.default(image_height=32, image_width=64))
     nb = execute("closed_loop_viewer.ipynb", {"FORESIGHT_EVAL_DIR": str(tmp_path), "FORESIGHT_EPISODE": "0"}, monkeypatch)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "expert on ncap_side" in text and "score" in text

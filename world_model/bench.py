@@ -27,16 +27,17 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
+from configs import build, plain
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig, tokenizer_config
-from world_model.train_config import WorldModelProfile, plain
+from world_model.train_config import WorldModelProfile
 
 PRECISIONS = ("fp32", "bf16")
 # Dense bf16 peak FLOP/s by GPU name fragment (vendor datasheets, without sparsity).
@@ -45,6 +46,9 @@ PEAK_BF16_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e1
 
 @dataclass(frozen=True)
 class BenchConfig:
+    """The `bench world_model` settings (configs/bench/world_model.yaml holds the defaults); gpt and
+    tokenizer come from the experiment's profiles, profile_compile is the world_model profile's `compile`."""
+
     gpt: GPTConfig
     tokenizer: TokenizerConfig
     image_height: int
@@ -60,8 +64,8 @@ class BenchConfig:
     hf_baseline: bool
     device: str
     seed: int
-    compile: str = "auto"
-    profile_compile: bool = False
+    compile: str
+    profile_compile: bool
 
     def __post_init__(self) -> None:
         bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
@@ -75,6 +79,9 @@ class BenchConfig:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "BenchConfig":
+        """The composed configs/bench/world_model.yaml: each of its keys is a field (a missing one is
+        named), except the experiment's profiles: tokenizer and world_model give gpt, tokenizer and
+        profile_compile. What the experiment adds for other commands (planner, sources, ...) is not read."""
         d = plain(cfg)
         tok = dict(d["tokenizer"])
         tconfig = tokenizer_config(tok["size"], **dict(tok.get("model") or {}))
@@ -82,21 +89,23 @@ class BenchConfig:
         h, w = int(d["image_height"]), int(d["image_width"])
         if h % f or w % f:
             raise ValueError(f"bench world_model: image {h}x{w} is not a multiple of the tokenizer's factor {f}")
-        gpt = WorldModelProfile.from_mapping(d["world_model"]).gpt(tconfig.codebook_size, (h // f, w // f))
-        keys = ("train_batch", "train_steps", "warmup_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "hf_baseline", "device", "seed")
-        compile_mode = str(d.get("compile", "auto")).lower()
+        profile = WorldModelProfile.from_mapping(d["world_model"])
+        compile_mode = str(d["compile"]).lower()
         if compile_mode not in ("auto", "true", "false"):
-            raise ValueError(f"bench world_model: compile must be auto, true or false, got {d.get('compile')!r}")
-        return cls(
-            gpt=gpt, tokenizer=tconfig, image_height=h, image_width=w, precisions=tuple(d["precisions"]),
-            compile=compile_mode, profile_compile=bool(d["world_model"].get("compile", False)), **{k: d[k] for k in keys},
-        )
+            raise ValueError(f"bench world_model: compile must be auto, true or false, got {d['compile']!r}")
+        derived = {"gpt": profile.gpt(tconfig.codebook_size, (h // f, w // f)), "tokenizer": tconfig, "profile_compile": bool(profile.compile)}
+        own = {name: d[name] for name in BENCH_KEYS if name in d}
+        return build(cls, {**own, **derived, "image_height": h, "image_width": w, "compile": compile_mode}, "bench world_model")
 
     def compile_on(self, device: torch.device) -> bool:
         """Whether our GPT is torch.compiled: `auto` follows the profile on CUDA and is off on CPU."""
         if self.compile == "auto":
             return self.profile_compile and device.type == "cuda"
         return self.compile == "true"
+
+
+# The keys of configs/bench/world_model.yaml's own section (the fields not derived from the profiles).
+BENCH_KEYS = tuple(f.name for f in fields(BenchConfig) if f.name not in ("gpt", "tokenizer", "profile_compile"))
 
 
 def _sync(device: torch.device) -> None:

@@ -9,37 +9,21 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Any
-
-from world_model.train_config import plain
 
 
 def run_train_tokenizer(cfg: Any) -> dict[str, Any]:
     """Train the image tokenizer with the `tokenizer` profile; `trainer.*` picks devices and precision."""
     from world_model.tokenizer.train import run_train
 
-    import torch
-
-    from world_model.train_config import TrainerSettings
-
-    d = plain(cfg)
-    trainer = TrainerSettings.from_mapping(d["trainer"])
-    if trainer.threads is not None:
-        torch.set_num_threads(trainer.threads)
-    cuda = torch.cuda.is_available() and trainer.accelerator in ("auto", "gpu", "cuda")
-    return run_train({
-        **d["tokenizer"], "clips": d["clips"], "out": d["out"],
-        "accelerator": trainer.accelerator, "devices": trainer.devices, "precision": trainer.resolved_precision(cuda),
-    })
+    return run_train(cfg)
 
 
 def run_tokenize(cfg: Any):
     """Encode a clip store into a token store (resumable)."""
-    from world_model.tokens.tokenize import TokenizeConfig, run_tokenize as tokenize
+    from world_model.tokens.tokenize import run_tokenize as tokenize
 
-    d = plain(cfg)
-    return tokenize({f.name: d[f.name] for f in fields(TokenizeConfig) if f.name in d})
+    return tokenize(cfg)
 
 
 def run_train_world_model(cfg: Any) -> dict[str, Any]:
@@ -61,7 +45,8 @@ def run_bench(cfg: Any) -> dict[str, Any]:
     """Speed of the world model and tokenizer vs Hugging Face GPT-2; prints one JSON object."""
     import json
 
-    from world_model.bench import BenchConfig, run_bench as bench
+    from world_model.bench import BenchConfig
+    from world_model.bench import run_bench as bench
 
     result = bench(BenchConfig.from_config(cfg))
     print(json.dumps(result, indent=1))

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
+from configs import build
 from data.dataset import ClipWindowDataset, WindowSpec
 from data.store.manifest import atomic_write_text
 from data.store.reader import ClipStore
@@ -44,7 +45,6 @@ from world_model.tokenizer.export import load_image_tokenizer
 from world_model.tokenizer.metrics import psnr_db
 from world_model.tokenizer.pixels import frames_to_images, images_to_frames
 from world_model.tokenizer.train import evaluate_reconstruction
-from world_model.train_config import checked, plain
 
 log = logging.getLogger(__name__)
 METRICS_NAME = "metrics.json"
@@ -61,7 +61,8 @@ class EvalWorldModelConfig:
     figure) on which only the tokenizer's reconstruction PSNR/SSIM is measured;
     max_windows: per clip store, evenly spaced; top_k / temperature: the sampled rollout;
     changed_threshold: 8-bit level change that marks a pixel as changed; videos: how many windows
-    to render; device: auto | cpu | cuda[:i]; precision: auto (bf16 autocast on CUDA) | fp32 | bf16."""
+    to render; device: auto | cpu | cuda[:i]; precision: auto (bf16 autocast on CUDA) | fp32 | bf16.
+    configs/eval/world_model.yaml holds the defaults."""
 
     checkpoint: str
     tokenizer: str
@@ -103,7 +104,8 @@ class EvalWorldModelConfig:
 
     @classmethod
     def from_mapping(cls, values: Any) -> "EvalWorldModelConfig":
-        return cls(**checked(cls, plain(values), "eval world_model"))
+        """Every key of configs/eval/world_model.yaml, as composed (unknown and missing keys are errors)."""
+        return build(cls, values, "eval world_model")
 
 
 def _dirs(value: Any) -> list[str]:

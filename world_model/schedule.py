@@ -20,10 +20,10 @@ from typing import Literal
 @dataclass(frozen=True)
 class WSDSchedule:
     total_steps: int
-    warmup_frac: float = 0.1
-    decay_frac: float = 0.1
-    final_frac: float = 0.1
-    decay_shape: Literal["linear", "cosine"] = "linear"
+    warmup_frac: float
+    decay_frac: float
+    final_frac: float
+    decay_shape: Literal["linear", "cosine"]
 
     def __post_init__(self) -> None:
         if not isinstance(self.total_steps, int) or self.total_steps < 1:

@@ -1,5 +1,5 @@
-"""Lightning callbacks of world-model training: a step progress bar with ETA, the realised source mix,
-stage-2 initialisation from a stage-1 checkpoint (weights and optimizer state), checkpoint metadata."""
+"""Lightning callbacks of world-model training: the realised source mix, stage-2 initialisation from a
+stage-1 checkpoint (weights and optimizer state), checkpoint metadata."""
 
 from __future__ import annotations
 
@@ -11,56 +11,10 @@ import lightning as L
 import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.callbacks.progress import ProgressBar
 
-from data.convert import progress_bar
 from world_model.artifact import CHECKPOINT_META_KEY
 
 log = logging.getLogger(__name__)
-
-
-class StepProgressBar(ProgressBar):
-    """One rich bar over the whole run (optimizer steps up to max_steps) with loss, elapsed time and ETA.
-
-    Lightning's own bars restart every epoch; here an epoch is only the checkpoint interval.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._enabled = True
-        self._progress: Any = None
-        self._task: Any = None
-
-    def disable(self) -> None:
-        self._enabled = False
-
-    def enable(self) -> None:
-        self._enabled = True
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not self._enabled or not trainer.is_global_zero:
-            return
-        self._progress = progress_bar()
-        self._progress.start()
-        self._task = self._progress.add_task("train world model", total=trainer.max_steps, completed=trainer.global_step)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._progress is None:
-            return
-        loss = trainer.callback_metrics.get("train/loss")
-        text = f"train world model loss {float(loss):.3f}" if loss is not None else "train world model"
-        self._progress.update(self._task, completed=trainer.global_step, description=text)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._stop()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
 
 
 class SourceMixCounter(Callback):

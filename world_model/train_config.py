@@ -1,5 +1,5 @@
 """Settings of `foresight train world_model`, validated: the world-model profile (`world_model.*`),
-the trainer (`trainer.*`: devices, strategy, precision) and the command's own keys.
+the trainer (`trainer.*`, `foresight.training.TrainerSettings`) and the command's own keys.
 
 Every default lives in the YAML files (configs/world_model_profile/, configs/trainer/,
 configs/train/world_model.yaml); these dataclasses only check and type them.
@@ -8,50 +8,13 @@ configs/train/world_model.yaml); these dataclasses only check and type them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from configs import build, plain
+from foresight.training import TrainerSettings
 from world_model.gpt.config import GPT_SIZES, GPTConfig, gpt_config
 from world_model.schedule import WSDSchedule
-
-LOGGERS = ("csv", "wandb")
-WANDB_MODES = ("offline", "disabled")  # never online: runs must not need the network
-STRATEGIES = ("auto", "ddp", "fsdp", "ddp_spawn")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX), where bf16 autocast pays off."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def plain(cfg: Any) -> Any:
-    """A DictConfig / ListConfig as plain containers (interpolations resolved); anything else as is."""
-    try:
-        from omegaconf import DictConfig, ListConfig, OmegaConf
-
-        if isinstance(cfg, (DictConfig, ListConfig)):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return cfg
-
-
-def checked(cls: type, values: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """values as a dict, after refusing keys that `cls` does not have and naming missing ones."""
-    values = dict(values)
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise ValueError(f"{what}: unknown config keys {unknown}; known keys are {sorted(known)}")
-    missing = sorted(f.name for f in fields(cls) if f.name not in values and f.default is MISSING and f.default_factory is MISSING)
-    if missing:
-        raise ValueError(f"{what}: missing config keys {missing}")
-    return values
 
 
 @dataclass(frozen=True)
@@ -75,6 +38,7 @@ class WorldModelProfile:
     lr: float
     weight_decay: float
     betas: tuple[float, float]
+    eps: float
     schedule: dict[str, Any]
     grad_clip: float
     compile: bool
@@ -120,73 +84,24 @@ class WorldModelProfile:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> "WorldModelProfile":
-        return cls(**checked(cls, plain(values), "world_model"))
-
-
-@dataclass(frozen=True)
-class TrainerSettings:
-    """The `trainer` section (configs/trainer/*.yaml). precision 'auto': bf16-mixed on CUDA,
-    `cpu_precision` on CPU (its 'auto': bf16-mixed where the CPU has native bf16, else 32-true).
-    threads: torch CPU threads of the process (null: torch's default, one per core).
-    fsdp_sharding: FSDP sharding strategy (SHARD_GRAD_OP ~ ZeRO-2)."""
-
-    accelerator: str
-    devices: Any
-    num_nodes: int
-    strategy: str
-    precision: str
-    cpu_precision: str
-    threads: int | None
-    fsdp_sharding: str
-
-    def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"trainer.strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.num_nodes < 1:
-            raise ValueError(f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"trainer.threads must be >= 1 or null, got {self.threads}")
-
-    def resolved_precision(self, cuda: bool) -> str:
-        if self.precision != "auto":
-            return self.precision
-        if cuda:
-            return "bf16-mixed"
-        if self.cpu_precision != "auto":
-            return self.cpu_precision
-        return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "TrainerSettings":
-        return cls(**checked(cls, plain(values), "trainer"))
+        return build(cls, values, "world_model")
 
 
 @dataclass(frozen=True)
 class TrainWorldModelConfig:
     """`foresight train world_model`: tokens (DIR[,DIR2]) or sources ({name: {tokens, weight}}); out;
     init_from: a stage-1 checkpoint whose weights and optimizer state start this run (ignored when
-    out/checkpoints/last.ckpt exists: then the run resumes); loggers: csv and/or wandb (offline or
-    disabled, never online); progress_bar: the rich step bar with ETA."""
+    out/checkpoints/last.ckpt exists: then the run resumes)."""
 
     tokens: Any
     sources: dict[str, Any]
     out: str
     init_from: str | None
-    loggers: tuple[str, ...]
-    wandb_mode: str
-    wandb_project: str
-    progress_bar: bool
     world_model: WorldModelProfile
     trainer: TrainerSettings
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "loggers", tuple(self.loggers or ()))
-        bad = sorted(set(self.loggers) - set(LOGGERS))
-        if bad:
-            raise ValueError(f"loggers: unknown {bad}; choose from {LOGGERS}")
-        if self.wandb_mode not in WANDB_MODES:
-            raise ValueError(f"wandb_mode must be one of {WANDB_MODES} (runs never log online), got {self.wandb_mode!r}")
         if not self.out:
             raise ValueError("train world_model: `out` (output directory) is required")
 
@@ -195,9 +110,10 @@ class TrainWorldModelConfig:
         """From the composed command config (configs/train/world_model.yaml)."""
         d = plain(cfg)
         own = {f.name for f in fields(cls)} - {"world_model", "trainer", "raw"}
+        unknown = sorted(set(d) - own - {"world_model", "trainer", "tokenizer", "planner"})  # other stages' profiles come with `experiment`
         missing = sorted(own - set(d))
-        if missing:
-            raise ValueError(f"train world_model: missing config keys {missing}")
+        if missing or unknown:
+            raise ValueError(f"train world_model: missing config keys {missing}, unknown {unknown}")
         return cls(
             **{k: d[k] for k in own},
             world_model=WorldModelProfile.from_mapping(d["world_model"]),

@@ -25,16 +25,17 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from data.convert import BadFileReporter, SourceItem, convert_to_store
+from configs import defaults
+from data.convert import SourceItem, convert_to_store
 from data.ego_motion import PoseStream, wrap_angle, yaw_from_quaternion_wxyz
-from data.errors import DataError, EmptySourceError, MissingFileError
+from data.errors import BadFileReporter, DataError, EmptySourceError, MissingFileError
 from data.frames import FrameSegment, load_frames_at_rate
 from data.restricted_unpickle import restricted_loads
 from data.schema import CameraIntrinsics, Clip, FrameObjects
@@ -57,7 +58,7 @@ MIN_SOURCE_RATE_FRACTION = 0.8  # a camera slower than this fraction of `fps` ca
 
 @dataclass(frozen=True)
 class NuplanSettings:
-    """What to extract from each log.
+    """What to extract from each log (configs/data/nuplan.yaml with frames.yaml holds the defaults).
 
     camera: channel name (CAM_F0 is the front camera). fps: target frame rate [Hz].
     height, width: stored frame size [px]. min_clip_frames / max_clip_frames: segment limits
@@ -65,15 +66,15 @@ class NuplanSettings:
     object_tolerance_s: largest |frame time - lidar_pc time| whose boxes label a frame [s].
     """
 
-    camera: str = "CAM_F0"
-    fps: float = 2.0
-    height: int = 288
-    width: int = 512
-    min_clip_frames: int = 2
-    max_clip_frames: int = 0
-    with_objects: bool = True
-    pose_margin_s: float = 3.0
-    object_tolerance_s: float = 0.1
+    camera: str
+    fps: float
+    height: int
+    width: int
+    min_clip_frames: int
+    max_clip_frames: int
+    with_objects: bool
+    pose_margin_s: float
+    object_tolerance_s: float
 
     def __post_init__(self) -> None:
         if not self.camera:
@@ -90,17 +91,23 @@ class NuplanSettings:
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "NuplanSettings":
+        """The settings from the composed `data nuplan` config (a DictConfig or a plain mapping)."""
         return cls(
-            camera=str(cfg.camera),
-            fps=float(cfg.fps),
-            height=int(cfg.height),
-            width=int(cfg.width),
-            min_clip_frames=int(cfg.min_clip_frames),
-            max_clip_frames=int(cfg.max_clip_frames),
-            with_objects=bool(cfg.with_objects),
-            pose_margin_s=float(cfg.pose_margin_s),
-            object_tolerance_s=float(cfg.object_tolerance_s),
+            camera=str(cfg["camera"]),
+            fps=float(cfg["fps"]),
+            height=int(cfg["height"]),
+            width=int(cfg["width"]),
+            min_clip_frames=int(cfg["min_clip_frames"]),
+            max_clip_frames=int(cfg["max_clip_frames"]),
+            with_objects=bool(cfg["with_objects"]),
+            pose_margin_s=float(cfg["pose_margin_s"]),
+            object_tolerance_s=float(cfg["object_tolerance_s"]),
         )
+
+    @classmethod
+    def default(cls, **changes: Any) -> "NuplanSettings":
+        """configs/data/nuplan.yaml (with frames.yaml), with `changes` (field=value) applied."""
+        return replace(cls.from_cfg(defaults("data/nuplan")), **changes)
 
 
 def run(cfg: Any) -> Manifest:

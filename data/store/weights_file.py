@@ -6,6 +6,7 @@ and version match and the weights are the ones the JSON was written with. Nothin
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,6 +14,26 @@ import torch
 from safetensors.torch import load_file, save
 
 from data.store.manifest import atomic_write_bytes, atomic_write_text, read_json, sha256_file
+
+
+@dataclass(frozen=True)
+class WeightsPaths:
+    """The two files of an export: weights (.safetensors) and config (.json)."""
+
+    weights: Path
+    config: Path
+
+    @classmethod
+    def at(cls, path: str | Path, weights_name: str) -> "WeightsPaths":
+        """The files for a .safetensors path, its .json, or a directory holding `weights_name` (e.g.
+        "vam.safetensors") and its .json. Only local paths: a URL is refused (nothing is downloaded)."""
+        if "://" in str(path):
+            raise ValueError(f"exports load from local paths only, got {path!r}")
+        path = Path(path)
+        if path.suffix not in (".safetensors", ".json"):
+            path = path / weights_name
+        weights = path.with_suffix(".safetensors")
+        return cls(weights, weights.with_suffix(".json"))
 
 
 def write_weights(weights: Path, config: Path, state: Mapping[str, torch.Tensor], fmt: str, meta: Mapping[str, Any]) -> Path:

@@ -2,22 +2,27 @@
 
 The JSON holds the world-model and action-model configs (so the normalisation constants travel
 with the weights), the SHA-256 of the weights, the identity of the tokenizer the world model was
-trained with (when known) and free-form `extra` facts. The weights hold the world model (absent in
-no-video mode; the tied output head is stored once) under "world_model." and the expert under
-"expert.". Only local paths are accepted.
+trained with (when known) and `extra` facts: the frame period the planner observes at, its
+inference settings, where its tokenizer is (`tokenizer_path`, a copy beside the weights), training
+facts. The weights hold the world model (absent in no-video mode; the tied output head is stored
+once) under "world_model." and the expert under "expert.". Only local paths are accepted.
+
+`load_vam_export` reads all of it back (model, tokenizer, settings); `planner.vam.VAMPlanner.from_checkpoint`
+turns that into the closed-loop planner.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from data.store.weights_file import read_meta, read_state, write_weights
+from data.store.weights_file import WeightsPaths, read_meta, read_state, write_weights
 from planner.action_model.config import ActionModelConfig
 from planner.action_model.model import VideoActionModel
+from planner.inference import InferenceSettings
 from world_model.gpt.config import GPTConfig
 
 FORMAT = "foresight-vam"
@@ -26,14 +31,8 @@ WEIGHTS_NAME = "vam.safetensors"
 
 
 def _paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, config) for a .safetensors file, its .json, or a directory holding vam.*."""
-    if "://" in str(path):
-        raise ValueError(f"action-model checkpoints load from local paths only, got {path!r}")
-    path = Path(path)
-    if path.suffix not in (".safetensors", ".json"):
-        path = path / WEIGHTS_NAME
-    weights = path.with_suffix(".safetensors")
-    return weights, weights.with_suffix(".json")
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    return files.weights, files.config
 
 
 def _tied_keys(model: VideoActionModel) -> set[str]:
@@ -41,10 +40,21 @@ def _tied_keys(model: VideoActionModel) -> set[str]:
     return {"world_model.lm_head.weight"} if wm is not None and wm.config.tie_weights else set()
 
 
-def export_vam(model: VideoActionModel, path: str | Path, tokenizer: dict[str, Any] | None = None, extra: dict[str, Any] | None = None) -> Path:
+def export_vam(
+    model: VideoActionModel,
+    path: str | Path,
+    frame_period_s: float,
+    inference: InferenceSettings,
+    tokenizer: dict[str, Any] | None = None,
+    tokenizer_path: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write the weights (.safetensors, or a directory -> vam.safetensors) and the .json; returns the weights path.
 
-    tokenizer: JSON-able identity of the image tokenizer (e.g. `LoadedTokenizer.identity`).
+    frame_period_s: [s] spacing of the frames the planner observes; inference: how it plans;
+    tokenizer: JSON-able identity of the image tokenizer (e.g. `LoadedTokenizer.identity`);
+    tokenizer_path: where that tokenizer is (relative to the export's directory, or absolute);
+    extra: more JSON-able facts (training steps, validation metrics, the profile).
     """
     weights, config = _paths(path)
     tied = _tied_keys(model)
@@ -54,21 +64,9 @@ def export_vam(model: VideoActionModel, path: str | Path, tokenizer: dict[str, A
         "world_model": asdict(model.world_model_config),
         "action_model": model.config.to_dict(),
         "tokenizer": tokenizer,
-        "extra": extra or {},
+        "extra": {**(extra or {}), "frame_period_s": float(frame_period_s), "inference": asdict(inference), "tokenizer_path": tokenizer_path},
     }
     return write_weights(weights, config, {k: v for k, v in model.state_dict().items() if k not in tied}, FORMAT, meta)
-
-
-def frame_period_s(meta: dict[str, Any]) -> float:
-    """Spacing [s] of the frames an exported planner observes, from its metadata (its world model's
-    frame period; 0.5 s for exports that do not record it). Closed loop gives it camera frames at
-    this spacing."""
-    return float((meta.get("extra") or {}).get("frame_period_s", 0.5))
-
-
-def vam_frame_period_s(path: str | Path) -> float:
-    """`frame_period_s` of the export at `path`."""
-    return frame_period_s(vam_metadata(path))
 
 
 def vam_metadata(path: str | Path) -> dict[str, Any]:
@@ -95,3 +93,58 @@ def load_vam(path: str | Path, map_location: str | torch.device = "cpu") -> Vide
     if missing or result.unexpected_keys:
         raise ValueError(f"{weights} does not fit the architecture in {config}: missing {sorted(missing)}, unexpected {sorted(result.unexpected_keys)}")
     return model.to(map_location).eval()
+
+
+@dataclass(frozen=True)
+class VamExport:
+    """An exported planner read back: the model (eval mode), its image tokenizer (None for a
+    no-video model), the checked JSON, and the settings the export recorded."""
+
+    path: Path
+    model: VideoActionModel
+    tokenizer: Any  # world_model.tokenizer ImageTokenizer, or None
+    meta: dict[str, Any]
+
+    @property
+    def frame_period_s(self) -> float:
+        """[s] spacing of the frames the planner observes (its world model's frame period)."""
+        return float(self.meta["extra"]["frame_period_s"])
+
+    @property
+    def inference(self) -> InferenceSettings:
+        """The inference settings it was exported with (`planner.inference` of its training)."""
+        return InferenceSettings(**self.meta["extra"]["inference"])
+
+
+def export_tokenizer_path(path: str | Path) -> Path | None:
+    """The tokenizer an export names (`extra.tokenizer_path`, relative to the export's directory or
+    absolute), or None when it names none."""
+    recorded = (vam_metadata(path).get("extra") or {}).get("tokenizer_path")
+    if not recorded:
+        return None
+    tokenizer = Path(recorded)
+    return tokenizer if tokenizer.is_absolute() else _paths(path)[0].parent / tokenizer
+
+
+def load_vam_export(path: str | Path, tokenizer: str | Path | None = None) -> VamExport:
+    """Read an export (see the module docstring). The tokenizer is `tokenizer` when given, else the
+    one the export names; it must match the weights SHA-256 the export recorded."""
+    meta = vam_metadata(path)
+    extra = meta.get("extra") or {}
+    missing = [key for key in ("frame_period_s", "inference") if extra.get(key) is None]
+    if missing:
+        raise ValueError(f"{_paths(path)[1]}: the export records no {missing} (made by an older version; export it again)")
+    model = load_vam(path)
+    loaded_tokenizer = None
+    if model.config.uses_video:
+        tokenizer_path = Path(tokenizer) if tokenizer else export_tokenizer_path(path)
+        if tokenizer_path is None:
+            raise ValueError(f"{path}: the action model uses video but names no tokenizer; pass tokenizer=PATH")
+        from world_model.tokenizer import load_image_tokenizer
+
+        loaded = load_image_tokenizer(tokenizer_path)
+        recorded = (meta.get("tokenizer") or {}).get("weights_sha256")
+        if recorded is not None and recorded != loaded.identity.get("weights_sha256"):
+            raise ValueError(f"tokenizer {tokenizer_path} is not the one {path} was trained with (weights SHA-256 differs)")
+        loaded_tokenizer = loaded.model
+    return VamExport(Path(path), model, loaded_tokenizer, meta)

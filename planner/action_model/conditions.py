@@ -1,22 +1,24 @@
 """What the action tokens are conditioned on besides video: the command and the ego status.
 
-Built from a training batch (the ClipWindowDataset keys) or from a closed-loop Observation, with one
-feature definition for both (`planner.action_model.ego_status`).
+Built from a training batch (`planner.batch.PlannerBatch`) or from a closed-loop Observation, with
+one feature definition for both (`planner.action_model.ego_status`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from contract import Observation
 from planner.action_model.anchor import kinematic_anchor
 from planner.action_model.config import NUM_COMMANDS, ActionModelConfig
 from planner.action_model.ego_status import ego_status_features
-from planner.contract import Observation
+
+if TYPE_CHECKING:
+    from planner.batch import PlannerBatch
 
 
 @dataclass(frozen=True)
@@ -60,30 +62,14 @@ def _anchor(speed: torch.Tensor, accel: torch.Tensor, yaw_rate: torch.Tensor, co
     return kinematic_anchor(speed, accel, yaw_rate, config.num_waypoints, config.waypoint_dt_s)
 
 
-def _current(value: torch.Tensor, name: str) -> torch.Tensor:
-    """(B,) current value from a (B,) tensor or a (B, T) series whose last entry is now."""
-    if value.ndim == 2:
-        return value[:, -1]
-    if value.ndim == 1:
-        return value
-    raise ValueError(f"batch[{name!r}] must be (B,) or (B, T), got {tuple(value.shape)}")
-
-
-def conditions_from_batch(batch: Mapping[str, Any], config: ActionModelConfig) -> ActionConditions:
-    """Conditions from a batch with "command" (B,) and, when the model uses ego status, "speed_mps",
-    "accel_mps2", "yaw_rate_rps" ((B,) or (B, T), last = now), "past_poses" (B, T, 3) in the current
-    ego frame at "frame_times_s" (B, T) [s] relative to now (as ClipWindowDataset yields)."""
-    if "command" not in batch:
-        raise KeyError("action-model batch has no 'command' entry")
-    command = torch.as_tensor(batch["command"]).long()
+def conditions_from_batch(batch: "PlannerBatch", config: ActionModelConfig) -> ActionConditions:
+    """Conditions of a batch of planner windows: its command and, when the model uses ego status,
+    the current speed / acceleration / yaw rate and the past poses at batch.frame_times_s."""
+    command = batch.command.long()
     if config.ego_status == "off":
         return ActionConditions(command)
-    missing = [k for k in ("speed_mps", "accel_mps2", "yaw_rate_rps", "past_poses", "frame_times_s") if k not in batch]
-    if missing:
-        raise KeyError(f"action-model batch lacks ego-status entries {missing} (ego_status={config.ego_status!r})")
-    speed, accel = _current(batch["speed_mps"], "speed_mps"), _current(batch["accel_mps2"], "accel_mps2")
-    yaw_rate = _current(batch["yaw_rate_rps"], "yaw_rate_rps")
-    ego = ego_status_features(speed, accel, yaw_rate, batch["frame_times_s"], batch["past_poses"], config)
+    speed, accel, yaw_rate = batch.speed_mps, batch.accel_mps2, batch.yaw_rate_rps
+    ego = ego_status_features(speed, accel, yaw_rate, batch.frame_times_s, batch.past_poses, config)
     anchor = _anchor(speed, accel, yaw_rate, config)
     return ActionConditions(command, ego.to(command.device), None if anchor is None else anchor.to(command.device))
 

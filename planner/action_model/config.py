@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from configs import build
 from world_model.gpt.config import GPTConfig
 
 # observed: actions attend to the observed frames; imagine: also to n_imagined_frames frames the
@@ -27,7 +28,7 @@ NUM_COMMANDS = 3  # RIGHT 0, LEFT 1, STRAIGHT 2 (data.command.Command)
 
 @dataclass(frozen=True)
 class ActionModelConfig:
-    """Action model settings.
+    """Action model settings (`planner.action_model`; the defaults live in configs/planner_profile/).
 
     num_waypoints, waypoint_dt_s: K future waypoints every dt [s] (default 6 at 2 Hz = 3 s).
     predict_yaw: waypoints are (x, y, yaw) instead of (x, y).
@@ -57,28 +58,28 @@ class ActionModelConfig:
     the kinematic anchor (they grow like t^2).
     """
 
-    video_mode: str = "observed"
-    n_imagined_frames: int = 0
-    num_waypoints: int = 6
-    waypoint_dt_s: float = 0.5
-    predict_yaw: bool = False
-    expert_width_ratio: float = 0.25
-    dropout: float = 0.0
-    ego_status: str = "off"
-    ego_history_steps: int = 3
-    ego_history_dt_s: float = 0.5
-    position_scale_m: float = 70.0
-    yaw_scale_rad: float = 1.0
-    history_scale_m: float = 10.0
-    speed_scale_mps: float = 10.0
-    accel_scale_mps2: float = 2.0
-    yaw_rate_scale_rps: float = 0.5
-    time_min_period: float = 4e-3
-    time_max_period: float = 4.0
-    anchor: str = "none"
-    waypoint_scale_power: float = 0.0
-    observed_frames: int = 0
-    ego_features: str = "full"
+    video_mode: str
+    n_imagined_frames: int
+    num_waypoints: int
+    waypoint_dt_s: float
+    predict_yaw: bool
+    expert_width_ratio: float
+    dropout: float
+    ego_status: str
+    ego_history_steps: int
+    ego_history_dt_s: float
+    position_scale_m: float
+    yaw_scale_rad: float
+    history_scale_m: float
+    speed_scale_mps: float
+    accel_scale_mps2: float
+    yaw_rate_scale_rps: float
+    time_min_period: float
+    time_max_period: float
+    anchor: str
+    waypoint_scale_power: float
+    observed_frames: int
+    ego_features: str
 
     def __post_init__(self) -> None:
         if self.ego_features not in EGO_FEATURES:
@@ -154,8 +155,5 @@ class ActionModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ActionModelConfig":
-        """Rebuild from `to_dict` output; unknown keys are errors."""
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"ActionModelConfig: unknown fields {sorted(unknown)}")
-        return cls(**values)
+        """Rebuild from `to_dict` output (a checkpoint's JSON); unknown and missing keys are errors."""
+        return build(cls, values, "ActionModelConfig")

@@ -1,22 +1,20 @@
 """Thin Lightning module training the action model with flow matching.
 
-Batch (dict): "tokens" (B, T, h, w) int64 observed frames, the current one last (unused in
-no-video mode); "trajectory" (B, K, >=2) [m, m(, rad)] future waypoints in the current ego frame;
-"trajectory_valid" (B, K) bool (optional); "command" (B,); ego-status entries when used (see
-`conditions_from_batch`); "future_tokens" (B, >=N, h, w) optional, the true next frames standing in
-for imagined ones in imagine mode (teacher forcing; without them training imagines with the world
-model like inference does).
+Batches are `planner.batch.PlannerBatch`: the observed frames' tokens (unused in no-video mode),
+the logged future trajectory and its validity, the command and ego status, and in imagine mode
+optionally the true next frames standing in for imagined ones (teacher forcing; without them
+training imagines with the world model like inference does).
 
 The world model is frozen (eval mode, no gradients, video keys/values computed without a graph)
 unless `VAMOptimConfig.world_model_lr` is set. Flow noise and times come from the module's own
-torch.Generator; it, the CPU (and CUDA) RNG states are saved in checkpoints and restored on resume,
-so a resumed run continues bit-exactly (single process).
+torch.Generator (`checkpointed_generators`); the training loop saves it with the CPU (and CUDA) RNG
+states in every checkpoint, so a resumed run continues bit-exactly (single process).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import lightning as L
@@ -28,10 +26,10 @@ from planner.action_model.metrics import open_loop_metrics
 from planner.action_model.model import VideoActionModel
 from planner.action_model.normalization import trajectory_to_model
 from planner.action_model.sampling import sample_plans
+from planner.batch import PlannerBatch
 from planner.flow_matching import ODE_SOLVERS, RectifiedFlowPath, TimeSampler, flow_matching_loss
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
-from world_model.rng_state import load_rng_states, save_rng_states
 from world_model.schedule import WSDSchedule
 
 
@@ -40,11 +38,11 @@ class VAMOptimConfig:
     """AdamW at peak `lr` (expert) with the WSD schedule; world_model_lr None keeps the world model frozen."""
 
     schedule: WSDSchedule
-    lr: float = 1e-4
-    world_model_lr: float | None = None
-    weight_decay: float = 0.01
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
+    lr: float
+    world_model_lr: float | None
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0 or self.eps <= 0 or (self.world_model_lr is not None and self.world_model_lr <= 0):
@@ -70,13 +68,13 @@ class FlowTrainingConfig:
     eval_*: open-loop validation samples per window, ODE steps and solver.
     """
 
-    time_sampler: TimeSampler = field(default_factory=TimeSampler)
-    sigma_min: float = 1e-3
-    samples_per_window: int = 1
-    seed: int = 0
-    eval_samples: int = 10
-    eval_steps: int = 10
-    eval_solver: str = "euler"
+    time_sampler: TimeSampler
+    sigma_min: float
+    samples_per_window: int
+    seed: int
+    eval_samples: int
+    eval_steps: int
+    eval_solver: str
 
     def __post_init__(self) -> None:
         if self.samples_per_window < 1 or self.eval_samples < 1 or self.eval_steps < 1:
@@ -87,7 +85,7 @@ class FlowTrainingConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "FlowTrainingConfig":
         values = dict(values)
-        sampler = values.pop("time_sampler", TimeSampler())
+        sampler = values.pop("time_sampler")
         sampler = sampler if isinstance(sampler, TimeSampler) else TimeSampler(**sampler)
         return cls(time_sampler=sampler, **values)
 
@@ -108,7 +106,7 @@ class VAMLightningModule(L.LightningModule):
         world_model: GPTConfig | Mapping[str, Any],
         action_model: ActionModelConfig | Mapping[str, Any],
         optim: VAMOptimConfig | Mapping[str, Any],
-        flow: FlowTrainingConfig | Mapping[str, Any] = FlowTrainingConfig(),
+        flow: FlowTrainingConfig | Mapping[str, Any],
     ) -> None:
         super().__init__()
         gpt_config = world_model if isinstance(world_model, GPTConfig) else GPTConfig.from_dict(dict(world_model))
@@ -126,6 +124,7 @@ class VAMLightningModule(L.LightningModule):
         self.model = VideoActionModel(gpt_config, self.action_config)
         self.path = RectifiedFlowPath(self.flow_config.sigma_min)
         self.generator = torch.Generator().manual_seed(self.flow_config.seed)
+        self.checkpointed_generators = {"flow_generator": self.generator}  # saved in checkpoints by the training loop
         if self.model.world_model is not None and self.world_model_frozen:
             self.model.world_model.requires_grad_(False).eval()
 
@@ -147,39 +146,37 @@ class VAMLightningModule(L.LightningModule):
             self.model.world_model.eval()  # a frozen world model never runs dropout
         return self
 
-    def flow_loss(self, batch: Mapping[str, Any], generator: torch.Generator) -> torch.Tensor:
+    def flow_loss(self, batch: PlannerBatch, generator: torch.Generator) -> torch.Tensor:
         """Flow-matching loss of one batch with noise and times drawn from `generator`."""
         c = self.action_config
-        trajectory = batch["trajectory"]
+        trajectory = batch.trajectory
         if trajectory.ndim != 3 or trajectory.shape[1] != c.num_waypoints:
-            raise ValueError(f"batch['trajectory'] must be (B, {c.num_waypoints}, >=2), got {tuple(trajectory.shape)}")
+            raise ValueError(f"batch.trajectory must be (B, {c.num_waypoints}, >=2), got {tuple(trajectory.shape)}")
         batch_size, n_samples = trajectory.shape[0], self.flow_config.samples_per_window
         conditions = conditions_from_batch(batch, c).to(self.device)
         x1 = trajectory_to_model(trajectory.float(), c, conditions.anchor)[:, None].expand(-1, n_samples, -1, -1)  # (B, S, K, D)
-        valid = batch.get("trajectory_valid")
-        mask = None if valid is None else valid.bool()[:, None].expand(-1, n_samples, -1)  # (B, S, K)
+        mask = batch.trajectory_valid.bool()[:, None].expand(-1, n_samples, -1)  # (B, S, K)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.world_model_frozen):
-            video = self.model.context(batch.get("tokens"), batch.get("future_tokens"))
+            video = self.model.context(batch.tokens, batch.future_tokens)
         t = self.flow_config.time_sampler.sample((batch_size, n_samples), generator).to(self.device)
         noise = torch.randn(x1.shape, generator=generator, device=generator.device).to(self.device)
         sample = self.path.sample(x1, noise, t)
         return flow_matching_loss(self.model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity, mask)
 
-    def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: PlannerBatch, batch_idx: int) -> torch.Tensor:
         loss = self.flow_loss(batch, self.generator)
-        batch_size = batch["trajectory"].shape[0]
+        batch_size = len(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
         return loss
 
-    def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+    def validation_step(self, batch: PlannerBatch, batch_idx: int) -> None:
         f = self.flow_config
         # Fixed per-batch seeds: validation numbers do not depend on when or how often it runs.
         generator = torch.Generator().manual_seed(f.seed + 1_000_003 * (batch_idx + 1))
-        batch_size = batch["trajectory"].shape[0]
-        self.log("val/loss", self.flow_loss(batch, generator), prog_bar=True, batch_size=batch_size)
+        self.log("val/loss", self.flow_loss(batch, generator), prog_bar=True, batch_size=len(batch))
         plans = sample_plans(self.model, batch, f.eval_samples, f.eval_steps, f.eval_solver, generator)  # (B, S, K, 2)
-        metrics = open_loop_metrics(plans, batch["trajectory"][..., :2].to(plans.device), batch.get("trajectory_valid"), self.action_config.waypoint_dt_s)
+        metrics = open_loop_metrics(plans, batch.trajectory[..., :2].to(plans.device), batch.trajectory_valid, self.action_config.waypoint_dt_s)
         for name, value in metrics.items():
             if value.count:
                 self.log(f"val/{name}", value.mean, batch_size=value.count)
@@ -204,9 +201,3 @@ class VAMLightningModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        save_rng_states(checkpoint, {"flow_generator": self.generator})
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        load_rng_states(checkpoint, {"flow_generator": self.generator})

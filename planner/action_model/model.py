@@ -12,6 +12,8 @@ The expert weights have the same shapes in every mode, so one checkpoint format 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn as nn
 
@@ -51,6 +53,17 @@ class VideoActionModel(nn.Module):
         if model.world_model is not None:
             model.world_model.load_state_dict(gpt.state_dict())
         return model.to(next(gpt.parameters()).device)
+
+    def with_video_mode(self, video_mode: str, n_imagined_frames: int) -> "VideoActionModel":
+        """The same weights in another video mode (observed <-> imagine; the expert's weights have the
+        same shapes in both), in eval mode. 'none' cannot be reached from a video model (nor the
+        reverse): its expert never learned to plan without video, so that needs its own checkpoint."""
+        if (video_mode == "none") != (not self.config.uses_video):
+            raise ValueError(f"cannot run a video_mode={self.config.video_mode!r} checkpoint in video_mode={video_mode!r}; train one for it")
+        config = replace(self.config, video_mode=video_mode, n_imagined_frames=int(n_imagined_frames) if video_mode == "imagine" else 0)
+        switched = VideoActionModel(self.world_model_config, config)
+        switched.load_state_dict(self.state_dict())
+        return switched.to(next(self.parameters()).device).eval()
 
     @property
     def n_observed_frames(self) -> int:

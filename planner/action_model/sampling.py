@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,6 +11,9 @@ from planner.action_model.model import VideoActionModel
 from planner.action_model.normalization import trajectory_from_model
 from planner.action_model.video_stream import VideoContext
 from planner.flow_matching import solve_ode
+
+if TYPE_CHECKING:
+    from planner.batch import PlannerBatch
 
 
 @torch.no_grad()
@@ -49,21 +51,21 @@ def sample_trajectories(
 @torch.no_grad()
 def sample_plans(
     model: VideoActionModel,
-    batch: Mapping[str, Any],
+    batch: "PlannerBatch",
     n_samples: int,
     n_steps: int = 10,
     solver: str = "euler",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Planned positions (B, S, K, 2) [m] for a batch ("tokens" (B, T, h, w) unless video_mode is
-    'none', "command", and the ego-status entries when used; see `conditions_from_batch`).
+    """Planned positions (B, S, K, 2) [m] for a batch of planner windows (its tokens unless
+    video_mode is 'none', its command and ego status; see `conditions_from_batch`).
 
-    Imagine mode always imagines with the world model here (never reads "future_tokens").
+    Imagine mode always imagines with the world model here (never reads batch.future_tokens).
     """
     if generator is None:
         raise ValueError("sample_plans needs an explicit torch.Generator")
     device = next(model.expert.parameters()).device
     conditions = conditions_from_batch(batch, model.config)
-    tokens = batch.get("tokens") if model.config.uses_video else None
+    tokens = batch.tokens if model.config.uses_video else None
     video = model.context(None if tokens is None else tokens.to(device))
     return sample_trajectories(model, video, conditions, n_samples, n_steps, solver, generator)[..., :2]

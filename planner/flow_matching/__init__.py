@@ -12,10 +12,11 @@ and sampling integrates the learned velocity from noise with `solve_ode`.
 from planner.flow_matching.loss import flow_matching_loss
 from planner.flow_matching.path import PathSample, RectifiedFlowPath
 from planner.flow_matching.solver import ODE_SOLVERS, solve_ode
-from planner.flow_matching.time_sampler import TIME_LAWS, TimeSampler
+from planner.flow_matching.time_sampler import PI0_TIME_SAMPLER, TIME_LAWS, TimeSampler
 
 __all__ = [
     "ODE_SOLVERS",
+    "PI0_TIME_SAMPLER",
     "PathSample",
     "RectifiedFlowPath",
     "TIME_LAWS",

@@ -20,13 +20,14 @@ TIME_LAWS = ("beta", "uniform", "logit_normal")
 
 @dataclass(frozen=True)
 class TimeSampler:
-    """A law of t; see the module docstring for each law's parameters."""
+    """A law of t; see the module docstring for each law's parameters (`planner.flow.time_sampler`;
+    the defaults live in configs/planner_profile/, `PI0_TIME_SAMPLER` is the reference's law)."""
 
-    law: str = "beta"
-    beta_alpha: float = 1.5
-    t_max: float = 0.999
-    logit_mean: float = 0.0
-    logit_std: float = 1.0
+    law: str
+    beta_alpha: float
+    t_max: float
+    logit_mean: float
+    logit_std: float
 
     def __post_init__(self) -> None:
         if self.law not in TIME_LAWS:
@@ -51,3 +52,7 @@ class TimeSampler:
             return torch.sigmoid(self.logit_mean + self.logit_std * normal)
         beta = torch.rand(shape, generator=generator, device=device).pow(1.0 / self.beta_alpha)  # ~ Beta(alpha, 1)
         return self.t_max * (1.0 - beta)
+
+
+# The reference's (pi0 / VaVAM) law: beta with alpha 1.5 and t_max 0.999.
+PI0_TIME_SAMPLER = TimeSampler(law="beta", beta_alpha=1.5, t_max=0.999, logit_mean=0.0, logit_std=1.0)

@@ -28,7 +28,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 
-from planner.contract import Planner
+from contract import EpisodeInfo, Planner
 from planner.server.episode import BufferConfig, EpisodeBuffer
 from planner.server.schema import RequestError, infer_response, parse_infer_request, parse_json_object
 from planner.server.trajectory import PlanConversionError, plan_to_neuroncap
@@ -107,7 +107,7 @@ class _Session:
                 log.exception("planner %s raised at t=%.2f s", self.planner.name, observation.time_s)
                 raise _PlannerFailure(f"planner {self.planner.name!r} raised {type(exc).__name__}: {exc}") from exc
             try:
-                trajectory = plan_to_neuroncap(plan)
+                trajectory = plan_to_neuroncap(plan, self.planner.num_waypoints, self.planner.plan_dt_s)
             except PlanConversionError as exc:
                 log.error("planner %s returned an unusable plan: %s", self.planner.name, exc)
                 raise _PlannerFailure(f"planner {self.planner.name!r} returned an unusable plan: {exc}") from exc
@@ -117,7 +117,7 @@ class _Session:
         self.buffer = EpisodeBuffer(self.config.buffer_config())
         self.episodes += 1
         try:
-            self.planner.reset({"source": "neuroncap", "episode": self.episodes})
+            self.planner.reset(EpisodeInfo(f"neuroncap/{self.episodes}"))
         except Exception as exc:  # noqa: BLE001 - a planner failure is a 500, never a crash
             log.exception("planner %s raised in reset", self.planner.name)
             self.needs_planner_reset = True  # try again at the next /reset or /infer
@@ -297,7 +297,7 @@ def make_server(
     Privileged planners are refused: NeuroNCAP sends no ground truth.
     """
     if not isinstance(planner, Planner):
-        raise TypeError(f"make_server needs a planner.contract.Planner, got {type(planner).__name__}")
+        raise TypeError(f"make_server needs a contract.Planner, got {type(planner).__name__}")
     if planner.privileged:
         raise ValueError(f"planner {planner.name!r} is privileged (reads ground truth); NeuroNCAP provides none")
     return NeuroNcapServer((host, port), planner, config or ServerConfig())
@@ -337,41 +337,3 @@ def server_config_from(cfg: Mapping[str, Any]) -> ServerConfig:
     if "frame_hw" in kwargs:
         kwargs["frame_hw"] = tuple(int(v) for v in kwargs["frame_hw"])
     return ServerConfig(**kwargs)
-
-
-def run(cfg: Any) -> None:
-    """`foresight serve` entry point: build the planner by name and serve it until SIGINT / SIGTERM.
-
-    Keys: planner (registry name, e.g. "constant_velocity"; "vam" later), host ("127.0.0.1"; use
-    "0.0.0.0" when NeuroNCAP runs in another container), port (9000, NeuroNCAP's default), the
-    planner's own keys (checkpoint=..., num_waypoints, plan_dt_s; the whole mapping is passed to
-    `planner.registry.build_planner`), and the ServerConfig fields camera, num_frames, history_s,
-    frame_hw, max_body_bytes, max_image_pixels, request_timeout_s (absent or null: the defaults).
-    """
-    planner, host, port, config = from_config(cfg)
-    serve(planner, host=host, port=port, config=config)
-
-
-def from_config(cfg: Any) -> tuple[Planner, str, int, ServerConfig]:
-    """(planner, host, port, ServerConfig) from the keys `run` documents."""
-    from planner.registry import build_planner
-
-    mapping = _to_dict(cfg)
-    if not mapping.get("planner"):
-        raise ValueError("serve: key `planner` is required (e.g. planner=constant_velocity)")
-    planner = build_planner(str(mapping["planner"]), mapping)
-    host = str(mapping.get("host") or "127.0.0.1")
-    port = int(mapping["port"]) if mapping.get("port") is not None else DEFAULT_PORT
-    if not 0 <= port <= 65535:
-        raise ValueError(f"serve: port must be in [0, 65535], got {port}")
-    return planner, host, port, server_config_from(mapping)
-
-
-def _to_dict(cfg: Any) -> dict[str, Any]:
-    if isinstance(cfg, Mapping):
-        return dict(cfg)
-    from omegaconf import DictConfig, OmegaConf
-
-    if isinstance(cfg, DictConfig):
-        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    raise TypeError(f"serve: cfg must be a mapping or DictConfig, got {type(cfg).__name__}")

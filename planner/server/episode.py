@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract import Observation, world_to_ego
 from data.image import resize_rgb
 from data.schema import CameraIntrinsics
-from planner.contract import Observation, world_to_ego
 from planner.server.schema import InferRequest, RequestError
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.contract import Plan, validate_plan
+from contract import Plan, validate_plan
 from planner.server.schema import NEURONCAP_DT_S, NEURONCAP_NUM_WAYPOINTS
 
 
@@ -18,11 +18,13 @@ class PlanConversionError(ValueError):
     """The plan cannot be executed or does not reach the horizon NeuroNCAP asks for."""
 
 
-def plan_to_neuroncap(plan: object, num_waypoints: int = NEURONCAP_NUM_WAYPOINTS, dt_s: float = NEURONCAP_DT_S) -> np.ndarray:
-    """(num_waypoints, 2) [m] positions at dt_s, 2 dt_s, ... from a planner's output."""
+def plan_to_neuroncap(plan: object, expected_k: int, expected_dt_s: float, num_waypoints: int = NEURONCAP_NUM_WAYPOINTS,
+                      dt_s: float = NEURONCAP_DT_S) -> np.ndarray:
+    """(num_waypoints, 2) [m] positions at dt_s, 2 dt_s, ... from a planner's output, which must have
+    the expected_k waypoints every expected_dt_s [s] that its planner declares."""
     if not isinstance(plan, Plan):
         raise PlanConversionError(f"planner returned {type(plan).__name__}, not a Plan")
-    reason = validate_plan(plan, expected_k=plan.num_waypoints)
+    reason = validate_plan(plan, expected_k=expected_k, expected_dt_s=expected_dt_s)
     if reason is not None:
         raise PlanConversionError(reason)
     plan_times = np.concatenate([[0.0], plan.times_s])

@@ -13,19 +13,19 @@ from sim_eval.world.route import Route
 
 @dataclass(frozen=True)
 class IDMParams:
-    """IDM parameters (nuPlan defaults). max_decel_mps2 bounds the emergency braking IDM may ask
-    for; lookahead_m is how far along its path an agent looks; lateral_margin_m widens the agent's
-    path on each side when deciding whether an object is in the way."""
+    """IDM parameters (NUPLAN_IDM: nuPlan's defaults). max_decel_mps2 bounds the emergency braking
+    IDM may ask for; lookahead_m is how far along its path an agent looks; lateral_margin_m widens
+    the agent's path on each side when deciding whether an object is in the way."""
 
-    max_desired_speed_mps: float = 10.0
-    min_gap_m: float = 1.0
-    headway_s: float = 1.5
-    max_accel_mps2: float = 1.0
-    comfortable_decel_mps2: float = 2.0
-    exponent: float = 4.0
-    max_decel_mps2: float = 8.0
-    lookahead_m: float = 60.0
-    lateral_margin_m: float = 0.3
+    max_desired_speed_mps: float
+    min_gap_m: float
+    headway_s: float
+    max_accel_mps2: float
+    comfortable_decel_mps2: float
+    exponent: float
+    max_decel_mps2: float
+    lookahead_m: float
+    lateral_margin_m: float
 
     def __post_init__(self) -> None:
         for name, value in self.__dict__.items():
@@ -33,6 +33,20 @@ class IDMParams:
                 raise ValueError(f"IDMParams.{name} must be finite and > 0, got {value}")
         if self.lateral_margin_m < 0:
             raise ValueError("IDMParams.lateral_margin_m must be >= 0")
+
+
+NUPLAN_IDM = IDMParams(
+    max_desired_speed_mps=10.0,
+    min_gap_m=1.0,
+    headway_s=1.5,
+    max_accel_mps2=1.0,
+    comfortable_decel_mps2=2.0,
+    exponent=4.0,
+    max_decel_mps2=8.0,
+    lookahead_m=60.0,
+    lateral_margin_m=0.3,
+)
+"""nuPlan's default IDM parameters: the traffic agents' model."""
 
 
 def idm_acceleration(

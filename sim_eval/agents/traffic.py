@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from sim_eval.agents.idm import (
+    NUPLAN_IDM,
     IDMParams,
     anticipated_desired_speed,
     find_path_leaders,
@@ -33,7 +34,7 @@ class TrafficSim:
         vehicles: Sequence[VehicleAgent],
         pedestrians: Sequence[Pedestrian] = (),
         lights: TrafficLights = TrafficLights(),
-        params: IDMParams = IDMParams(),
+        params: IDMParams = NUPLAN_IDM,
         dt_s: float = 0.1,
         start_time_s: float = 0.0,
     ) -> None:

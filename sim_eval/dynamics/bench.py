@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from planner.contract import Plan
+from contract import Plan
 from sim_eval.dynamics.lqr_tracker import LQRTracker
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle

@@ -35,8 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from contract.vehicle import VehicleParameters
 from sim_eval.dynamics.reference import ReferenceTrajectory
-from sim_eval.dynamics.vehicle import EgoState, VehicleParameters, wrap_angle
+from sim_eval.dynamics.vehicle import EgoState, wrap_angle
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import CubicSpline, PchipInterpolator
 
-from planner.contract import Plan, ego_to_world
+from contract import Plan, ego_to_world
 
 # Waypoints within this distance of the previous distinct one add no geometry: a stopped plan repeats a
 # point, and a learned planner jitters by centimetres around it (a tangent through that jitter is noise).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -10,15 +11,34 @@ from sim_eval.metrics.ncap import hierarchical_mean
 from sim_eval.metrics.scenario_score import SUBMETRIC_NAMES, ScenarioScore
 
 
-def aggregate(scores: Sequence[ScenarioScore]) -> dict[str, object]:
-    """Suite summary.
+@dataclass(frozen=True)
+class SuiteMetrics:
+    """A suite's summary.
 
-    Keys: score (mean scenario score, 0-1); ncap_score (0-5, NeuroNCAP aggregation over the runs
-    that carry one: per scenario, per type, then over types; None when no run does);
-    collision_rate (0-1, share of runs with any ego-agent contact; aggregated like ncap_score
-    when every run is an NCAP run); submetrics (mean of each sub-score, plus failure_rate and,
-    for NCAP runs, "ncap_score/<type>" and "collision_rate/<type>"); episodes (ScenarioScore.to_dict rows).
+    score: mean scenario score (0-1); ncap_score: 0-5, NeuroNCAP aggregation over the runs that
+    carry one (per scenario, per type, then over types; None when no run does); collision_rate: 0-1,
+    share of runs with any ego-agent contact (aggregated like ncap_score when every run is an NCAP
+    run); submetrics: mean of each sub-score, plus failure_rate and, for NCAP runs,
+    "ncap_score/<type>" and "collision_rate/<type>"; episodes: one row per run
+    (`ScenarioScore.to_dict`, plus whatever the evaluation adds).
     """
+
+    score: float
+    ncap_score: float | None
+    collision_rate: float
+    submetrics: dict[str, float]
+    episodes: list[dict[str, Any]]
+
+    @property
+    def failure_rate(self) -> float:
+        return self.submetrics["failure_rate"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def aggregate(scores: Sequence[ScenarioScore]) -> SuiteMetrics:
+    """The SuiteMetrics of a suite's runs."""
     if not scores:
         raise ValueError("aggregate: no scenario scores")
     submetrics: dict[str, float] = {
@@ -39,10 +59,10 @@ def aggregate(scores: Sequence[ScenarioScore]) -> dict[str, object]:
         for scenario_type in ncap.per_type:
             submetrics[f"ncap_score/{scenario_type}"] = ncap.per_type[scenario_type]
             submetrics[f"collision_rate/{scenario_type}"] = collisions.per_type[scenario_type]
-    return {
-        "score": float(np.mean([row.score for row in scores])),
-        "ncap_score": ncap_score,
-        "collision_rate": collision_rate,
-        "submetrics": submetrics,
-        "episodes": [row.to_dict() for row in scores],
-    }
+    return SuiteMetrics(
+        score=float(np.mean([row.score for row in scores])),
+        ncap_score=ncap_score,
+        collision_rate=collision_rate,
+        submetrics=submetrics,
+        episodes=[row.to_dict() for row in scores],
+    )

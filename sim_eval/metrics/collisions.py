@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contract.footprint import FRONT_LEFT, FRONT_RIGHT, convex_overlap
 from sim_eval.metrics.episode_log import EpisodeLog
-from sim_eval.metrics.footprint import FRONT_LEFT, FRONT_RIGHT, convex_overlap
 from sim_eval.metrics.map_query import MapQuery
 
 STOPPED_SPEED_THRESHOLD_MPS = 5e-2  # nuPlan: speeds at or below this count as stopped

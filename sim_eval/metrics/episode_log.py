@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim_eval.metrics.footprint import box_corners
+from contract.footprint import box_corners
 
 AGENT_KINDS = ("vehicle", "pedestrian", "bicycle", "static")
 _UNIFORM_DT_RTOL = 1e-3

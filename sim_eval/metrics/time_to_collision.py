@@ -7,6 +7,7 @@ from typing import Iterable
 
 import numpy as np
 
+from contract.footprint import box_corners, convex_overlap
 from sim_eval.metrics.collisions import (
     AHEAD_ANGLE_DEG,
     BEHIND_ANGLE_DEG,
@@ -14,7 +15,6 @@ from sim_eval.metrics.collisions import (
     relative_angle_rad,
 )
 from sim_eval.metrics.episode_log import EpisodeLog
-from sim_eval.metrics.footprint import box_corners, convex_overlap
 
 TIME_STEP_S = 0.1
 TIME_HORIZON_S = 3.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.vehicle import VehicleParameters
 from sim_eval.agents.pedestrian import Pedestrian
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
 from sim_eval.scenarios.placement import (
@@ -22,7 +23,6 @@ from sim_eval.scenarios.scenario import Goal, Scenario
 from sim_eval.world.generator import generate_map, sample_straight_layout
 from sim_eval.world.polyline import Polyline
 from sim_eval.world.route import build_route
-from sim_eval.dynamics.vehicle import VehicleParameters
 
 HAZARD_VARIANTS = ("lead_brake", "pedestrian_crossing", "cut_in")
 HAZARD_DURATION_S = 12.0

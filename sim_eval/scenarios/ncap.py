@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.footprint import convex_overlap
+from contract.vehicle import VehicleParameters
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
 from sim_eval.scenarios.placement import (
     AgentIds,
@@ -28,8 +30,6 @@ from sim_eval.scenarios.scenario import EgoStart, Goal, NcapInfo, Scenario
 from sim_eval.world.generator import connector_path, generate_map, sample_straight_layout
 from sim_eval.world.polyline import Polyline
 from sim_eval.world.route import Route, build_route
-from sim_eval.dynamics.vehicle import VehicleParameters
-from sim_eval.metrics.footprint import convex_overlap
 from sim_eval.world.state import box_corners_xy
 
 NCAP_SUITE_SIZES = {"ncap_stationary": 10, "ncap_frontal": 5, "ncap_side": 5}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from contract.vehicle import VehicleParameters
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
-from sim_eval.dynamics.vehicle import VehicleParameters
 from sim_eval.scenarios.placement import (
     AgentIds,
     car_size,

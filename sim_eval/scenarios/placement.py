@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from contract.vehicle import VehicleParameters
 from sim_eval.agents.vehicle import VehicleAgent
 from sim_eval.scenarios.scenario import EgoStart
 from sim_eval.world.generator import GeneratedMap
 from sim_eval.world.polyline import Polyline
 from sim_eval.world.route import Route, build_route
-from sim_eval.dynamics.vehicle import VehicleParameters
 
 CAR_LENGTH_RANGE_M = (4.2, 5.0)
 CAR_WIDTH_RANGE_M = (1.8, 2.0)

@@ -7,14 +7,14 @@ from typing import Literal
 
 import numpy as np
 
-from sim_eval.agents.idm import IDMParams
+from contract.vehicle import VehicleParameters
+from sim_eval.agents.idm import NUPLAN_IDM, IDMParams
 from sim_eval.agents.pedestrian import Pedestrian
 from sim_eval.agents.traffic import TrafficSim
 from sim_eval.agents.vehicle import VehicleAgent
 from sim_eval.world.generator import GeneratedMap
 from sim_eval.world.road_map import RoadMap
 from sim_eval.world.route import Route
-from sim_eval.dynamics.vehicle import VehicleParameters
 from sim_eval.world.state import EgoBox, WorldState
 from sim_eval.world.traffic_light import TrafficLights
 
@@ -125,7 +125,7 @@ class Scenario:
         e = self.ego_start
         return EgoBox.from_rear_axle(e.x_m, e.y_m, e.yaw_rad, e.speed_mps, self.ego_vehicle)
 
-    def make_traffic(self, dt_s: float = 0.1, params: IDMParams = IDMParams()) -> TrafficSim:
+    def make_traffic(self, dt_s: float = 0.1, params: IDMParams = NUPLAN_IDM) -> TrafficSim:
         """A fresh simulation of every non-ego road user and light, at t = 0."""
         return TrafficSim(self.vehicles, self.pedestrians, self.lights, params=params, dt_s=dt_s)
 

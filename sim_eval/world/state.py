@@ -1,6 +1,6 @@
 """Plain containers for the world at one instant: other road users as arrays, the ego as a box.
 
-Footprint corners follow sim_eval.metrics.footprint (front-left, rear-left, rear-right, front-right);
+Footprint corners follow contract.footprint (front-left, rear-left, rear-right, front-right);
 the ego's geometry is sim_eval.dynamics.vehicle.VehicleParameters, so there is one source for both."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Literal
 
 import numpy as np
 
-from sim_eval.dynamics.vehicle import VehicleParameters
-from sim_eval.metrics.footprint import box_corners
+from contract.footprint import box_corners
+from contract.vehicle import VehicleParameters
 
 AgentKind = Literal["vehicle", "pedestrian", "obstacle"]
 AGENT_KINDS: tuple[str, ...] = ("vehicle", "pedestrian", "obstacle")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import sqlite3
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from configs import compose
 from data.command import Command
 from data.errors import DataError, EmptySourceError, MissingTableError
 from data.restricted_unpickle import UnsafePickleError, restricted_loads
@@ -158,9 +160,16 @@ def test_real_log_boxes_come_from_the_labelled_sweep_of_each_frame(fixture_store
     }
 
 
+def test_settings_come_from_the_yaml():
+    assert all(f.default is MISSING for f in fields(NuplanSettings))  # configs/data/nuplan.yaml holds them
+    assert NuplanSettings.default(camera="CAM_B0") == NuplanSettings.from_cfg(compose("data/nuplan", ["camera=CAM_B0"]))
+    with pytest.raises(TypeError, match="fsp"):
+        NuplanSettings.default(fsp=10.0)
+
+
 def test_camera_slower_than_fps_is_refused(tmp_path):
     root = shared_data("nuplan-scene-0916")
-    settings = NuplanSettings(fps=10.0, height=72, width=128)
+    settings = NuplanSettings.default(fps=10.0, height=72, width=128)
     with pytest.raises(DataError, match=r"n015-.*CAM_F0 runs at 2\.00 Hz"):
         load_log(root / f"{FIXTURE_LOG}.db", root / "sensor_blobs", settings, lambda p, r: None)
 
@@ -287,7 +296,7 @@ def test_missing_table_skips_that_log_and_the_folder_converts(tmp_path):
     assert "'ego_pose'" in reasons["a_no_poses"] and "a_no_poses.db" in reasons["a_no_poses"]
     assert "c_garbage.db is not a readable SQLite database" in reasons["c_garbage"]
     with pytest.raises(MissingTableError, match="ego_pose"):
-        load_log(logs / "a_no_poses.db", sensor_root, NuplanSettings(), lambda p, r: None)
+        load_log(logs / "a_no_poses.db", sensor_root, NuplanSettings.default(), lambda p, r: None)
 
 
 def test_malicious_camera_blob_skips_the_log_without_running_it(tmp_path):
@@ -304,9 +313,9 @@ def test_log_without_camera_images_is_an_empty_source(tmp_path):
     sensor_root = tmp_path / "sensor_blobs"
     write_straight_log(tmp_path / "blind.db", sensor_root, n_images=0)
     with pytest.raises(EmptySourceError, match=r"blind\.db: no CAM_F0 images"):
-        load_log(tmp_path / "blind.db", sensor_root, NuplanSettings(), lambda p, r: None)
+        load_log(tmp_path / "blind.db", sensor_root, NuplanSettings.default(), lambda p, r: None)
     with pytest.raises(EmptySourceError, match=r"blind\.db: no CAM_B0 camera"):
-        load_log(tmp_path / "blind.db", sensor_root, NuplanSettings(camera="CAM_B0"), lambda p, r: None)
+        load_log(tmp_path / "blind.db", sensor_root, NuplanSettings.default(camera="CAM_B0"), lambda p, r: None)
 
 
 def test_rerun_resumes_without_duplicates(tmp_path):

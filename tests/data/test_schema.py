@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from data.command import Command, command_from_route
-from data.ego_motion import PoseStream, to_ego_frame, from_ego_frame, yaw_from_quaternion_wxyz
+from data.ego_motion import PoseStream, from_ego_frame, to_ego_frame, yaw_from_quaternion_wxyz
 from data.schema import CameraIntrinsics, Clip
 from tests.conftest import turning_clip
 

@@ -1,8 +1,7 @@
 import json
 
-import pytest
-
 import cv2
+import pytest
 
 from data.store import ClipStoreWriter
 from foresight.cli import main, run_subcommand

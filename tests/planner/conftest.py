@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from foresight.cli import main, run_subcommand
+from tests.settings import ONE_SAMPLE, action_config, time_sampler
 
 IMAGE_H, IMAGE_W = 32, 64
 TRAIN_STEPS = 4
@@ -32,11 +33,11 @@ def train_args(p: TinyPipeline, out: Path, *extra: str) -> list[str]:
     """`foresight train planner ...` arguments for a few-step CPU run on the tiny pipeline."""
     return [
         "train", "planner", f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.clips}", f"tokens={p.tokens}",
-        f"out={out}", "accelerator=cpu", f"planner.train.max_steps={TRAIN_STEPS}", "planner.train.batch_size=4",
+        f"out={out}", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.progress_bar=false", f"planner.train.max_steps={TRAIN_STEPS}", "planner.train.batch_size=4",
         "planner.train.val_every_n_steps=2", "planner.train.plot_every_n_steps=2", "planner.train.checkpoint_every_n_steps=2",
         "planner.train.log_every_n_steps=1", "planner.train.val_fraction=0.34", "planner.train.val_max_windows=8",
         "planner.train.plot_windows=2", "planner.flow.samples_per_window=2", "planner.flow.eval_samples=3", "planner.flow.eval_steps=2",
-        "planner.ego_mlp.steps=30", "planner.ego_mlp.hidden_width=32", "planner.train.precision=32-true", *extra,
+        "planner.ego_mlp.steps=30", "planner.ego_mlp.hidden_width=32", "trainer.precision=32-true", *extra,
     ]  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     from world_model.gpt import GPT, GPTConfig
     from world_model.tokenizer import export_tokenizer, load_image_tokenizer
     from world_model.tokenizer.model import ConvTokenizer, tokenizer_config
-    from world_model.tokens.tokenize import run_tokenize
+    from world_model.tokens.tokenize import TokenizeConfig, run_tokenize
 
     root = tmp_path_factory.mktemp("planner_pipeline")
     size = [f"height={IMAGE_H}", f"width={IMAGE_W}"]
@@ -55,7 +56,7 @@ def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     torch.manual_seed(0)
     tokenizer = ConvTokenizer(tokenizer_config("tiny", base_channels=8)).eval()
     export_tokenizer(tokenizer, root / "tokenizer")
-    run_tokenize({"clips": str(root / "clips"), "tokenizer": str(root / "tokenizer"), "out": str(root / "tokens"), "num_workers": 0})
+    run_tokenize(TokenizeConfig.default(root / "clips", root / "tokenizer", root / "tokens", num_workers=0))
     grid = (IMAGE_H // tokenizer.downsample_factor, IMAGE_W // tokenizer.downsample_factor)
     gpt = GPT(GPTConfig(vocab_size=tokenizer.codebook_size, tokens_h=grid[0], tokens_w=grid[1], max_frames=3, n_layer=2, n_head=2, n_embd=32))
     identity = load_image_tokenizer(root / "tokenizer").identity
@@ -75,11 +76,11 @@ def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, se
     """Teach an action model's expert to drive straight on at the ego's current speed whatever the
     video (windows drawn from token_windows (N, T, h, w)) and command, so its plans are valid."""
     from planner.action_model import ActionConditions, ego_status_features, trajectory_to_model
-    from planner.flow_matching import RectifiedFlowPath, TimeSampler, flow_matching_loss
+    from planner.flow_matching import RectifiedFlowPath, flow_matching_loss
 
     g = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.expert.parameters(), lr=3e-3, weight_decay=0.0)
-    path, time_sampler = RectifiedFlowPath(), TimeSampler()
+    path, times = RectifiedFlowPath(), time_sampler()
     k = torch.arange(1, model.config.num_waypoints + 1, dtype=torch.float32)
     history_times = torch.tensor([-1.5, -1.0, -0.5, 0.0]).expand(32, 4)
     for _ in range(steps):
@@ -91,7 +92,7 @@ def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, se
         with torch.no_grad():
             tokens = token_windows[torch.randint(0, len(token_windows), (32,), generator=g)]
             video = model.context(tokens) if model.world_model is not None else None
-        t, noise = time_sampler.sample((32, 1), g), torch.randn(x1.shape, generator=g)
+        t, noise = times.sample((32, 1), g), torch.randn(x1.shape, generator=g)
         sample = path.sample(x1, noise, t)
         loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity)
         optimizer.zero_grad()
@@ -104,7 +105,7 @@ def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, se
 def speed_keeping_planner(tiny_pipeline, tmp_path_factory) -> Path:
     """An exported planner (observed video, ego-status token) that keeps its speed, naming the
     pipeline's tokenizer by absolute path, with an ego MLP beside it; valid plans in closed loop."""
-    from planner.action_model import ActionModelConfig, VideoActionModel, export_vam
+    from planner.action_model import VideoActionModel, export_vam
     from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
     from planner.ego_mlp import EgoMLPConfig, export_ego_mlp, train_ego_mlp
     from world_model.artifact import load_world_model
@@ -113,12 +114,11 @@ def speed_keeping_planner(tiny_pipeline, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("speed_keeping") / "vam"
     torch.manual_seed(0)
     gpt = load_world_model(tiny_pipeline.world_model).model
-    config = ActionModelConfig(ego_status="token", expert_width_ratio=0.5, position_scale_m=20.0)
+    config = action_config(ego_status="token", expert_width_ratio=0.5, position_scale_m=20.0)
     windows = PlannerWindowDataset(tiny_pipeline.clips, tiny_pipeline.tokens, PlannerWindowSpec(n_observed_frames=gpt.config.max_frames))
-    token_windows = torch.stack([windows[i]["tokens"] for i in range(len(windows))])
+    token_windows = torch.stack([windows[i].tokens for i in range(len(windows))])
     model = train_to_keep_speed(VideoActionModel.from_world_model(gpt, config), token_windows)
     identity = load_image_tokenizer(tiny_pipeline.tokenizer).identity
-    export_vam(model, out, tokenizer=identity, extra={"tokenizer_path": str(tiny_pipeline.tokenizer.resolve()), "frame_period_s": 0.5,
-                                                      "inference": {"n_steps": 10, "solver": "euler"}})
+    export_vam(model, out, 0.5, ONE_SAMPLE, tokenizer=identity, tokenizer_path=str(tiny_pipeline.tokenizer.resolve()))
     export_ego_mlp(train_ego_mlp(windows, EgoMLPConfig(features=config, hidden_width=64), steps=400, batch_size=64, lr=3e-3), out)
     return out

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from planner.action_model import ActionConditions, ActionModelConfig, VideoActionModel, sample_trajectories, trajectory_to_model
-from planner.flow_matching import RectifiedFlowPath, TimeSampler, flow_matching_loss
+from planner.action_model import ActionConditions, VideoActionModel, sample_trajectories, trajectory_to_model
+from planner.flow_matching import RectifiedFlowPath, flow_matching_loss
+from tests.settings import action_config, time_sampler
 from world_model.gpt import GPTConfig
 
 torch.set_num_threads(1)
@@ -24,10 +25,10 @@ def expert_trajectories(command: torch.Tensor) -> torch.Tensor:
 def test_tiny_model_learns_to_turn_on_command():
     torch.manual_seed(0)
     gpt = GPTConfig(vocab_size=16, tokens_h=2, tokens_w=2, max_frames=2, n_layer=2, n_head=2, n_embd=64)
-    model = VideoActionModel(gpt, ActionModelConfig(expert_width_ratio=0.5))
+    model = VideoActionModel(gpt, action_config(expert_width_ratio=0.5))
     model.world_model.requires_grad_(False).eval()  # frozen world model
     optimizer = torch.optim.AdamW(model.expert.parameters(), lr=3e-3, weight_decay=0.0)
-    path, time_sampler = RectifiedFlowPath(), TimeSampler("beta")
+    path, times = RectifiedFlowPath(), time_sampler("beta")
     g = torch.Generator().manual_seed(1)
     losses = []
     for _ in range(200):
@@ -36,7 +37,7 @@ def test_tiny_model_learns_to_turn_on_command():
             video = model.encode_video(torch.randint(0, 16, (64, 2, 2, 2), generator=g))  # noise frames
         x1 = trajectory_to_model(expert_trajectories(command), model.config)[:, None]  # (B, 1, K, 2)
         # The training step: draw t and noise, take the path sample, regress its velocity.
-        t, noise = time_sampler.sample((64, 1), g), torch.randn(x1.shape, generator=g)
+        t, noise = times.sample((64, 1), g), torch.randn(x1.shape, generator=g)
         sample = path.sample(x1, noise, t)
         loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, ActionConditions(command)), sample.velocity)
         optimizer.zero_grad()

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from planner.action_model import ActionModelConfig, sample_plans
-from planner.action_model.lightning_module import FlowTrainingConfig, VAMLightningModule, VAMOptimConfig
-from planner.flow_matching import TimeSampler
+from foresight.training.rng_state import RngStateCheckpoint
+from planner.action_model import sample_plans
+from planner.action_model.lightning_module import VAMLightningModule
+from planner.batch import PlannerBatch, planner_loader
+from tests.settings import action_config, flow_config, planner_batch, vam_optim, wsd
 from world_model.gpt import GPT, GPTConfig
-from world_model.schedule import WSDSchedule
 
 torch.set_num_threads(1)
 
 GPT_CONFIG = GPTConfig(vocab_size=20, tokens_h=2, tokens_w=2, max_frames=3, n_layer=2, n_head=2, n_embd=32, dropout=0.1)
-ACTION = ActionModelConfig(expert_width_ratio=0.5, ego_status="token", dropout=0.1)
-OPTIM = VAMOptimConfig(schedule=WSDSchedule(total_steps=6, warmup_frac=1 / 3, decay_frac=1 / 3), lr=3e-3)
-FLOW = FlowTrainingConfig(time_sampler=TimeSampler("beta"), samples_per_window=2, seed=7, eval_samples=3, eval_steps=4)
+ACTION = action_config(expert_width_ratio=0.5, ego_status="token", dropout=0.1)
+OPTIM = vam_optim(wsd(6, warmup_frac=1 / 3, decay_frac=1 / 3))
+FLOW = flow_config(samples_per_window=2, seed=7, eval_samples=3, eval_steps=4)
 
 
 class WindowDataset(Dataset):
-    """Windows in the ClipWindowDataset layout, with token grids instead of frames."""
+    """Planner windows (PlannerBatch items) of an ego driving straight at a random speed, random tokens."""
 
     def __init__(self, n: int, seed: int) -> None:
         g = torch.Generator().manual_seed(seed)
@@ -35,24 +38,17 @@ class WindowDataset(Dataset):
             trajectory = torch.stack([speed * 0.5 * k, torch.zeros(6), torch.zeros(6)], dim=-1)
             valid = torch.ones(6, dtype=torch.bool)
             valid[4 + i % 3 :] = False  # some windows end before 3 s
-            self.items.append(
-                {
-                    "tokens": torch.randint(0, 20, (3, 2, 2), generator=g),
-                    "trajectory": trajectory,
-                    "trajectory_valid": valid,
-                    "command": torch.tensor(i % 3),
-                    "frame_times_s": times,
-                    "past_poses": torch.stack([speed * times, torch.zeros(3), torch.zeros(3)], dim=-1),
-                    "speed_mps": speed.expand(3).clone(),
-                    "accel_mps2": torch.zeros(3),
-                    "yaw_rate_rps": torch.zeros(3),
-                }
+            window = planner_batch(
+                torch.tensor([i % 3]), speed[None], trajectory=trajectory[None], trajectory_valid=valid[None], frame_times_s=times[None],
+                past_poses=torch.stack([speed * times, torch.zeros(3), torch.zeros(3)], dim=-1)[None],
+                tokens=torch.randint(0, 20, (1, 3, 2, 2), generator=g),
             )
+            self.items.append(window.select(0))  # one window: no batch dimension
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> PlannerBatch:
         return self.items[i]
 
 
@@ -74,9 +70,10 @@ def fit(module: VAMLightningModule, ckpt_dir, ckpt_path=None) -> dict[int, float
         enable_model_summary=False,
         logger=False,
         gradient_clip_val=1.0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), recorder],
+        # RNG states (and the module's flow generator) travel in checkpoints as in the training loop.
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), RngStateCheckpoint(), recorder],
     )
-    trainer.fit(module, train_dataloaders=DataLoader(WindowDataset(6, seed=0), batch_size=2), ckpt_path=ckpt_path, weights_only=True)
+    trainer.fit(module, train_dataloaders=planner_loader(WindowDataset(6, seed=0), 2), ckpt_path=ckpt_path, weights_only=True)
     return recorder.losses
 
 
@@ -102,7 +99,7 @@ def test_frozen_world_model_stays_in_eval_and_gets_no_gradients():
     module.load_world_model(pretrained)
     module.train()
     assert module.model.expert.training and not module.model.world_model.training
-    batch = next(iter(DataLoader(WindowDataset(4, seed=1), batch_size=4)))
+    batch = next(iter(planner_loader(WindowDataset(4, seed=1), 4)))
     before = {k: v.clone() for k, v in module.model.world_model.state_dict().items()}
     module.flow_loss(batch, torch.Generator().manual_seed(0)).backward()
     assert all(p.grad is None for p in module.model.world_model.parameters())
@@ -115,10 +112,10 @@ def test_frozen_world_model_stays_in_eval_and_gets_no_gradients():
 
 def test_unfrozen_world_model_trains_with_its_own_learning_rate():
     torch.manual_seed(0)
-    module = VAMLightningModule(GPT_CONFIG, ACTION, VAMOptimConfig(schedule=OPTIM.schedule, lr=3e-3, world_model_lr=1e-4), FLOW)
+    module = VAMLightningModule(GPT_CONFIG, ACTION, vam_optim(OPTIM.schedule, world_model_lr=1e-4), FLOW)
     module.train()
     assert module.model.world_model.training
-    batch = next(iter(DataLoader(WindowDataset(4, seed=1), batch_size=4)))
+    batch = next(iter(planner_loader(WindowDataset(4, seed=1), 4)))
     module.flow_loss(batch, torch.Generator().manual_seed(0)).backward()
     # Everything that shapes the video keys/values gets gradients (the last block's attention output
     # and MLP only feed the unused logits).
@@ -133,7 +130,7 @@ def test_validation_logs_loss_and_open_loop_metrics():
     torch.manual_seed(0)
     module = VAMLightningModule(GPT_CONFIG, ACTION, OPTIM, FLOW)
     trainer = L.Trainer(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, logger=False)
-    loader = DataLoader(WindowDataset(6, seed=2), batch_size=3)
+    loader = planner_loader(WindowDataset(6, seed=2), 3)
     (metrics,) = trainer.validate(module, loader, weights_only=True)
     assert set(metrics) == {"val/loss", "val/min_ade", "val/min_fde", "val/l2_1s", "val/l2_2s", "val/l2_3s"}
     (again,) = trainer.validate(module, loader, weights_only=True)
@@ -147,34 +144,13 @@ def test_validation_logs_loss_and_open_loop_metrics():
         sample_plans(module.model, batch, 3, 4, "euler", None)
 
 
-def test_clip_window_dataset_batches_train_and_evaluate(tmp_path):
-    """The real window dataset's layout (frames -> tokens, trajectory, command, ego motion) feeds the module."""
-    from data.dataset import ClipWindowDataset, WindowSpec
-    from data.store import ClipStore, ClipStoreWriter
-    from tests.conftest import turning_clip
-
-    with ClipStoreWriter(tmp_path, "test", {}, codec="png") as writer:
-        writer.add("a", [turning_clip("a", num_frames=20)])
-    dataset = ClipWindowDataset(ClipStore(tmp_path), WindowSpec(n_frames=3, fps=2.0, horizon_s=3.0, dt_s=0.5), require_poses=True)
-    batch = next(iter(DataLoader(dataset, batch_size=8, shuffle=False)))
-    # Stand-in tokenizer: 8x16 patch means of the 16x32 frames quantised to the vocabulary -> (B, 3, 2, 2).
-    gray = batch["frames"].float().mean(dim=-1)  # (B, T, 16, 32)
-    batch["tokens"] = (torch.nn.functional.avg_pool2d(gray, (8, 16)) / 256 * 20).long().clamp(0, 19)
-    torch.manual_seed(0)
-    module = VAMLightningModule(GPT_CONFIG, ACTION, OPTIM, FLOW)
-    loss = module.flow_loss(batch, torch.Generator().manual_seed(0))
-    assert torch.isfinite(loss) and loss.item() > 0
-    plans = sample_plans(module.model, batch, 2, 3, "midpoint", torch.Generator().manual_seed(0))
-    assert plans.shape == (8, 2, 6, 2) and torch.isfinite(plans).all()
-
-
 def test_imagine_mode_trains_on_teacher_forced_or_imagined_frames():
     torch.manual_seed(0)
-    action = ActionModelConfig(expert_width_ratio=0.5, ego_status="token", video_mode="imagine", n_imagined_frames=1)
+    action = action_config(expert_width_ratio=0.5, ego_status="token", video_mode="imagine", n_imagined_frames=1)
     module = VAMLightningModule(GPT_CONFIG, action, OPTIM, FLOW)
-    batch = next(iter(DataLoader(WindowDataset(4, seed=3), batch_size=4)))
+    batch = next(iter(planner_loader(WindowDataset(4, seed=3), 4)))
     imagined = module.flow_loss(batch, torch.Generator().manual_seed(0))  # greedy world-model rollout
-    teacher = module.flow_loss({**batch, "future_tokens": torch.randint(0, 20, (4, 2, 2, 2))}, torch.Generator().manual_seed(0))
+    teacher = module.flow_loss(dataclasses.replace(batch, future_tokens=torch.randint(0, 20, (4, 2, 2, 2))), torch.Generator().manual_seed(0))
     assert torch.isfinite(imagined) and torch.isfinite(teacher) and imagined.item() != teacher.item()
     teacher.backward()
     assert all(p.grad is not None for p in module.model.expert.parameters())

@@ -3,10 +3,13 @@ modes, ego-status features, checkpoints, and the reference expert sizes."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
+from contract import Observation
 from planner.action_model import (
     ActionConditions,
     ActionExpert,
@@ -19,7 +22,7 @@ from planner.action_model import (
     load_vam,
     past_poses_at,
 )
-from planner.contract import Observation
+from tests.settings import ONE_SAMPLE, REFERENCE_ACTION, action_config, planner_batch
 from world_model.gpt import GPT, GPTConfig, gpt_config, rollout
 
 torch.set_num_threads(1)
@@ -29,7 +32,7 @@ GPT_CONFIG = GPTConfig(vocab_size=24, tokens_h=2, tokens_w=3, max_frames=4, n_la
 
 def make_model(seed: int = 0, gpt: GPTConfig = GPT_CONFIG, **action) -> VideoActionModel:
     torch.manual_seed(seed)
-    return VideoActionModel(gpt, ActionModelConfig(expert_width_ratio=0.5, **action)).double().eval()
+    return VideoActionModel(gpt, action_config(expert_width_ratio=0.5, **action)).double().eval()
 
 
 def inputs(model: VideoActionModel, seed: int, batch: int = 2, n_samples: int = 1):
@@ -124,7 +127,7 @@ def test_fewer_observed_frames_attend_to_the_newest_only():
     assert make_model(observed_frames=9).n_observed_frames == 4  # at most the world model's context
     assert make_model(video_mode="imagine", n_imagined_frames=1, observed_frames=2).video_tokens(observed).shape[1] == 3
     with pytest.raises(ValueError, match="observed_frames"):
-        ActionModelConfig(observed_frames=-1)
+        action_config(observed_frames=-1)
 
 
 def test_no_video_mode_has_no_world_model_and_the_same_expert_weights():
@@ -137,7 +140,7 @@ def test_no_video_mode_has_no_world_model_and_the_same_expert_weights():
     with pytest.raises(ValueError, match="video context"):
         blind.velocity(seeing.encode_video(video(0)), x_t, t, conditions)
     with pytest.raises(ValueError, match="ego_status"):
-        ActionModelConfig(video_mode="none")
+        action_config(video_mode="none")
 
 
 def test_past_poses_are_interpolated_and_extrapolated_at_the_current_speed():
@@ -152,7 +155,7 @@ def test_past_poses_are_interpolated_and_extrapolated_at_the_current_speed():
 
 
 def test_ego_status_is_the_same_from_a_batch_and_from_an_observation():
-    config = ActionModelConfig(ego_status="token", ego_history_steps=3)
+    config = action_config(ego_status="token", ego_history_steps=3)
     history = np.array([[-8.0, 0.4, 0.05], [-4.0, 0.1, 0.02], [0.0, 0.0, 0.0]])
     rel_times = np.array([-1.0, -0.5, 0.0])
     observation = Observation(
@@ -167,29 +170,23 @@ def test_ego_status_is_the_same_from_a_batch_and_from_an_observation():
         camera_intrinsics=np.array([[10.0, 0, 2], [0, 10.0, 2], [0, 0, 1]]),
         time_s=20.0,
     )
-    batch = {
-        "command": torch.tensor([1]),
-        "speed_mps": torch.tensor([[7.0, 7.5, 8.0]]),
-        "accel_mps2": torch.tensor([[0.0, 0.2, 0.5]]),
-        "yaw_rate_rps": torch.tensor([[0.0, 0.0, -0.1]]),
-        "past_poses": torch.tensor(history, dtype=torch.float32)[None],
-        "frame_times_s": torch.tensor(rel_times, dtype=torch.float32)[None],
-    }
+    batch = planner_batch(
+        torch.tensor([1]), torch.tensor([8.0]), accel_mps2=torch.tensor([0.5]), yaw_rate_rps=torch.tensor([-0.1]),
+        past_poses=torch.tensor(history, dtype=torch.float32)[None], frame_times_s=torch.tensor(rel_times, dtype=torch.float32)[None],
+    )
     from_batch, from_observation = conditions_from_batch(batch, config), conditions_from_observation(observation, config)
     assert torch.equal(from_batch.command, from_observation.command)
     torch.testing.assert_close(from_batch.ego_status, from_observation.ego_status)
     assert from_batch.ego_status.shape == (1, 12)
     torch.testing.assert_close(from_batch.ego_status[0, :6], torch.tensor([0.8, 0.25, -0.2, -0.4, 0.01, 0.02]))
-    with pytest.raises(KeyError, match="past_poses"):
-        conditions_from_batch({k: v for k, v in batch.items() if k != "past_poses"}, config)
     # ego_features="speed": speed and acceleration only; the yaw rate and the past poses (what a
     # cloned policy copies its lateral motion from) never reach the model
-    speed_only = ActionModelConfig(ego_status="token", ego_features="speed", anchor="straight")
+    speed_only = action_config(ego_status="token", ego_features="speed", anchor="straight")
     from_batch, from_observation = conditions_from_batch(batch, speed_only), conditions_from_observation(observation, speed_only)
     assert speed_only.ego_status_dim == 2
     torch.testing.assert_close(from_batch.ego_status, torch.tensor([[0.8, 0.25]]))
     torch.testing.assert_close(from_observation.ego_status, from_batch.ego_status)
-    turning = dict(batch, yaw_rate_rps=torch.tensor([[0.0, 0.0, 0.4]]), past_poses=torch.tensor(history * [1, -3, -2], dtype=torch.float32)[None])
+    turning = dataclasses.replace(batch, yaw_rate_rps=torch.tensor([0.4]), past_poses=torch.tensor(history * [1, -3, -2], dtype=torch.float32)[None])
     assert torch.equal(conditions_from_batch(turning, speed_only).ego_status, from_batch.ego_status)
     assert torch.equal(conditions_from_batch(turning, speed_only).anchor, from_batch.anchor)
 
@@ -197,7 +194,7 @@ def test_ego_status_is_the_same_from_a_batch_and_from_an_observation():
 def test_checkpoint_round_trip_is_exact_and_checked(tmp_path):
     for mode, ego in (("observed", "token"), ("none", "add")):
         model = make_model(seed=3, video_mode=mode, ego_status=ego).float()
-        path = export_vam(model, tmp_path / mode, tokenizer={"name": "stand-in", "weights_sha256": "abc"}, extra={"steps": 0})
+        path = export_vam(model, tmp_path / mode, 0.5, ONE_SAMPLE, tokenizer={"name": "stand-in", "weights_sha256": "abc"}, extra={"steps": 0})
         assert path.name == "vam.safetensors" and path.with_suffix(".json").is_file()
         loaded = load_vam(tmp_path / mode)
         assert loaded.config == model.config and loaded.world_model_config == model.world_model_config and not loaded.training
@@ -219,21 +216,23 @@ def test_expert_sizes_match_the_reference():
     expected = {"S": (192, 21e6), "B": (256, 38e6), "L": (512, 150e6)}  # published: 21M, 38M, 150M
     with torch.device("meta"):
         for size, (width, params) in expected.items():
-            expert = ActionExpert(ActionModelConfig(), gpt_config(size, vocab_size=16384, tokens_h=18, tokens_w=32, max_frames=8))
+            expert = ActionExpert(action_config(), gpt_config(size, vocab_size=16384, tokens_h=18, tokens_w=32, max_frames=8))
             assert expert.width == width and len(expert.blocks) == 24
             assert expert.num_params() == pytest.approx(params, rel=0.02)
 
 
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="n_imagined_frames"):
-        ActionModelConfig(video_mode="imagine")
+        action_config(video_mode="imagine")
     with pytest.raises(ValueError, match="expert_width_ratio"):
-        VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.3))
+        VideoActionModel(GPT_CONFIG, action_config(expert_width_ratio=0.3))
     with pytest.raises(ValueError, match="imagined frames"):
-        VideoActionModel(GPT_CONFIG, ActionModelConfig(video_mode="imagine", n_imagined_frames=4))
-    with pytest.raises(ValueError, match="unknown fields"):
-        ActionModelConfig.from_dict({"num_waypoints": 6, "horizon": 3})
+        VideoActionModel(GPT_CONFIG, action_config(video_mode="imagine", n_imagined_frames=4))
+    with pytest.raises(ValueError, match=r"unknown keys \['horizon'\]"):
+        ActionModelConfig.from_dict({**REFERENCE_ACTION, "horizon": 3})
+    with pytest.raises(ValueError, match=r"missing keys \['anchor'\]"):  # a checkpoint names every field
+        ActionModelConfig.from_dict({k: v for k, v in REFERENCE_ACTION.items() if k != "anchor"})
     with pytest.raises(ValueError, match="ego_features"):
-        ActionModelConfig(ego_status="token", ego_features="pose")
+        action_config(ego_status="token", ego_features="pose")
     with pytest.raises(ValueError, match="straight"):
-        ActionModelConfig(ego_status="token", ego_features="speed", anchor="kinematic")
+        action_config(ego_status="token", ego_features="speed", anchor="kinematic")

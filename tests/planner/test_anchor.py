@@ -1,13 +1,15 @@
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from planner.action_model import ActionModelConfig, trajectory_from_model, trajectory_to_model
+from planner.action_model import trajectory_from_model, trajectory_to_model
 from planner.action_model.anchor import kinematic_anchor
 from planner.action_model.conditions import conditions_from_batch, conditions_from_observation
 from planner.vam import synthetic_observations
+from tests.settings import action_config, planner_batch
 
 
 def test_straight_constant_acceleration_and_braking_to_a_stop():
@@ -31,7 +33,7 @@ def test_constant_yaw_rate_drives_on_the_circle():
 
 
 def test_offsets_round_trip_and_the_anchor_itself_is_zero():
-    c = ActionModelConfig(ego_status="token", anchor="kinematic", position_scale_m=5.0, predict_yaw=True)
+    c = action_config(ego_status="token", anchor="kinematic", position_scale_m=5.0, predict_yaw=True)
     anchor = kinematic_anchor(torch.tensor([5.0, 9.0]), torch.tensor([0.5, -1.0]), torch.tensor([0.1, -0.2]), 6, 0.5)
     assert trajectory_to_model(anchor, c, anchor).abs().max() < 1e-6
     traj = anchor + torch.randn(2, 6, 3, generator=torch.Generator().manual_seed(0))
@@ -42,33 +44,33 @@ def test_offsets_round_trip_and_the_anchor_itself_is_zero():
     with pytest.raises(ValueError, match="anchor"):
         trajectory_to_model(traj, c)
     with pytest.raises(ValueError, match="needs ego_status"):
-        ActionModelConfig(anchor="kinematic")
+        action_config(anchor="kinematic")
 
 
 def test_conditions_carry_the_same_anchor_in_training_and_in_closed_loop():
-    c = ActionModelConfig(ego_status="token", anchor="kinematic")
+    c = action_config(ego_status="token", anchor="kinematic")
     obs = synthetic_observations(1, 32, 64, speed_mps=7.0)[0]
     live = conditions_from_observation(obs, c)
-    batch = {
-        "command": torch.tensor([int(obs.command)]), "speed_mps": torch.tensor([obs.speed_mps]), "accel_mps2": torch.tensor([obs.accel_mps2]),
-        "yaw_rate_rps": torch.tensor([obs.yaw_rate_rps]), "frame_times_s": torch.tensor(np.asarray(obs.ego_history_timestamps_s) - obs.time_s)[None],
-        "past_poses": torch.tensor(np.asarray(obs.ego_history_xyyaw))[None],
-    }  # fmt: skip
+    batch = planner_batch(
+        torch.tensor([int(obs.command)]), torch.tensor([obs.speed_mps]), accel_mps2=torch.tensor([obs.accel_mps2]),
+        yaw_rate_rps=torch.tensor([obs.yaw_rate_rps]), frame_times_s=torch.tensor(np.asarray(obs.ego_history_timestamps_s) - obs.time_s)[None],
+        past_poses=torch.tensor(np.asarray(obs.ego_history_xyyaw))[None],
+    )
     logged = conditions_from_batch(batch, c)
     assert live.anchor.shape == (1, 6, 3)
     torch.testing.assert_close(live.anchor, logged.anchor)
     assert math.isclose(float(live.anchor[0, 0, 0]), 3.5, abs_tol=0.2)  # ~7 m/s for 0.5 s
-    assert conditions_from_observation(obs, ActionModelConfig(ego_status="token")).anchor is None
-    straight = conditions_from_batch({**batch, "yaw_rate_rps": torch.tensor([0.3])}, ActionModelConfig(ego_status="token", anchor="straight"))
+    assert conditions_from_observation(obs, action_config(ego_status="token")).anchor is None
+    straight = conditions_from_batch(dataclasses.replace(batch, yaw_rate_rps=torch.tensor([0.3])), action_config(ego_status="token", anchor="straight"))
     assert straight.anchor[..., 1:].abs().max() == 0 and straight.anchor[0, -1, 0] > 0  # ahead, never turning
 
 
 def test_per_waypoint_scales_shrink_the_near_waypoints_and_round_trip():
     from planner.action_model.normalization import position_scales
 
-    c = ActionModelConfig(ego_status="token", anchor="kinematic", position_scale_m=6.0, waypoint_scale_power=2.0)
+    c = action_config(ego_status="token", anchor="kinematic", position_scale_m=6.0, waypoint_scale_power=2.0)
     np.testing.assert_allclose(position_scales(c)[:, 0].numpy(), 6.0 * (np.arange(1, 7) / 6) ** 2, rtol=1e-6)
-    assert (position_scales(ActionModelConfig(position_scale_m=6.0))[:, 0] == 6.0).all()  # power 0: one scale
+    assert (position_scales(action_config(position_scale_m=6.0))[:, 0] == 6.0).all()  # power 0: one scale
     anchor = kinematic_anchor(torch.tensor([10.0]), torch.tensor([0.0]), torch.tensor([0.0]), 6, 0.5)
     # Offsets growing like t^2 (a constant lateral acceleration of 1 m/s^2) are equal in model units.
     t = 0.5 * torch.arange(1, 7)
@@ -81,4 +83,4 @@ def test_per_waypoint_scales_shrink_the_near_waypoints_and_round_trip():
     err = trajectory_from_model(x + 0.01, c, anchor) - traj[..., :2]
     assert err[0, 0, 0] == pytest.approx(err[0, -1, 0] / 36, rel=1e-4)
     with pytest.raises(ValueError, match="waypoint_scale_power"):
-        ActionModelConfig(waypoint_scale_power=-1.0)
+        action_config(waypoint_scale_power=-1.0)

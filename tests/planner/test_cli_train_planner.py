@@ -13,14 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from contract import EpisodeInfo, validate_plan
 from foresight.cli import main
+from foresight.planners import build_planner
 from planner.action_model import load_vam, vam_metadata
-from planner.contract import validate_plan
-from planner.registry import build_planner
+from planner.vam import VAMPlanner, synthetic_observations
 from sim_eval.evaluate import VideoRecorder
 from sim_eval.scenarios.suites import build_scenario
 from sim_eval.simulation import Simulation
-from planner.vam import synthetic_observations
 from tests.planner.conftest import TRAIN_STEPS, train_args
 from world_model.artifact import WorldModelMeta, export_world_model, load_world_model
 from world_model.tokenizer import export_tokenizer, load_image_tokenizer
@@ -70,21 +70,36 @@ def test_training_writes_logs_plots_and_a_self_contained_planner(trained_planner
     # The registry's "vam" planner loads it with its tokenizer and plans on the runner's 64x128 camera.
     planner = build_planner("vam", {"checkpoint": str(vam)})
     assert planner.image_hw == (32, 64)
-    planner.reset({})
+    planner.reset(EpisodeInfo("test"))
     plan = planner.plan(synthetic_observations(1, height=64, width=128)[0])
     assert plan.waypoints.shape == (6, 2) and np.isfinite(plan.waypoints).all() and plan.extras["total_ms"] > 0
     assert validate_plan(plan, 6, 0.5, max_abs_m=1e9, max_speed_mps=1e9) is None
     assert planner.predicted_frame is None  # only rollout videos ask for predicted frames
 
     # Rollout videos: camera | the world model's predicted next frame | bird's-eye view.
+    assert planner.predicts_frames
     recorder = VideoRecorder(height=36, width=64, planner=planner)
-    assert planner.predict_next_frame
     planner.plan(synthetic_observations(1, height=64, width=128)[0])
     assert planner.predicted_frame.shape == (32, 64, 3) and planner.predicted_frame.dtype == np.uint8
     assert planner.predicted_frame.std() > 0  # a decoded image, not a blank panel
     recorder(Simulation(build_scenario("smoke", 0, 0)), None)
     assert recorder.frames[0].shape == (36, 64 + 2 + 64 + 2 + 36, 3)
     np.testing.assert_array_equal(recorder.frames[0][:, 66:130], cv2.resize(planner.predicted_frame, (64, 36), interpolation=cv2.INTER_NEAREST))
+
+
+def test_python_and_the_cli_registry_load_the_same_planner(trained_planner):
+    """`VAMPlanner.from_checkpoint` is the one builder: the registry (what `foresight eval` and
+    `serve` use) gives the same planner, with the export's inference settings and frame period."""
+    vam = trained_planner / "vam"
+    in_python, via_registry = VAMPlanner.from_checkpoint(vam), build_planner("vam", {"checkpoint": str(vam)})
+    assert in_python.config == via_registry.config
+    assert in_python.config.inference.n_samples == 8 and in_python.config.inference.aggregate == "cautious"
+    assert in_python.config.frame_period_s == 0.5 and in_python.plan_dt_s == 0.5 and in_python.num_waypoints == 6
+    observations = synthetic_observations(3, height=64, width=128)
+    for planner in (in_python, via_registry):
+        planner.reset(EpisodeInfo("same"))
+    for observation in observations:
+        np.testing.assert_array_equal(in_python.plan(observation).waypoints, via_registry.plan(observation).waypoints)
 
 
 def test_rerun_resumes_from_last_checkpoint_and_continues_exactly(trained_planner, tiny_pipeline, tmp_path):

@@ -1,12 +1,10 @@
-"""Constant-velocity baseline: straight line of length v K dt, optional constant-turn arc, closed loop."""
-
-import math
+"""Constant-velocity baseline: straight line of length v K dt, standing still for negative speed, closed loop."""
 
 import numpy as np
 import pytest
 
+from contract import EpisodeInfo, Observation, validate_plan
 from planner.baselines import ConstantVelocityPlanner
-from planner.contract import Observation, validate_plan
 from sim_eval.dynamics.lqr_tracker import LQRTracker
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle
@@ -28,10 +26,11 @@ def _observation(speed_mps: float, yaw_rate_rps: float = 0.0, time_s: float = 0.
 
 
 def test_straight_line_of_length_v_k_dt_even_while_turning():
-    planner = ConstantVelocityPlanner(num_waypoints=8, dt_s=0.5)
-    planner.reset({})
+    planner = ConstantVelocityPlanner(num_waypoints=8, plan_dt_s=0.5)
+    planner.reset(EpisodeInfo("test"))
     plan = planner.plan(_observation(speed_mps=6.0, yaw_rate_rps=0.3))
-    assert planner.name == "constant_velocity" and not planner.privileged
+    assert planner.name == "constant_velocity" and not planner.privileged and not planner.uses_camera
+    assert (planner.num_waypoints, planner.plan_dt_s) == (8, 0.5)
     assert validate_plan(plan, expected_k=8, expected_dt_s=0.5) is None
     np.testing.assert_allclose(plan.waypoints[:, 0], 3.0 * np.arange(1, 9))
     np.testing.assert_allclose(plan.waypoints[:, 1:], 0.0)
@@ -39,25 +38,12 @@ def test_straight_line_of_length_v_k_dt_even_while_turning():
 
 
 def test_negative_speed_is_standing_still():
-    plan = ConstantVelocityPlanner().plan(_observation(speed_mps=-1.0))
+    plan = ConstantVelocityPlanner(6, 0.5).plan(_observation(speed_mps=-1.0))
     np.testing.assert_allclose(plan.waypoints, 0.0)
 
 
-@pytest.mark.parametrize("yaw_rate", [0.2, -0.2])
-def test_follow_yaw_rate_keeps_a_constant_turn(yaw_rate):
-    planner = ConstantVelocityPlanner(num_waypoints=6, dt_s=0.5, follow_yaw_rate=True)
-    plan = planner.plan(_observation(speed_mps=5.0, yaw_rate_rps=yaw_rate))
-    radius = 5.0 / yaw_rate
-    distance_to_centre = np.hypot(plan.waypoints[:, 0], plan.waypoints[:, 1] - radius)
-    np.testing.assert_allclose(distance_to_centre, abs(radius), atol=1e-9)
-    np.testing.assert_allclose(plan.waypoints[:, 2], yaw_rate * plan.times_s)
-    assert np.all(np.sign(plan.waypoints[:, 1]) == np.sign(yaw_rate))
-    chord = np.hypot(plan.waypoints[0, 0], plan.waypoints[0, 1])
-    assert chord == pytest.approx(2 * abs(radius) * math.sin(abs(yaw_rate) * 0.5 / 2))
-
-
 def test_closed_loop_on_an_empty_straight_road_drives_a_straight_line():
-    planner, tracker, bicycle = ConstantVelocityPlanner(), LQRTracker(), KinematicBicycle()
+    planner, tracker, bicycle = ConstantVelocityPlanner(8, 0.5), LQRTracker(), KinematicBicycle()
     state = EgoState(x_m=0.0, y_m=0.0, yaw_rad=0.0, speed_mps=9.0)
     for step in range(100):
         if step % 5 == 0:

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from planner.flow_matching import RectifiedFlowPath, TimeSampler, flow_matching_loss, solve_ode
+from planner.flow_matching import RectifiedFlowPath, flow_matching_loss, solve_ode
+from tests.settings import time_sampler
 
 torch.set_num_threads(1)
 
@@ -101,7 +102,7 @@ def _empirical_cdf(samples: torch.Tensor, x: float) -> float:
 
 
 def test_beta_time_law_is_pi0s_noise_biased_law():
-    sampler = TimeSampler("beta")
+    sampler = time_sampler("beta")
     t = sampler.sample(200_000, torch.Generator().manual_seed(0))
     assert t.shape == (200_000,) and t.min() >= 0.0 and t.max() <= 0.999
     assert float(t.mean()) == pytest.approx(0.999 / 2.5, abs=3e-3)  # t_max * (1 - alpha / (alpha + 1))
@@ -112,10 +113,10 @@ def test_beta_time_law_is_pi0s_noise_biased_law():
 
 def test_uniform_and_logit_normal_time_laws():
     g = torch.Generator().manual_seed(2)
-    u = TimeSampler("uniform").sample(200_000, g)
+    u = time_sampler("uniform").sample(200_000, g)
     assert u.min() >= 0.0 and u.max() < 1.0
     assert float(u.mean()) == pytest.approx(0.5, abs=3e-3) and float(u.var()) == pytest.approx(1 / 12, abs=2e-3)
-    ln = TimeSampler("logit_normal").sample((400, 500), g)
+    ln = time_sampler("logit_normal").sample((400, 500), g)
     assert ln.shape == (400, 500) and ln.min() > 0.0 and ln.max() < 1.0
     assert float(ln.mean()) == pytest.approx(0.5, abs=3e-3)
     assert _empirical_cdf(ln, 1 / (1 + math.exp(-1.0))) == pytest.approx(0.8413, abs=5e-3)  # P(N <= 1)
@@ -123,11 +124,11 @@ def test_uniform_and_logit_normal_time_laws():
 
 def test_time_laws_are_reproducible_from_the_generator():
     for law in ("beta", "uniform", "logit_normal"):
-        a = TimeSampler(law).sample(8, torch.Generator().manual_seed(5))
-        b = TimeSampler(law).sample(8, torch.Generator().manual_seed(5))
-        c = TimeSampler(law).sample(8, torch.Generator().manual_seed(6))
+        a = time_sampler(law).sample(8, torch.Generator().manual_seed(5))
+        b = time_sampler(law).sample(8, torch.Generator().manual_seed(5))
+        c = time_sampler(law).sample(8, torch.Generator().manual_seed(6))
         assert torch.equal(a, b) and not torch.equal(a, c)
     with pytest.raises(TypeError, match="Generator"):
-        TimeSampler().sample(3, None)  # type: ignore[arg-type]
+        time_sampler().sample(3, None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="law"):
-        TimeSampler("cosine")
+        time_sampler("cosine")

@@ -14,8 +14,8 @@ from data.schema import Clip, FrameObjects
 from data.store import ClipStore, ClipStoreWriter
 from foresight.cli import main
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
+from planner.inference import aggregate_samples
 from planner.open_loop import METRIC_NAMES, CollisionChecker, evaluate_windows, plan_collides
-from planner.vam import aggregate_samples
 from tests.conftest import shared_data, turning_clip
 from tests.planner.conftest import IMAGE_H, IMAGE_W
 
@@ -75,10 +75,10 @@ def test_plans_through_a_logged_box_collide_and_plans_beside_it_do_not(analytic_
     assert blocked["constant_velocity"]["collision_rate"] == blocked["log"]["collision_rate"] == pytest.approx(7 / 34)
     assert rates["beside"]["constant_velocity"]["collision_rate"] == 0.0 and rates["beside"]["log"]["collision_rate"] == 0.0
     # The box in the ego frame of a window 2 s before reaching it: 16 m ahead, centred.
-    item = next(dataset[i] for i in range(len(dataset)) if int(dataset[i]["clip_index"]) == 1 and int(dataset[i]["frame_index"]) == 21)
+    item = next(dataset[i] for i in range(len(dataset)) if int(dataset[i].clip_index) == 1 and int(dataset[i].frame_index) == 21)
     boxes = checker.boxes_along(1, 21)
     np.testing.assert_allclose(boxes[0][0, [0, 1, 6]], [100.0 - SPEED * 10.5, 0.0, 0.0], atol=1e-4)
-    assert plan_collides(item["trajectory"][:, :2].numpy(), boxes)
+    assert plan_collides(item.trajectory[:, :2].numpy(), boxes)
     assert not plan_collides(np.c_[np.zeros(6), np.full(6, 4.0)], boxes)  # parked 4 m to the left: clear
 
 

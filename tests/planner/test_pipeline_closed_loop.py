@@ -8,8 +8,8 @@ import json
 import pytest
 
 from foresight.cli import main
+from foresight.planners import build_planner
 from planner.action_model import load_vam
-from planner.registry import build_planner, with_video_mode
 
 
 def test_closed_loop_runs_the_vam_planner_and_records_its_latency(speed_keeping_planner, tmp_path):
@@ -29,11 +29,11 @@ def test_closed_loop_runs_the_vam_planner_and_records_its_latency(speed_keeping_
 
 def test_a_checkpoint_runs_in_imagine_mode_but_not_without_its_video(speed_keeping_planner):
     model = load_vam(speed_keeping_planner)
-    imagine = with_video_mode(model, "imagine", 1)
+    imagine = model.with_video_mode("imagine", 1)
     assert imagine.config.video_mode == "imagine" and imagine.n_observed_frames == model.n_observed_frames - 1
     assert all((imagine.state_dict()[k] == v).all() for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="train one"):
-        with_video_mode(model, "none", 0)
+        model.with_video_mode("none", 0)
     planner = build_planner("vam", {"checkpoint": str(speed_keeping_planner), "video_mode": "imagine", "n_imagined_frames": 1})
     assert planner.model.config.n_imagined_frames == 1
 

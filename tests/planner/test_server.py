@@ -20,10 +20,11 @@ import numpy as np
 import pytest
 import torch
 
+from configs import compose
+from contract import EpisodeInfo, Observation, Plan, Planner
+from foresight.serve import serve_setup
 from planner.baselines import ConstantVelocityPlanner
-from planner.contract import Observation, Plan, Planner
 from planner.server import ServerConfig, make_server
-from planner.server.app import from_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -69,11 +70,11 @@ class RecordingPlanner(ConstantVelocityPlanner):
     """Constant velocity that keeps what it was shown."""
 
     def __init__(self) -> None:
-        super().__init__(num_waypoints=8, dt_s=0.5)
+        super().__init__(num_waypoints=8, plan_dt_s=0.5)
         self.observations: list[Observation] = []
         self.resets = 0
 
-    def reset(self, episode_info: dict) -> None:
+    def reset(self, episode: EpisodeInfo) -> None:
         self.resets += 1
         self.observations.clear()
 
@@ -86,13 +87,15 @@ class FlakyPlanner(Planner):
     """Raises in reset while `fail_reset` is set, in plan while `fail` is set; NaN waypoints while `nan` is set."""
 
     name = "flaky"
+    num_waypoints = 6
+    plan_dt_s = 0.5
 
     def __init__(self) -> None:
         self.fail_reset = True
         self.fail = True
         self.nan = False
 
-    def reset(self, episode_info: dict) -> None:
+    def reset(self, episode: EpisodeInfo) -> None:
         if self.fail_reset:
             raise ValueError("checkpoint went missing")
 
@@ -317,15 +320,15 @@ def test_missing_content_length_is_411(recording):
 
 
 def test_config_keys_build_the_planner_and_the_server_config():
-    planner, host, port, config = from_config(
-        {"planner": "constant_velocity", "port": 0, "host": "127.0.0.1", "num_frames": 2, "frame_hw": [18, 32], "history_s": None}
-    )
-    assert isinstance(planner, ConstantVelocityPlanner) and (host, port) == ("127.0.0.1", 0)
-    assert config.num_frames == 2 and config.frame_hw == (18, 32) and config.history_s == ServerConfig().history_s
+    cfg = compose("serve", ["port=0", "host=127.0.0.1", "+num_frames=2", "+frame_hw=[18,32]"])
+    setup = serve_setup(cfg)
+    assert isinstance(setup.planner, ConstantVelocityPlanner) and (setup.host, setup.port) == ("127.0.0.1", 0)
+    assert setup.planner.num_waypoints == cfg.baselines.constant_velocity.num_waypoints  # configs/baselines
+    assert setup.config.num_frames == 2 and setup.config.frame_hw == (18, 32) and setup.config.history_s == ServerConfig().history_s
     with pytest.raises(ValueError, match="planner"):
-        from_config({"port": 0})
+        serve_setup(compose("serve", ["planner=null"]))
     with pytest.raises(ValueError, match="privileged"):
-        make_server(from_config({"planner": "expert"})[0], "127.0.0.1", 0)
+        make_server(serve_setup(compose("serve", ["planner=expert"])).planner, "127.0.0.1", 0)
 
 
 def test_run_serves_until_sigterm_then_exits_cleanly():

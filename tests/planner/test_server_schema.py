@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
+from contract import Plan, world_to_ego
 from data.command import Command
-from planner.contract import Plan, world_to_ego
 from planner.server.episode import BufferConfig, EpisodeBuffer
 from planner.server.image_codec import ImageDecodeError, decode_image_b64
 from planner.server.schema import (
@@ -237,19 +237,19 @@ def test_buffer_config_is_validated():
 # --- plan -> NeuroNCAP trajectory -----------------------------------------------------------------
 def test_same_grid_is_passed_through_and_yaw_is_dropped():
     waypoints = np.c_[np.arange(1, 9) * 2.0, np.arange(1, 9) * 0.1, np.zeros(8)]
-    out = plan_to_neuroncap(Plan(waypoints=waypoints, dt_s=0.5))
+    out = plan_to_neuroncap(Plan(waypoints=waypoints, dt_s=0.5), 8, 0.5)
     np.testing.assert_allclose(out, waypoints[:6, :2])
 
 
 def test_finer_plan_is_resampled_exactly_at_the_half_seconds():
     t = 0.1 * np.arange(1, 41)  # 4 s at 10 Hz, x = t^2, y = -t
-    out = plan_to_neuroncap(Plan(waypoints=np.c_[t**2, -t], dt_s=0.1))
+    out = plan_to_neuroncap(Plan(waypoints=np.c_[t**2, -t], dt_s=0.1), 40, 0.1)
     target = 0.5 * np.arange(1, 7)
     np.testing.assert_allclose(out, np.c_[target**2, -target], atol=1e-12)
 
 
 def test_coarser_plan_is_interpolated_from_the_ego_at_the_origin():
-    out = plan_to_neuroncap(Plan(waypoints=np.array([[4.0, 0.0], [8.0, 2.0], [12.0, 2.0]]), dt_s=1.0))
+    out = plan_to_neuroncap(Plan(waypoints=np.array([[4.0, 0.0], [8.0, 2.0], [12.0, 2.0]]), dt_s=1.0), 3, 1.0)
     np.testing.assert_allclose(out, [[2, 0], [4, 0], [6, 1], [8, 2], [10, 2], [12, 2]])
 
 
@@ -257,11 +257,12 @@ def test_coarser_plan_is_interpolated_from_the_ego_at_the_origin():
     "plan, match",
     [
         (Plan(waypoints=np.ones((4, 2)), dt_s=0.5), "NeuroNCAP needs 3 s"),
-        (Plan(waypoints=np.full((6, 2), np.nan), dt_s=0.5), "NaN"),
-        (Plan(waypoints=np.ones((6, 2)), dt_s=0.0), "dt_s"),
+        (Plan(waypoints=np.ones((6, 2)), dt_s=0.5), "6 waypoints, expected 4"),  # not what the planner declared
+        (Plan(waypoints=np.full((4, 2), np.nan), dt_s=0.5), "NaN"),
+        (Plan(waypoints=np.ones((4, 2)), dt_s=0.0), "dt_s"),
         ("not a plan", "not a Plan"),
     ],
 )
 def test_unusable_plans_are_refused(plan, match):
     with pytest.raises(PlanConversionError, match=match):
-        plan_to_neuroncap(plan)
+        plan_to_neuroncap(plan, 4, 0.5)

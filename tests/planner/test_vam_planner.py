@@ -9,11 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from contract import EpisodeInfo, Observation, validate_plan
 from data.image import resize_rgb
-from planner.action_model import ActionConditions, ActionModelConfig, VideoActionModel, ego_status_features, export_vam, trajectory_to_model
-from planner.contract import Observation, validate_plan
-from planner.flow_matching import RectifiedFlowPath, TimeSampler, flow_matching_loss
-from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_planner, synthetic_observations
+from planner.action_model import ActionConditions, VideoActionModel, ego_status_features, export_vam, trajectory_to_model
+from planner.flow_matching import RectifiedFlowPath, flow_matching_loss
+from planner.vam import VAMPlanner, benchmark_planner, synthetic_observations
+from tests.settings import ONE_SAMPLE, action_config, time_sampler, vam_config
 from world_model.gpt import GPTConfig
 
 torch.set_num_threads(1)
@@ -39,7 +40,7 @@ def train_straight(model: VideoActionModel, steps: int = 150) -> VideoActionMode
     """Teach a tiny model to keep driving straight: at 6 m/s, or at the ego's speed when it sees
     ego status (then it is the AD-MLP-like blind model). Plans land in a plausible range."""
     optimizer = torch.optim.AdamW(model.expert.parameters(), lr=3e-3, weight_decay=0.0)
-    path, time_sampler, g = RectifiedFlowPath(), TimeSampler(), torch.Generator().manual_seed(0)
+    path, times, g = RectifiedFlowPath(), time_sampler(), torch.Generator().manual_seed(0)
     k = torch.arange(1, 7, dtype=torch.float32)
     history_times = torch.tensor([-1.5, -1.0, -0.5, 0.0]).expand(32, 4)
     for _ in range(steps):
@@ -52,7 +53,7 @@ def train_straight(model: VideoActionModel, steps: int = 150) -> VideoActionMode
         x1 = trajectory_to_model(torch.stack([0.5 * speed[:, None] * k, 0.0 * k.expand(32, 6)], dim=-1), model.config)[:, None]
         with torch.no_grad():
             video = model.context(torch.randint(0, 16, (32, 4, 2, 4), generator=g)) if model.world_model is not None else None
-        t, noise = time_sampler.sample((32, 1), g), torch.randn(x1.shape, generator=g)
+        t, noise = times.sample((32, 1), g), torch.randn(x1.shape, generator=g)
         sample = path.sample(x1, noise, t)
         loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity)
         optimizer.zero_grad()
@@ -64,7 +65,7 @@ def train_straight(model: VideoActionModel, steps: int = 150) -> VideoActionMode
 @pytest.fixture(scope="module")
 def trained_model() -> VideoActionModel:
     torch.manual_seed(0)
-    return train_straight(VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5)))
+    return train_straight(VideoActionModel(GPT_CONFIG, action_config(expert_width_ratio=0.5)))
 
 
 def stream(n: int = 5, **kwargs) -> list[Observation]:
@@ -73,8 +74,8 @@ def stream(n: int = 5, **kwargs) -> list[Observation]:
 
 def test_plans_are_valid_and_only_new_frames_are_encoded(trained_model):
     tokenizer = PatchMeanTokenizer(16, 4)
-    planner = VAMPlanner(trained_model, tokenizer)
-    planner.reset({"seed": 3})
+    planner = VAMPlanner(trained_model, tokenizer, vam_config(seed=3))
+    planner.reset(EpisodeInfo("stream"))
     plans, encoded = [], []
     for observation in stream():
         plan = planner.plan(observation)
@@ -85,16 +86,16 @@ def test_plans_are_valid_and_only_new_frames_are_encoded(trained_model):
         encoded.append(tokenizer.n_encoded)
     assert encoded == [4, 5, 6, 7, 8]  # the whole window once, then one new frame per call
     assert 10.0 < float(np.mean([p[-1, 0] for p in plans])) < 26.0  # about 18 m ahead at 3 s
-    # A reset with the same episode seed replays the episode exactly; another seed draws other noise.
-    planner.reset({"seed": 3})
+    # A reset replays the episode exactly; another seed draws other noise.
+    planner.reset(EpisodeInfo("again"))
     assert all(np.array_equal(planner.plan(o).waypoints, p) for o, p in zip(stream(), plans))
-    planner.reset({"seed": 4})
-    assert not np.array_equal(planner.plan(stream()[0]).waypoints, plans[0])
+    other = VAMPlanner(trained_model, tokenizer, vam_config(seed=4))
+    assert not np.array_equal(other.plan(stream()[0]).waypoints, plans[0])
 
 
 def test_frames_are_taken_on_the_model_frame_grid_and_padded(trained_model):
     tokenizer = PatchMeanTokenizer(16, 4)
-    planner = VAMPlanner(trained_model, tokenizer)
+    planner = VAMPlanner(trained_model, tokenizer, vam_config())
     # 10 Hz frames over 1 s: only t = 0, -0.5, -1.0 s are on the 2 Hz grid; the window is padded to 4.
     (fast,) = synthetic_observations(1, height=24, width=48, n_frames=11, period_s=0.1)
     seen = []
@@ -114,8 +115,8 @@ def test_frames_are_taken_on_the_model_frame_grid_and_padded(trained_model):
 
 def test_imagine_then_act_mode_runs():
     torch.manual_seed(1)
-    model = VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5, video_mode="imagine", n_imagined_frames=2, ego_status="token"))
-    planner = VAMPlanner(model, PatchMeanTokenizer(16, 4))
+    model = VideoActionModel(GPT_CONFIG, action_config(expert_width_ratio=0.5, video_mode="imagine", n_imagined_frames=2, ego_status="token"))
+    planner = VAMPlanner(model, PatchMeanTokenizer(16, 4), vam_config())
     for observation in stream(3):
         plan = planner.plan(observation)
         assert plan.waypoints.shape == (6, 2) and np.isfinite(plan.waypoints).all()
@@ -124,20 +125,20 @@ def test_imagine_then_act_mode_runs():
 
 def test_no_video_planner_needs_no_tokenizer_and_loads_from_a_checkpoint(tmp_path):
     torch.manual_seed(2)
-    model = train_straight(VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5, video_mode="none", ego_status="add")), steps=300)
-    export_vam(model, tmp_path / "blind")
-    in_memory = VAMPlanner(model, None)
+    model = train_straight(VideoActionModel(GPT_CONFIG, action_config(expert_width_ratio=0.5, video_mode="none", ego_status="add")), steps=300)
+    export_vam(model, tmp_path / "blind", 0.5, ONE_SAMPLE)
+    in_memory = VAMPlanner(model, None, vam_config())
     loaded = VAMPlanner.from_checkpoint(tmp_path / "blind")
     for observation in stream(3):
         a, b = in_memory.plan(observation), loaded.plan(observation)
         assert validate_plan(a, 6, 0.5) is None and a.extras["encode_ms"] == 0.0
         assert 14.0 < a.waypoints[-1, 0] < 34.0  # the synthetic ego drives at 8 m/s: about 24 m at 3 s
         np.testing.assert_array_equal(a.waypoints, b.waypoints)
-    seeing = VideoActionModel(GPT_CONFIG, ActionModelConfig(expert_width_ratio=0.5))
+    seeing = VideoActionModel(GPT_CONFIG, action_config(expert_width_ratio=0.5))
     with pytest.raises(ValueError, match="tokenizer"):
-        VAMPlanner(seeing, None)
-    export_vam(seeing, tmp_path / "seeing")
-    with pytest.raises(ValueError, match="tokenizer_path"):
+        VAMPlanner(seeing, None, vam_config())
+    export_vam(seeing, tmp_path / "seeing", 0.5, ONE_SAMPLE)
+    with pytest.raises(ValueError, match="names no tokenizer"):
         VAMPlanner.from_checkpoint(tmp_path / "seeing")
 
 
@@ -145,8 +146,8 @@ def test_ten_flow_steps_cost_little_more_than_one_with_the_cached_video():
     torch.manual_seed(3)
     # A world model big enough that its pass over the window outweighs one flow step, as at real sizes.
     gpt = GPTConfig(vocab_size=64, tokens_h=8, tokens_w=16, max_frames=8, n_layer=2, n_head=4, n_embd=128)
-    model = VideoActionModel(gpt, ActionModelConfig(expert_width_ratio=0.25))
-    planner = VAMPlanner(model, PatchMeanTokenizer(64, 8), VAMPlannerConfig())
+    model = VideoActionModel(gpt, action_config(expert_width_ratio=0.25))
+    planner = VAMPlanner(model, PatchMeanTokenizer(64, 8), vam_config())
     result = benchmark_planner(planner, synthetic_observations(8, height=64, width=128, seed=0), warmup=2, rounds=2)
     print({k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()})
     assert result["n_timed_calls"] == 12 and result["device"] == "cpu"
@@ -158,15 +159,15 @@ def test_ego_status_and_plan_helpers_stay_on_the_inputs_device():
     """Every tensor these helpers make lives on the inputs' device (a GPU run once failed here:
     the history query times were built on the CPU beside CUDA inputs). The `meta` device stands
     in for CUDA: any CPU tensor mixed in raises."""
+    from planner.inference import aggregate_samples
     from planner.open_loop import constant_velocity_xy
-    from planner.vam import aggregate_samples
 
     meta = torch.device("meta")
     b, p = 2, 5
     features = ego_status_features(
         torch.zeros(b, device=meta), torch.zeros(b, device=meta), torch.zeros(b, device=meta),
-        torch.zeros(b, p, device=meta), torch.zeros(b, p, 3, device=meta), ActionModelConfig(),
+        torch.zeros(b, p, device=meta), torch.zeros(b, p, 3, device=meta), action_config(),
     )
-    assert features.device == meta and features.shape == (b, ActionModelConfig().ego_status_dim)
+    assert features.device == meta and features.shape == (b, action_config().ego_status_dim)
     assert constant_velocity_xy(torch.zeros(b, device=meta), 6, 0.5).device == meta
     assert aggregate_samples(torch.zeros(b, 4, 6, 2, device=meta), "medoid").device == meta

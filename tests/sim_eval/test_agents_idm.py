@@ -6,15 +6,15 @@ import time
 import numpy as np
 import pytest
 
-from sim_eval.agents.idm import IDMParams, find_path_leaders, idm_acceleration
+from contract.footprint import convex_overlap
+from sim_eval.agents.idm import NUPLAN_IDM, find_path_leaders, idm_acceleration
 from sim_eval.agents.traffic import TrafficSim
 from sim_eval.agents.vehicle import VehicleAgent
-from sim_eval.metrics.footprint import convex_overlap
 from sim_eval.world.generator import generate_map, sample_junction_layout, sample_straight_layout, two_phase_cycles
 from sim_eval.world.route import build_route
 from sim_eval.world.state import EgoBox, box_corners_xy
 
-P = IDMParams()
+P = NUPLAN_IDM
 
 
 def _straight(limit: float = 50 / 3.6, length: float = 400.0):

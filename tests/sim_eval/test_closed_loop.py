@@ -7,24 +7,29 @@ import time
 import numpy as np
 import pytest
 
+from contract import Plan, Planner
 from foresight.cli import main
+from foresight.planners import planner_source
 from planner.baselines.constant_velocity import ConstantVelocityPlanner
-from planner.baselines.expert import ExpertPlanner
-from planner.contract import Plan, Planner
+from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.evaluate import evaluate
 from sim_eval.runner import RunnerConfig, run_episode
 from sim_eval.scenarios.suites import build_scenario, suite_size
+
+SMALL = RunnerConfig.default(image_height=32, image_width=64)
 
 
 class _Scripted(Planner):
     """A planner that misbehaves on purpose after `after` good plans."""
 
     name = "scripted"
+    num_waypoints = 6
+    plan_dt_s = 0.5
 
     def __init__(self, mode: str, after: int = 1) -> None:
         self.mode, self.after, self.calls = mode, after, 0
 
-    def reset(self, episode_info):
+    def reset(self, episode):
         self.calls = 0
 
     def plan(self, obs):
@@ -38,6 +43,8 @@ class _Scripted(Planner):
             return Plan(np.full((6, 2), np.nan), 0.5)
         if self.mode == "shape":
             return Plan(good[:3], 0.5)
+        if self.mode == "dt":  # another waypoint spacing than the planner declared
+            return Plan(good, 0.25)
         if self.mode == "sleep":
             time.sleep(0.5)
             return Plan(good, 0.5)
@@ -45,11 +52,12 @@ class _Scripted(Planner):
 
 
 @pytest.mark.parametrize(
-    "mode,reason", [("raise", "raised RuntimeError: boom"), ("nan", "invalid plan"), ("shape", "invalid plan"), ("sleep", "timed out")]
+    "mode,reason",
+    [("raise", "raised RuntimeError: boom"), ("nan", "invalid plan"), ("shape", "expected 6"), ("dt", "expected 0.5 s"), ("sleep", "timed out")],
 )
 def test_a_failing_planner_is_a_failed_run_not_a_crash(mode, reason):
     scenario = build_scenario("smoke", 0, 0)
-    cfg = RunnerConfig(plan_timeout_s=0.2, image_height=32, image_width=64)
+    cfg = RunnerConfig.default(plan_timeout_s=0.2, image_height=32, image_width=64)
     result = run_episode(scenario, _Scripted(mode), cfg, expert_progress_m=50.0)
     assert result.score.failure_reason is not None and reason in result.score.failure_reason
     assert result.score.score == 0.0
@@ -59,7 +67,7 @@ def test_a_failing_planner_is_a_failed_run_not_a_crash(mode, reason):
 def test_same_seed_same_frames_and_metrics():
     from sim_eval.runner import make_camera
 
-    cfg = RunnerConfig(image_height=32, image_width=64)
+    cfg = SMALL
     camera = make_camera(cfg)
     runs = []
     for _ in range(2):
@@ -79,24 +87,25 @@ def test_same_seed_same_frames_and_metrics():
 
 
 def test_expert_drives_the_nominal_suite_well_and_constant_velocity_hits_the_obstacle():
-    scores = [run_episode(build_scenario("nominal", i, 0), ExpertPlanner()).score for i in range(suite_size("nominal"))]
+    scores = [run_episode(build_scenario("nominal", i, 0), ExpertPlanner(), SMALL).score for i in range(suite_size("nominal"))]
     assert np.mean([s.score for s in scores]) >= 0.9
     assert not any(s.collided for s in scores)
     for i in range(3):
         scenario = build_scenario("ncap_stationary", i, 0)
-        expert = run_episode(scenario, ExpertPlanner()).score
-        cv = run_episode(scenario, ConstantVelocityPlanner(6, 0.5), expert_progress_m=10.0).score
+        expert = run_episode(scenario, ExpertPlanner(), SMALL).score
+        cv = run_episode(scenario, ConstantVelocityPlanner(6, 0.5), SMALL, expert_progress_m=10.0).score
         assert expert.ncap_score == 5.0 and not expert.collided
         assert cv.collided and cv.ncap_score < 1.0  # it cannot brake: impact near the reference speed
 
 
 def test_evaluate_writes_metrics_episodes_and_videos(tmp_path):
-    m = evaluate("constant_velocity", "ncap_side", 2, 0, tmp_path, videos=1, runner_cfg=RunnerConfig(image_height=32, image_width=64))
+    run = evaluate(planner_source("constant_velocity"), "ncap_side", 2, 0, tmp_path, SMALL, videos=1)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("score", "ncap_score", "collision_rate", "submetrics", "episodes"):
+    for key in ("score", "ncap_score", "collision_rate", "submetrics", "episodes", "planner_config", "runner"):
         assert key in saved
     assert 0.0 <= saved["score"] <= 1.0 and 0.0 <= saved["ncap_score"] <= 5.0
-    assert len(saved["episodes"]) == 2 and saved["collision_rate"] == m["collision_rate"]
+    assert len(saved["episodes"]) == 2 and saved["collision_rate"] == run.metrics.collision_rate
+    assert saved["planner_config"] == {"num_waypoints": 6, "plan_dt_s": 0.5}  # configs/baselines/default.yaml
     rows = list(csv.DictReader(open(tmp_path / "episodes.csv")))
     assert [r["episode_id"] for r in rows] == [e["episode_id"] for e in saved["episodes"]]
     videos = list((tmp_path / "videos").glob("*.mp4"))
@@ -111,12 +120,13 @@ def test_eval_closed_loop_cli_at_tiny_size(tmp_path, capsys):
 
 
 def test_log_replay_follows_the_recorded_expert_run():
-    from planner.baselines.log_replay import LogReplayPlanner
+    from sim_eval.agents.log_replay import LogReplayPlanner
     from sim_eval.runner import expert_run
 
     scenario = build_scenario("nominal", 0, 0)
-    times, poses, progress = expert_run("nominal", 0, 0)
-    result = run_episode(scenario, LogReplayPlanner(), expert_progress_m=progress)
+    run = expert_run("nominal", 0, 0)
+    poses = run.poses_xyyaw
+    result = run_episode(scenario, LogReplayPlanner(6, 0.5), SMALL, expert_progress_m=run.progress_m)
     # Replayed through the same tracker: on the logged path (the tracker lags ~1 m behind the logged
     # positions while accelerating), and no brake at the end of the log.
     gap = np.linalg.norm(result.log.ego_xyyaw[:, :2] - poses[: result.log.num_steps, :2], axis=1)

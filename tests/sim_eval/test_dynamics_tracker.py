@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from planner.contract import Plan
+from contract import Plan
 from sim_eval.dynamics.lqr_tracker import (
     LQRTracker,
     LQRTrackerConfig,

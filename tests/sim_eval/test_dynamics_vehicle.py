@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle, VehicleParameters
+from contract.vehicle import VehicleParameters
+from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle
 
 
 def _fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float]:

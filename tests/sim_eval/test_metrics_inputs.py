@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from shapely.geometry import LineString, Polygon
 
+from contract.footprint import FRONT_LEFT, FRONT_RIGHT, REAR_LEFT, box_corners, convex_overlap
 from sim_eval.metrics import EpisodeLog, LaneSpec, MapQuery, NcapInfo, PolygonMapQuery
-from sim_eval.metrics.footprint import FRONT_LEFT, FRONT_RIGHT, REAR_LEFT, box_corners, convex_overlap
 
 
 def test_box_corners_order_and_rotation():

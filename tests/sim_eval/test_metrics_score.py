@@ -327,7 +327,7 @@ def test_aggregate_ncap_per_scenario_then_type_then_overall():
         _row(0.0, 0.0, "stationary", "a2", True),
         _row(0.5, 4.0, "frontal", "b1", True),
     ]
-    summary = aggregate(rows)
+    summary = aggregate(rows).to_dict()
     assert set(summary) == {"score", "ncap_score", "collision_rate", "submetrics", "episodes"}
     stationary = (11.0 / 3.0 + 0.0) / 2.0
     assert summary["submetrics"]["ncap_score/stationary"] == pytest.approx(stationary)
@@ -346,7 +346,9 @@ def test_aggregate_nominal_suite(road):
     clean = score_episode(make_log(x, v), road)
     crashed = score_episode(make_log(x, v, agents=[agent(40.0 - 10.0 * np.arange(len(x)) * DT, 0.0, -10.0,
                                                          yaw=math.pi)]), road)
-    summary = aggregate([clean, crashed])
+    metrics = aggregate([clean, crashed])
+    assert metrics.failure_rate == 0.0
+    summary = metrics.to_dict()
     assert summary["ncap_score"] is None
     assert summary["collision_rate"] == 0.5
     assert summary["score"] == pytest.approx(0.5)
@@ -361,8 +363,8 @@ def test_ttc_matches_brute_force_shapely_projection(seed):
     """The swept-circle prefilter must not change TTC: compare with a per-offset shapely check."""
     from shapely.geometry import Polygon
 
+    from contract.footprint import box_corners
     from sim_eval.metrics.collisions import relative_angle_rad
-    from sim_eval.metrics.footprint import box_corners
 
     rng = np.random.default_rng(seed)
     steps, num_agents = 8, 10

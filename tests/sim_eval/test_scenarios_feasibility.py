@@ -2,13 +2,15 @@
 route, keeps IDM gaps and stops for red lights and objects in its path. The frontal NCAP case
 cannot be avoided by braking alone, but braking lowers the impact speed below v_ref."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from sim_eval.agents.idm import IDMParams
+from contract.footprint import convex_overlap
+from sim_eval.agents.idm import NUPLAN_IDM
 from sim_eval.agents.traffic import TrafficSim
 from sim_eval.agents.vehicle import VehicleAgent
-from sim_eval.metrics.footprint import convex_overlap
 from sim_eval.scenarios import build_scenario, suite_size
 
 EGO_ID = 10_000
@@ -26,7 +28,7 @@ def _drive_idm_ego(sc):
         length_m=vehicle.length_m,
         width_m=vehicle.width_m,
     )
-    sim = TrafficSim((ego, *sc.vehicles), sc.pedestrians, sc.lights, params=IDMParams(max_desired_speed_mps=14.0))
+    sim = TrafficSim((ego, *sc.vehicles), sc.pedestrians, sc.lights, params=replace(NUPLAN_IDM, max_desired_speed_mps=14.0))
     log = []
     for _ in range(int(round(sc.duration_s / sim.dt_s))):
         agents = sim.step().agents

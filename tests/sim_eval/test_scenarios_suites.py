@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sim_eval.metrics.footprint import convex_overlap
+from contract.footprint import convex_overlap
 from sim_eval.scenarios import build_scenario, suite_names, suite_size
 from sim_eval.scenarios.ncap import FRONTAL_ACTOR_SPEED_MPS, NCAP_JITTER, SIDE_ACTOR_SPEED_MPS
 from sim_eval.scenarios.nominal import NOMINAL_VARIANTS

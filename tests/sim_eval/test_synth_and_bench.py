@@ -7,7 +7,14 @@ from data.command import Command
 from data.dataset import ClipWindowDataset, WindowSpec
 from data.store import ClipStore
 from foresight.cli import main, run_subcommand
-from sim_eval.synth import SynthEpisode, record_episode, synth_episodes
+from sim_eval.synth import Perturbation, SynthEpisode, record_episode, synth_episodes
+
+DT_S = 0.1  # the runner's physics step
+PLAIN = Perturbation(probability=0.0, max_offset_m=1.0, duration_s=1.0, max_speed_frac=0.0)
+
+
+def perturbed(**changes) -> Perturbation:
+    return Perturbation(**{**PLAIN.__dict__, **changes})
 
 
 def test_synth_episodes_cycle_suites_and_seeds():
@@ -17,7 +24,7 @@ def test_synth_episodes_cycle_suites_and_seeds():
 
 
 def test_recorded_clip_is_a_real_log_in_the_unified_schema():
-    clip = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, randomize=False)  # a right turn
+    clip = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, False, DT_S, PLAIN)  # a right turn
     assert clip.frames.shape[1:] == (32, 64, 3) and clip.num_frames >= 10
     np.testing.assert_allclose(np.diff(clip.frame_timestamps_us), 500_000)
     assert clip.frames.std() > 10 and not np.array_equal(clip.frames[0], clip.frames[-1])
@@ -25,7 +32,7 @@ def test_recorded_clip_is_a_real_log_in_the_unified_schema():
     assert clip.intrinsics.width == 64 and len(clip.objects) == clip.num_frames
     speeds = clip.frame_speed_mps()
     assert speeds.max() > 3.0 and speeds.max() < 20.0
-    again = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, randomize=False)
+    again = record_episode(SynthEpisode("nominal", 5, 3), 32, 64, 2.0, False, DT_S, PLAIN)
     np.testing.assert_array_equal(again.frames, clip.frames)  # deterministic per (suite, index, seed)
 
 
@@ -64,12 +71,10 @@ def test_parallel_recording_writes_the_same_store(tmp_path):
 
 
 def test_perturbed_expert_leaves_the_lane_centre_and_recovers():
-    from sim_eval.synth import Perturbation
-
     ep = SynthEpisode("nominal", 0, 3)  # a straight road
-    plain = record_episode(ep, 32, 64, 5.0, randomize=False)
-    shaken = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=1.0))
-    again = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=1.0))
+    plain = record_episode(ep, 32, 64, 5.0, False, DT_S, PLAIN)
+    shaken = record_episode(ep, 32, 64, 5.0, False, DT_S, perturbed(probability=0.3))
+    again = record_episode(ep, 32, 64, 5.0, False, DT_S, perturbed(probability=0.3))
     np.testing.assert_array_equal(shaken.frames, again.frames)  # seeded per episode
     t = plain.frame_timestamps_us
     # Both start at the same pose on a straight road along x: y is the lateral deviation.
@@ -101,11 +106,9 @@ def test_retime_along_path_keeps_the_path_and_scales_arc_length():
 
 
 def test_speed_perturbation_changes_speed_not_lane_and_is_listed():
-    from sim_eval.synth import Perturbation
-
     ep = SynthEpisode("nominal", 0, 3)  # a straight road
-    plain = record_episode(ep, 32, 64, 5.0, randomize=False)
-    shaken = record_episode(ep, 32, 64, 5.0, randomize=False, perturbation=Perturbation(probability=0.3, max_offset_m=0.0, max_speed_frac=0.4))
+    plain = record_episode(ep, 32, 64, 5.0, False, DT_S, PLAIN)
+    shaken = record_episode(ep, 32, 64, 5.0, False, DT_S, perturbed(probability=0.3, max_offset_m=0.0, max_speed_frac=0.4))
     t = plain.frame_timestamps_us
     speed_gap = np.abs(shaken.poses.speed_at(t) - plain.poses.speed_at(t))
     along = np.abs(shaken.poses.pose_at(t)[:, 0] - plain.poses.pose_at(t)[:, 0])
@@ -116,4 +119,4 @@ def test_speed_perturbation_changes_speed_not_lane_and_is_listed():
     assert len(shaken.provenance["perturbed_intervals_us"]) >= 1
     assert shaken.provenance["perturbation"]["max_speed_frac"] == 0.4
     with pytest.raises(ValueError, match="max_speed_frac"):
-        Perturbation(max_speed_frac=1.0)
+        perturbed(max_speed_frac=1.0)

@@ -27,7 +27,7 @@ def one_thread():
 SMALL_WORLD_MODEL = [
     "+world_model.model.n_layer=2", "+world_model.model.n_embd=32", "+world_model.model.n_head=2",
     "world_model.batch_size=4", "world_model.val_clips=1", "world_model.val_windows=4",
-    "world_model.log_every_n_steps=1", "world_model.num_workers=0", "progress_bar=false",
+    "world_model.log_every_n_steps=1", "world_model.num_workers=0", "trainer.progress_bar=false",
 ]
 
 DASH, VOCAB, GRID_HW = 1, 8, (6, 2)
@@ -71,14 +71,9 @@ def dash_store(out: Path, n_clips: int, n_frames: int, fps: float, speeds: tuple
     return write_token_store(out, clips, fps)
 
 
-def compose(config: str, overrides: list[str]):
-    from foresight.cli import compose_config
-
-    return compose_config(config, overrides)
-
-
 def world_model_config(overrides: list[str], trainer: str = "cpu"):
     """The validated `train world_model` config for these overrides (on top of SMALL_WORLD_MODEL)."""
+    from configs import compose
     from world_model.train_config import TrainWorldModelConfig
 
     return TrainWorldModelConfig.from_config(compose("train/world_model", [*SMALL_WORLD_MODEL, f"trainer={trainer}", *overrides]))

@@ -7,15 +7,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from configs import compose
 from foresight.cli import main, run_subcommand
-from tests.world_model.conftest import compose, dash_clip, dash_store, world_model_config, write_token_store
+from foresight.training import TrainingStage
+from foresight.training.loop import lightning_strategy
+from tests.world_model.conftest import dash_clip, dash_store, world_model_config, write_token_store
 from world_model.bench import BenchConfig
+from world_model.gpt.model import Block
 from world_model.token_sources import TokenSource, parse_sources
-from world_model.train import _strategy, train_world_model
+from world_model.train import train_world_model
 from world_model.train_config import TrainWorldModelConfig
 
 EXPERIMENTS = ["tiny", "S", "B", "L", "stage1", "stage2"]
@@ -43,22 +48,22 @@ def test_every_experiment_composes_into_valid_configs(experiment):
 @pytest.mark.parametrize("trainer", ["default", "cpu", "ddp", "fsdp"])
 def test_trainer_configs(trainer):
     c = world_model_config(["tokens=t", "out=o"], trainer=trainer)
-    assert c.trainer.resolved_precision(cuda=True) == "bf16-mixed"
-    strategy = _strategy(c.trainer)
+    stage = TrainingStage("world model", Path("o"), 10, 5, 5, 1, 1.0, ("gpt",), (Block,))
+    strategy = lightning_strategy(c.trainer, stage)
     if trainer == "fsdp":
-        assert type(strategy).__name__ == "FSDPStrategy"
+        assert type(strategy).__name__ == "FSDPStrategy" and c.trainer.accelerator == "gpu"
     else:
-        assert strategy == c.trainer.strategy
-    assert c.trainer.resolved_precision(cuda=False) in ("bf16-mixed", "32-true")
+        assert strategy == c.trainer.strategy == {"default": "auto", "cpu": "auto", "ddp": "ddp"}[trainer]
+    assert c.trainer.precision == "auto"  # decided on the machine that trains (foresight.training.precision)
 
 
 def test_bad_settings_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="never log online"):
-        world_model_config(["tokens=t", "out=o", "wandb_mode=online"])
+        world_model_config(["tokens=t", "out=o", "trainer.wandb_mode=online"])
     with pytest.raises(ValueError, match="trainer.threads"):
         world_model_config(["tokens=t", "out=o", "trainer.threads=0"])
     with pytest.raises(ValueError, match="loggers"):
-        world_model_config(["tokens=t", "out=o", "loggers=[tensorboard]"])
+        world_model_config(["tokens=t", "out=o", "trainer.loggers=[tensorboard]"])
     with pytest.raises(ValueError, match="size must be one of"):
         world_model_config(["tokens=t", "out=o", "world_model.size=XL"])
     with pytest.raises(ValueError, match="must not set"):
@@ -67,7 +72,7 @@ def test_bad_settings_are_clear_errors(tmp_path, capsys):
     assert main(["train", "world_model", "tokens=t", "out=o", "world_model.not_a_key=1"]) == 2
     assert main(["train", "world_model", "tokens=t"]) == 2
     assert "out" in capsys.readouterr().err
-    assert main(["train", "world_model", f"tokens={tmp_path / 'none'}", f"out={tmp_path / 'o'}", "progress_bar=false"]) == 1
+    assert main(["train", "world_model", f"tokens={tmp_path / 'none'}", f"out={tmp_path / 'o'}", "trainer.progress_bar=false"]) == 1
     assert "no token store manifest" in capsys.readouterr().err
     with pytest.raises(ValueError, match="either"):
         parse_sources("a", {"b": {"tokens": "b"}})
@@ -158,6 +163,17 @@ def test_bench_flop_count_and_compile_switch():
         BenchConfig.from_config(compose("bench/world_model", [*BENCH, "compile=sometimes"]))
 
 
+def test_bench_yaml_keys_are_the_config_fields():
+    """Every key of configs/bench/world_model.yaml's own section is a BenchConfig field and back."""
+    from omegaconf import OmegaConf
+
+    from configs import CONFIG_DIR
+    from world_model.bench import BENCH_KEYS
+
+    own = set(OmegaConf.load(CONFIG_DIR / "bench" / "world_model.yaml")) - {"defaults"}
+    assert own == set(BENCH_KEYS)
+
+
 def test_gpu_check_script_parses_and_its_bench_overrides_compose():
     """benchmarks/gpu_check.sh runs only on a GPU machine; here: bash accepts it and the bench
     command it builds composes into a valid S benchmark."""
@@ -193,7 +209,7 @@ def test_wandb_logging_is_offline_or_disabled_never_online(tmp_path, monkeypatch
     monkeypatch.setenv("WANDB_MODE", "online")  # the config wins over the environment
     tokens = dash_store(tmp_path / "t", n_clips=3, n_frames=6, fps=5.0)
     summary = train_world_model(world_model_config([
-        f"tokens={tokens}", f"out={tmp_path / 'run'}", "world_model.max_steps=1", "loggers=[csv,wandb]", "wandb_mode=disabled",
+        f"tokens={tokens}", f"out={tmp_path / 'run'}", "world_model.max_steps=1", "trainer.loggers=[csv,wandb]", "trainer.wandb_mode=disabled",
     ])).summary
     assert summary["steps"] == 1 and next((tmp_path / "run" / "logs").rglob("metrics.csv")).is_file()
     assert os.environ["WANDB_MODE"] == "disabled"

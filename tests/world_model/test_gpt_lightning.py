@@ -9,13 +9,14 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
+from foresight.training.rng_state import RngStateCheckpoint
+from tests.settings import gpt_optim, wsd
 from world_model.gpt import GPTConfig
-from world_model.gpt.lightning_module import GPTLightningModule, OptimConfig, load_gpt_from_checkpoint
-from world_model.schedule import WSDSchedule
+from world_model.gpt.lightning_module import GPTLightningModule, load_gpt_from_checkpoint
 from world_model.tokens_dataset import MixingSampler, TokenWindowDataset
 
 CONFIG = GPTConfig(vocab_size=40, tokens_h=2, tokens_w=3, max_frames=3, n_layer=2, n_head=2, n_embd=32, dropout=0.1, prev_frame_token_input=True)
-OPTIM = OptimConfig(schedule=WSDSchedule(total_steps=6, warmup_frac=1 / 3, decay_frac=1 / 3, final_frac=0.1), lr=3e-3, weight_decay=0.1)
+OPTIM = gpt_optim(wsd(6, warmup_frac=1 / 3, decay_frac=1 / 3))
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +59,7 @@ def fit(module: GPTLightningModule, ckpt_dir, ckpt_path=None) -> dict[int, float
         enable_model_summary=False,
         logger=False,
         gradient_clip_val=1.0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), recorder],
+        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), RngStateCheckpoint(), recorder],  # as the training loop
     )
     trainer.fit(module, train_dataloaders=loader(), ckpt_path=ckpt_path, weights_only=True)
     return recorder.losses

@@ -44,18 +44,18 @@ def runs(tmp_path_factory):
 def test_training_writes_checkpoints_export_logs_and_summary(runs):
     root, summary = runs["root"], runs["summary"]
     assert summary["steps"] == 3 and summary["fps"] == 5.0 and summary["grid_hw"] == [4, 8]
-    assert sorted(p.name for p in (root / "wm" / "checkpoints").iterdir()) == ["epoch=0-step=2.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (root / "wm" / "checkpoints").iterdir()) == ["epoch=0-step=2.ckpt", "final.ckpt", "last.ckpt"]
     assert json.loads((root / "wm" / "train_summary.json").read_text())["steps"] == 3
     header = next((root / "wm" / "logs").rglob("metrics.csv")).read_text().splitlines()[0]
     for name in ("train/loss", "train/lr", "mix/tokens", "val/loss", "val/loss/tokens"):
         assert name in header
     loaded = load_world_model(root / "wm")
     assert loaded.meta.fps == 5.0 and loaded.meta.tokenizer_sha256 == TokenStore(root / "tokens").tokenizer["weights_sha256"]
-    ckpt = load_world_model(root / "wm" / "checkpoints" / "last.ckpt")  # a .ckpt carries the same facts
+    ckpt = load_world_model(root / "wm" / "checkpoints" / "final.ckpt")  # a .ckpt carries the same facts
     assert ckpt.meta.fps == 5.0 and ckpt.meta.tokenizer_sha256 == loaded.meta.tokenizer_sha256
     for key, value in loaded.model.state_dict().items():
         assert (ckpt.model.state_dict()[key] == value).all(), key
-    # The same command again: nothing left to train, the export is rewritten from last.ckpt.
+    # The same command again: nothing left to train, the export is rewritten from final.ckpt.
     again = run_subcommand("train", "world_model", runs["train_args"])
     assert again["steps"] == 3 and again["steps_this_run"] == 0
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from tests.settings import wsd
 from tests.world_model.conftest import dash_store, world_model_config
-from world_model.schedule import WSDSchedule
 from world_model.train import train_world_model
 
 
@@ -107,7 +107,7 @@ def test_stage1_then_stage2_from_its_weights_and_optimizer_state_on_the_configur
         for name in ("exp_avg", "exp_avg_sq"):
             assert torch.equal(ours[index][name], state[name])
     # ...under its own schedule: the WSD decay only, from the peak LR down to final_frac of it.
-    schedule = WSDSchedule(total_steps=10, warmup_frac=0.0, decay_frac=1.0, final_frac=0.1)
+    schedule = wsd(10, decay_frac=1.0)
     assert start.lr == pytest.approx(peak_lr * schedule.factor(0))
     lrs = [lr2.lrs[s] for s in sorted(lr2.lrs)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:])) and lrs[0] > lrs[-1] == pytest.approx(0.1 * peak_lr)

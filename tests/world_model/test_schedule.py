@@ -34,7 +34,7 @@ def test_cosine_decay_values():
 
 def test_decay_only_fine_tune():
     # Stage 2 of the reference: ~15.5k steps, LR linearly from the peak to 0.1x.
-    s = WSDSchedule(total_steps=15_500, warmup_frac=0.0, decay_frac=1.0, final_frac=0.1)
+    s = WSDSchedule(total_steps=15_500, warmup_frac=0.0, decay_frac=1.0, final_frac=0.1, decay_shape="linear")
     assert s.factor(0) == pytest.approx(1.0 - 0.9 / 15_500)
     assert s.factor(7_749) == pytest.approx(1.0 - 0.9 * 7_750 / 15_500)
     assert s.factor(15_499) == pytest.approx(0.1)
@@ -42,10 +42,10 @@ def test_decay_only_fine_tune():
 
 def test_invalid_schedules_are_rejected():
     with pytest.raises(ValueError, match="exceeds 1"):
-        WSDSchedule(total_steps=10, warmup_frac=0.6, decay_frac=0.6)
+        WSDSchedule(total_steps=10, warmup_frac=0.6, decay_frac=0.6, final_frac=0.1, decay_shape="linear")
     with pytest.raises(ValueError, match="total_steps"):
-        WSDSchedule(total_steps=0)
+        WSDSchedule(total_steps=0, warmup_frac=0.1, decay_frac=0.1, final_frac=0.1, decay_shape="linear")
     with pytest.raises(ValueError, match="decay_shape"):
-        WSDSchedule(total_steps=10, decay_shape="exp")
+        WSDSchedule(total_steps=10, warmup_frac=0.1, decay_frac=0.1, final_frac=0.1, decay_shape="exp")
     with pytest.raises(ValueError, match="step must be >= 0"):
-        WSDSchedule(total_steps=10).factor(-1)
+        WSDSchedule(total_steps=10, warmup_frac=0.1, decay_frac=0.1, final_frac=0.1, decay_shape="linear").factor(-1)

@@ -14,7 +14,7 @@ from tests.conftest import turning_clip
 from world_model.tokenizer import ConvTokenizer, export_tokenizer, tokenizer_config
 from world_model.tokenizer.pixels import frames_to_images
 from world_model.tokens import TokenStore, TokenStoreWriter
-from world_model.tokens.tokenize import run_tokenize
+from world_model.tokens.tokenize import TokenizeConfig, run_tokenize
 
 NUM_FRAMES = (5, 3, 7, 4)
 
@@ -55,8 +55,7 @@ def expected_tokens(clips_dir, tokenizer_dir):
 
 
 def tokenize(clips_dir, tokenizer_dir, out, **kw):
-    return run_tokenize({"clips": str(clips_dir), "tokenizer": str(tokenizer_dir), "out": str(out),
-                         "batch_size": 3, "num_workers": 0, "device": "cpu", **kw})
+    return run_tokenize(TokenizeConfig.default(clips_dir, tokenizer_dir, out, batch_size=3, num_workers=0, device="cpu", **kw))
 
 
 def test_round_trip(clips_dir, tokenizer_dir, tmp_path):
@@ -143,8 +142,10 @@ def test_other_tokenizer_is_refused_unless_overwrite(clips_dir, tokenizer_dir, t
     with pytest.raises(ValueError, match="another tokenizer"):
         tokenize(clips_dir, tmp_path / "other", tmp_path / "tokens")
     assert tokenize(clips_dir, tmp_path / "other", tmp_path / "tokens", overwrite=True).complete
-    with pytest.raises(ValueError, match="unknown config keys"):
+    with pytest.raises(ValueError, match=r"tokenize: unknown keys \['batchsize'\]"):
         tokenize(clips_dir, tokenizer_dir, tmp_path / "x", batchsize=2)
+    with pytest.raises(ValueError, match=r"tokenize: missing keys \['batch_size', 'device'"):  # a mapping names every key
+        run_tokenize({"clips": str(clips_dir), "tokenizer": str(tokenizer_dir), "out": str(tmp_path / "x")})
 
 
 def test_ranks_split_clips_and_rank0_merges(clips_dir, tokenizer_dir, tmp_path, monkeypatch):

@@ -144,7 +144,7 @@ def test_tiny_tokenizer_overfits_without_collapse():
     for _ in range(100):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             out = model(x)
-        loss = tokenizer_loss(x, out, LossWeights(perceptual=0.0))
+        loss = tokenizer_loss(x, out, LossWeights(l1=1.0, l2=1.0, perceptual=0.0))
         opt.zero_grad()
         loss.total.backward()
         opt.step()

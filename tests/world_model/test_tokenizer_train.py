@@ -1,15 +1,43 @@
-"""run_train end to end on a tiny clip store: checkpoints, export, evaluation, resume."""
+"""`train tokenizer` end to end on a tiny clip store: checkpoints, export, evaluation, exact resume."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
 
+from configs import compose
 from data.bench import road_like_clip
 from data.store import ClipStore, ClipStoreWriter
 from world_model.tokenizer import load_tokenizer
 from world_model.tokenizer.train import evaluate_reconstruction, run_train
+
+TINY = [
+    "tokenizer.model.base_channels=8", "tokenizer.batch_size=4", "tokenizer.warmup_steps=1", "tokenizer.lr=2e-3",
+    "tokenizer.val_frames=2", "tokenizer.val_every_n_steps=2", "tokenizer.checkpoint_every_n_steps=2", "tokenizer.eval_frames=6",
+    "tokenizer.num_workers=0", "tokenizer.log_every_n_steps=1", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.progress_bar=false",
+]
+
+
+class LossRecorder(Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = outputs["loss"].item()
+
+
+class Kill(Callback):
+    """Dies at the start of optimizer step `at_step` (0-based), like a killed job."""
+
+    def __init__(self, at_step: int) -> None:
+        self.at_step = at_step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at_step:
+            raise RuntimeError("simulated kill")
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +49,16 @@ def clips_dir(tmp_path_factory):
     return out
 
 
+def config(clips_dir, out, *overrides: str):
+    return compose("train/tokenizer", [f"clips={clips_dir}", f"out={out}", *TINY, *overrides])
+
+
 def test_train_export_evaluate_and_resume(clips_dir, tmp_path):
-    cfg = {
-        "clips": str(clips_dir), "out": str(tmp_path), "model": {"base_channels": 8}, "batch_size": 4,
-        "max_steps": 4, "warmup_steps": 1, "lr": 2e-3, "val_frames": 2, "val_every_n_steps": 2,
-        "checkpoint_every_n_steps": 2, "eval_frames": 6, "num_workers": 0, "log_every_n_steps": 1,
-    }
-    summary = run_train(cfg)
+    summary = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=4"))
     assert summary["steps"] == 4 and summary["steps_this_run"] == 4 and summary["grid_hw"] == [4, 8]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     saved = json.loads((tmp_path / "train_summary.json").read_text())
-    assert saved["eval"] == summary["eval"] and saved["config"]["max_steps"] == 4
+    assert saved["eval"] == summary["eval"] and saved["config"]["max_steps"] == 4 and saved["precision"] in ("32-true", "bf16-mixed")
     metrics = (tmp_path / "logs").rglob("metrics.csv")
     header = next(metrics).read_text().splitlines()[0]
     for name in ("train/loss", "train/psnr_db", "train/code_usage", "train/perplexity", "val/psnr_db", "val/ssim"):
@@ -43,9 +70,22 @@ def test_train_export_evaluate_and_resume(clips_dir, tmp_path):
     assert 0 < again["psnr_db"] < 60 and 0 < again["ssim"] <= 1 and again["num_frames"] == 6
     assert json.loads((tmp_path / "tokenizer.json").read_text())["extra"]["steps"] == 4
 
-    resumed = run_train({**cfg, "max_steps": 6})  # continues from last.ckpt at step 4
+    resumed = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6"))  # continues from last.ckpt at step 4
     assert resumed["steps"] == 6 and resumed["steps_this_run"] == 2
-    done = run_train({**cfg, "max_steps": 6})  # nothing left to do: still exports and evaluates
+    done = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6"))  # nothing left to do: still exports and evaluates
     assert done["steps"] == 6 and done["steps_this_run"] == 0
-    with pytest.raises(ValueError, match="unknown config keys"):
-        run_train({**cfg, "max_step": 3})
+    with pytest.raises(ValueError, match="holds a run of another model"):
+        run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=8", "tokenizer.model.base_channels=16"))
+
+
+def test_rerunning_a_killed_run_continues_the_same_loss_curve(clips_dir, tmp_path):
+    whole = LossRecorder()
+    run_train(config(clips_dir, tmp_path / "whole", "tokenizer.max_steps=6"), [whole])
+    assert sorted(whole.losses) == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_train(config(clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [Kill(at_step=3)])  # dies in step 4; last.ckpt holds step 2
+    assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
+    resumed = LossRecorder()
+    run_train(config(clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [resumed])
+    assert sorted(resumed.losses) == [3, 4, 5, 6]
+    assert [resumed.losses[s] for s in (3, 4, 5, 6)] == [whole.losses[s] for s in (3, 4, 5, 6)]  # same batches, same weights: exact

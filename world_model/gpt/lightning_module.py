@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
-from world_model.rng_state import load_rng_states, save_rng_states
 from world_model.schedule import WSDSchedule
 
 
@@ -27,10 +26,10 @@ class OptimConfig:
     """AdamW at peak `lr` with the WSD schedule; weight decay on 2-D weights only."""
 
     schedule: WSDSchedule
-    lr: float = 3e-4
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
+    lr: float
+    weight_decay: float
+    betas: tuple[float, float]
+    eps: float
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.weight_decay < 0 or self.eps <= 0:
@@ -60,8 +59,8 @@ class GPTLightningModule(L.LightningModule):
     """Next-token training of `GPT`; hparams hold both configs as plain dicts, so a checkpoint
     rebuilds the model (`load_gpt_from_checkpoint`) and loads with `weights_only=True`.
 
-    The CPU (and CUDA) RNG states are saved in checkpoints and restored on resume, so dropout
-    continues exactly (single process; each DDP rank would need its own).
+    Trained through `foresight.training.train_stage`, whose checkpoints carry the RNG states, so
+    dropout continues exactly on resume (single process; each DDP rank would need its own).
     """
 
     def __init__(self, gpt: GPTConfig | Mapping[str, Any], optim: OptimConfig | Mapping[str, Any], compile_model: bool = False) -> None:
@@ -111,12 +110,6 @@ class GPTLightningModule(L.LightningModule):
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        save_rng_states(checkpoint)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        load_rng_states(checkpoint)
 
 
 def _next_token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from data.store.manifest import sha256_file
-from data.store.weights_file import load_state_strict, read_meta, read_state, write_weights
+from data.store.weights_file import WeightsPaths, load_state_strict, read_meta, read_state, write_weights
 from world_model.tokenizer.encoding import ImageTokenizer
 from world_model.tokenizer.llamagen import LlamaGenVQConfig, load_llamagen_vq
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig
@@ -22,21 +21,13 @@ FORMAT_VERSION = 1
 WEIGHTS_NAME = "tokenizer.safetensors"
 
 
-def _paths(path: str | Path) -> tuple[Path, Path]:
-    """(weights, config) for a .safetensors file, its .json, or a directory (any other path) holding tokenizer.*."""
-    path = Path(path)
-    if path.suffix not in (".safetensors", ".json"):
-        path = path / WEIGHTS_NAME
-    weights = path.with_suffix(".safetensors")
-    return weights, weights.with_suffix(".json")
-
-
 def export_tokenizer(model: ConvTokenizer, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write `path` (.safetensors, or a directory -> tokenizer.safetensors) and its .json; returns the weights path.
 
     extra: JSON-able facts to keep with the weights (training steps, eval numbers, ...).
     """
-    weights, config = _paths(path)
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    weights, config = files.weights, files.config
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -50,7 +41,8 @@ def export_tokenizer(model: ConvTokenizer, path: str | Path, extra: dict[str, An
 
 def load_tokenizer(path: str | Path) -> ConvTokenizer:
     """Rebuild an exported ConvTokenizer (eval mode) from its .safetensors + .json; checks the weights' SHA-256."""
-    weights, config = _paths(path)
+    files = WeightsPaths.at(path, WEIGHTS_NAME)
+    weights, config = files.weights, files.config
     meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "tokenizer")
     state = read_state(weights, config, meta)
     model = ConvTokenizer(TokenizerConfig.from_dict(meta["config"]))
@@ -77,6 +69,6 @@ def load_image_tokenizer(path: str | Path, llamagen_config: LlamaGenVQConfig | N
         weights = path
     else:
         model = load_tokenizer(path)
-        weights = _paths(path)[0]
+        weights = WeightsPaths.at(path, WEIGHTS_NAME).weights
     identity = {**model.describe(), "weights_sha256": sha256_file(weights)}
     return LoadedTokenizer(model, identity, weights.resolve())

@@ -25,19 +25,19 @@ class TokenizerLightningModule(L.LightningModule):
     def __init__(
         self,
         tokenizer: dict[str, Any],
-        lr: float = 2e-4,
-        betas: tuple[float, float] = (0.9, 0.99),
-        weight_decay: float = 0.0,
-        warmup_steps: int = 100,
-        total_steps: int = 2000,
-        min_lr_ratio: float = 0.1,
-        loss_weights: dict[str, float] | None = None,
-        perceptual_weights: str | None = None,
+        lr: float,
+        betas: tuple[float, float],
+        weight_decay: float,
+        warmup_steps: int,
+        total_steps: int,
+        min_lr_ratio: float,
+        loss_weights: dict[str, float],
+        perceptual_weights: str | None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = ConvTokenizer(TokenizerConfig.from_dict(tokenizer))
-        self.loss_weights = LossWeights(**(loss_weights or {}))
+        self.loss_weights = LossWeights(**loss_weights)
         # Kept outside the module tree: frozen, not trained, not saved in checkpoints.
         self._perceptual: list[PerceptualLoss] = []
         if self.loss_weights.perceptual > 0:

@@ -14,9 +14,9 @@ from world_model.tokenizer.perceptual import PerceptualLoss
 
 @dataclass(frozen=True)
 class LossWeights:
-    l1: float = 1.0
-    l2: float = 1.0
-    perceptual: float = 0.1
+    l1: float
+    l2: float
+    perceptual: float
 
     def __post_init__(self) -> None:
         if min(self.l1, self.l2, self.perceptual) < 0 or self.l1 + self.l2 == 0:

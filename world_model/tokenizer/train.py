@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.callbacks import Callback
 from torch.utils.data import DataLoader
 
-from data.store.manifest import atomic_write_text
+from configs import build, plain
 from data.store.reader import ClipStore
+from foresight.training import FitResult, ResumableData, TrainerSettings, TrainingStage, prepare_run, train_stage
 from world_model.tokenizer.encoding import ImageTokenizer
 from world_model.tokenizer.export import export_tokenizer
 from world_model.tokenizer.frames import StoreFrameDataset, all_frame_refs, evenly_spaced, split_frames
@@ -35,76 +33,60 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class TokenizerProfile:
+    """The `tokenizer` section (configs/tokenizer_profile/): `size` (TOKENIZER_SIZES) with `model`
+    overriding fields of that preset (e.g. {"quantizer": "vq"}); AdamW (lr, betas, weight_decay)
+    with linear warmup then cosine decay to min_lr_ratio * lr; L1 / L2 / perceptual loss weights
+    (perceptual_weights: a local VGG16 state dict, nothing is downloaded); val_frames held out for
+    validation PSNR / SSIM, eval_frames for the final reconstruction numbers; the cadence in steps;
+    num_workers DataLoader processes; seed."""
+
+    size: str
+    model: dict[str, Any]
+    batch_size: int
+    max_steps: int
+    lr: float
+    betas: tuple[float, float]
+    weight_decay: float
+    warmup_steps: int
+    min_lr_ratio: float
+    grad_clip: float
+    l1_weight: float
+    l2_weight: float
+    perceptual_weight: float
+    perceptual_weights: str | None
+    val_frames: int
+    val_every_n_steps: int
+    eval_frames: int
+    checkpoint_every_n_steps: int
+    log_every_n_steps: int
+    num_workers: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model", dict(self.model or {}))
+        if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0 or self.warmup_steps < 0:
+            raise ValueError(f"tokenizer: invalid batch_size/max_steps/lr/warmup_steps in {self}")
+
+
+@dataclass(frozen=True)
 class TrainTokenizerConfig:
-    """Settings of `run_train`; `clips` and `out` are required. `model` overrides fields of the
-    `size` preset (see TOKENIZER_SIZES), e.g. {"quantizer": "vq"}."""
+    """`foresight train tokenizer` (configs/train/tokenizer.yaml): the clip store to train on, the
+    output directory, the `tokenizer` profile and the `trainer` group."""
 
     clips: str
     out: str
-    size: str = "tiny"
-    model: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 16
-    max_steps: int = 2000
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.99)
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    l1_weight: float = 1.0
-    l2_weight: float = 1.0
-    perceptual_weight: float = 0.1
-    perceptual_weights: str | None = None
-    val_frames: int = 64
-    val_every_n_steps: int = 500
-    eval_frames: int = 256
-    checkpoint_every_n_steps: int = 500
-    log_every_n_steps: int = 10
-    num_workers: int = 2
-    seed: int = 0
-    accelerator: str = "auto"
-    devices: Any = "auto"
-    precision: str = "auto"
-    resume: bool = True
+    tokenizer: TokenizerProfile
+    trainer: TrainerSettings
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        object.__setattr__(self, "model", dict(self.model or {}))
         if not self.clips or not self.out:
             raise ValueError("train tokenizer: `clips` (clip store dir) and `out` (output dir) are required")
-        if self.batch_size < 1 or self.max_steps < 1 or self.lr <= 0 or self.warmup_steps < 0:
-            raise ValueError(f"train tokenizer: invalid batch_size/max_steps/lr/warmup_steps in {self}")
 
     @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any]) -> "TrainTokenizerConfig":
-        return cls(**_checked_keys(cls, _plain(cfg), "train tokenizer"))
-
-
-def _plain(cfg: Any) -> dict[str, Any]:
-    """A DictConfig or mapping as a plain dict (interpolations resolved)."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
-    except ImportError:  # pragma: no cover - omegaconf is a dependency
-        pass
-    return dict(cfg)
-
-
-def _checked_keys(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"{what}: unknown config keys {unknown}; known keys are {sorted(known)}")
-    return d
-
-
-def resolve_precision(precision: str) -> str:
-    """'auto' -> bf16 autocast on CUDA, fp32 elsewhere; anything else is passed to Lightning as is."""
-    if precision != "auto":
-        return precision
-    return "bf16-mixed" if torch.cuda.is_available() else "32-true"
+    def from_config(cls, cfg: Any) -> "TrainTokenizerConfig":
+        d = plain(cfg)
+        return build(cls, {k: v for k, v in d.items() if k not in ("world_model", "planner")}, "train tokenizer")  # other stages' profiles
 
 
 @torch.no_grad()
@@ -150,80 +132,45 @@ def evaluate_reconstruction(
     }
 
 
-class _TrainClock(Callback):
-    """Step and time at the start of fitting (after a resume restored the step), for throughput."""
-
-    def __init__(self) -> None:
-        self.start_step: int | None = None  # stays None when a resumed run had no steps left
-        self.t0 = time.perf_counter()
-
-    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        self.start_step, self.t0 = trainer.global_step, time.perf_counter()
-
-
-def run_train(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Train, export (tokenizer.safetensors + .json) and evaluate; returns train_summary.json's content."""
-    c = TrainTokenizerConfig.from_mapping(cfg)
+def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, Any]:
+    """Train, export (tokenizer.safetensors + .json) and evaluate; returns train_summary.json's content.
+    `callbacks` are added to the loop's (tests use them to observe or interrupt a run)."""
+    c = TrainTokenizerConfig.from_config(cfg)
+    p = c.tokenizer
     out = Path(c.out)
-    out.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(c.seed, workers=True, verbose=False)
-    arch = tokenizer_config(c.size, **c.model)
+    prepare_run(c.trainer, p.seed, out)
+    arch = tokenizer_config(p.size, **p.model)
     store = ClipStore(c.clips)
-    split = split_frames(store, c.val_frames)
+    split = split_frames(store, p.val_frames)
     train_ds, val_ds = StoreFrameDataset(store, split.train), StoreFrameDataset(store, split.val)
-    workers = dict(num_workers=c.num_workers, persistent_workers=c.num_workers > 0)
-    train_dl = DataLoader(
-        train_ds, batch_size=c.batch_size, shuffle=True, drop_last=len(train_ds) >= c.batch_size,
-        generator=torch.Generator().manual_seed(c.seed), **workers,
-    )
-    val_dl = DataLoader(val_ds, batch_size=c.batch_size, shuffle=False, **workers) if len(val_ds) else None
+    data = ResumableData(train_ds, p.batch_size, p.max_steps, p.checkpoint_every_n_steps, p.seed, val=val_ds, num_workers=p.num_workers)
     module = TokenizerLightningModule(
-        tokenizer=arch.to_dict(), lr=c.lr, betas=c.betas, weight_decay=c.weight_decay, warmup_steps=c.warmup_steps,
-        total_steps=c.max_steps, min_lr_ratio=c.min_lr_ratio,
-        loss_weights={"l1": c.l1_weight, "l2": c.l2_weight, "perceptual": c.perceptual_weight},
-        perceptual_weights=c.perceptual_weights,
+        tokenizer=arch.to_dict(), lr=p.lr, betas=p.betas, weight_decay=p.weight_decay, warmup_steps=p.warmup_steps,
+        total_steps=p.max_steps, min_lr_ratio=p.min_lr_ratio,
+        loss_weights={"l1": p.l1_weight, "l2": p.l2_weight, "perceptual": p.perceptual_weight},
+        perceptual_weights=p.perceptual_weights,
     )
-    ckpt_dir = out / "checkpoints"
-    clock = _TrainClock()
-    trainer = L.Trainer(
-        max_steps=c.max_steps,
-        accelerator=c.accelerator,
-        devices=c.devices,
-        precision=resolve_precision(c.precision),
-        gradient_clip_val=c.grad_clip or None,
-        logger=CSVLogger(str(out), name="logs"),
-        callbacks=[clock, ModelCheckpoint(dirpath=ckpt_dir, save_last=True, save_top_k=-1, every_n_train_steps=c.checkpoint_every_n_steps)],
-        val_check_interval=min(c.val_every_n_steps, c.max_steps) if val_dl is not None else None,
-        check_val_every_n_epoch=None,
-        limit_val_batches=None if val_dl is not None else 0,
-        log_every_n_steps=c.log_every_n_steps,
-        num_sanity_val_steps=0,
-        enable_model_summary=False,
+    stage = TrainingStage(
+        name="tokenizer", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps, checkpoint_every_n_steps=p.checkpoint_every_n_steps,
+        log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip, architecture=("tokenizer",), fsdp_units=(),
     )
-    last = ckpt_dir / "last.ckpt"
-    resume_from = str(last) if c.resume and last.is_file() else None
-    if resume_from:
-        log.info("resuming tokenizer training from %s", resume_from)
-    trainer.fit(module, train_dl, val_dl, ckpt_path=resume_from)
-    seconds = time.perf_counter() - clock.t0
-    summary: dict[str, Any] = {}
-    if trainer.is_global_zero:
-        steps_run = trainer.global_step - (trainer.global_step if clock.start_step is None else clock.start_step)
-        model = module.model.eval()
-        quality = evaluate_reconstruction(model, store, c.eval_frames, c.batch_size, device=module.device)
-        summary = {
-            "steps": trainer.global_step,
-            "steps_this_run": steps_run,
-            "train_seconds": round(seconds, 2),
-            "train_images_per_s": round(steps_run * c.batch_size / max(seconds, 1e-9), 2),
-            "num_params": sum(p.numel() for p in model.parameters()),
-            "grid_hw": [int(s) // arch.downsample_factor for s in train_ds[0].shape[:2]],
+
+    def export(result: FitResult) -> dict[str, Any]:
+        if not result.is_global_zero:
+            return {}
+        model = result.module.model.eval()
+        quality = evaluate_reconstruction(model, store, p.eval_frames, p.batch_size, device=result.module.device)
+        fields = {
+            "train_images_per_s": round(result.steps_run * p.batch_size / max(result.seconds, 1e-9), 2),
+            "num_params": sum(t.numel() for t in model.parameters()),
+            "grid_hw": [int(size) // arch.downsample_factor for size in train_ds[0].shape[:2]],
             "codebook_size": arch.codebook_size,
             "eval": quality,
-            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()},
+            "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(p).items()},
         }
-        weights = export_tokenizer(model.cpu(), out, extra={k: summary[k] for k in ("steps", "eval", "config")})
-        summary["weights"] = str(weights)
-        atomic_write_text(out / "train_summary.json", json.dumps(summary, indent=1))
-        log.info("tokenizer: %s", json.dumps(summary["eval"]))
-    return summary
+        extra = {"steps": result.trainer.global_step, "eval": quality, "config": fields["config"]}
+        fields["weights"] = str(export_tokenizer(model.cpu(), out, extra=extra))
+        log.info("tokenizer: %s", json.dumps(quality))
+        return fields
+
+    return train_stage(stage, module, c.trainer, export, datamodule=data, callbacks=callbacks or [])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 
+from configs import build, defaults
 from data.convert import progress_bar
 from data.store.manifest import MANIFEST_NAME as CLIP_MANIFEST_NAME
 from data.store.manifest import sha256_file
@@ -35,18 +36,20 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class TokenizeConfig:
-    """clips: clip store dir; tokenizer: exported tokenizer (.safetensors/.json/dir) or a LlamaGen .pt;
+    """The `data tokenize` settings (configs/data/tokenize.yaml holds the defaults).
+
+    clips: clip store dir; tokenizer: exported tokenizer (.safetensors/.json/dir) or a LlamaGen .pt;
     out: token store dir. device: auto (cuda:LOCAL_RANK when CUDA is present, else cpu) or a torch
     device string. precision: auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 (part of the store's identity)."""
 
     clips: str
     tokenizer: str
     out: str
-    batch_size: int = 32
-    device: str = "auto"
-    precision: str = "auto"
-    num_workers: int = 2
-    overwrite: bool = False
+    batch_size: int
+    device: str
+    precision: str
+    num_workers: int
+    overwrite: bool
 
     def __post_init__(self) -> None:
         if not self.clips or not self.tokenizer or not self.out:
@@ -58,16 +61,14 @@ class TokenizeConfig:
 
     @classmethod
     def from_mapping(cls, cfg: Mapping[str, Any]) -> "TokenizeConfig":
-        try:
-            from omegaconf import DictConfig, OmegaConf
+        """Every key of configs/data/tokenize.yaml, as composed (unknown and missing keys are errors)."""
+        return build(cls, cfg, "tokenize")
 
-            d = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-        except ImportError:  # pragma: no cover
-            d = dict(cfg)
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"tokenize: unknown config keys {unknown}; known keys are {sorted(f.name for f in fields(cls))}")
-        return cls(**d)  # type: ignore[arg-type]
+    @classmethod
+    def default(cls, clips: str | Path, tokenizer: str | Path, out: str | Path, **changes: Any) -> "TokenizeConfig":
+        """configs/data/tokenize.yaml for these stores, with `changes` (field=value) applied."""
+        paths = {"clips": str(clips), "tokenizer": str(tokenizer), "out": str(out)}
+        return cls.from_mapping({**defaults("data/tokenize"), **paths, **changes})
 
 
 @dataclass(frozen=True)
@@ -120,9 +121,10 @@ def _grid(store: ClipStore, factor: int) -> tuple[int, int]:
     return h // factor, w // factor
 
 
-def run_tokenize(cfg: Mapping[str, Any]) -> TokenStoreManifest:
-    """Tokenize `cfg.clips` into `cfg.out`; returns this rank's view of the manifest (rank 0: the merged one)."""
-    c = TokenizeConfig.from_mapping(cfg)
+def run_tokenize(cfg: TokenizeConfig | Mapping[str, Any]) -> TokenStoreManifest:
+    """Tokenize `cfg.clips` into `cfg.out`; returns this rank's view of the manifest (rank 0: the merged one).
+    cfg: the settings, or the composed configs/data/tokenize.yaml (every key)."""
+    c = cfg if isinstance(cfg, TokenizeConfig) else TokenizeConfig.from_mapping(cfg)
     env = DistEnv.from_environ()
     own_group = False
     if env.world_size > 1 and dist.is_available() and not dist.is_initialized() and "MASTER_ADDR" in os.environ:

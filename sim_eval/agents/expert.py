@@ -4,17 +4,18 @@ It follows the route at the speed limit (slowing before tighter limits), keeps I
 on its path (vehicles, pedestrians, the stop line of a red light, static obstacles) and, when its
 lane is blocked by an oncoming or stopped object, swerves into a free adjacent lane of the same
 direction. It records the synthetic dataset and is the reference the progress metric compares with.
-Privileged: the runner hands it `observation.privileged = {"scenario", "world", "ego"}`.
+Privileged: the runner hands it the scenario at reset and `observation.privileged` (a
+`contract.PrivilegedState`) at every plan. Its settings are `baselines.expert` (configs/baselines/).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from planner.contract import Observation, Plan, Planner, world_to_ego
+from configs import build, defaults
+from contract import EpisodeInfo, Observation, Plan, Planner, world_to_ego
 from sim_eval.agents.idm import (
     IDMParams,
     anticipated_desired_speed,
@@ -33,22 +34,23 @@ _SWERVE_TRIGGER_GAP_M = 40.0
 
 @dataclass(frozen=True)
 class ExpertConfig:
-    num_waypoints: int = 6
-    dt_s: float = 0.5
-    substep_s: float = 0.1
-    lane_change_tau_s: float = 0.7      # time constant of a lateral move to the neighbour lane
-    swerve: bool = True
-    max_lateral_accel_mps2: float = 3.0  # slows below the limit on tight curves (tracking accuracy)
-    idm: IDMParams = IDMParams(
-        max_desired_speed_mps=40.0,     # the route's limits govern
-        min_gap_m=3.0,                  # stop well clear: keeps time-to-collision > 0.95 s on approach
-        headway_s=1.8,
-        max_accel_mps2=1.5,
-        comfortable_decel_mps2=2.0,
-        max_decel_mps2=6.0,
-        lookahead_m=80.0,
-        lateral_margin_m=0.4,
-    )
+    """`baselines.expert`: num_waypoints every plan_dt_s [s]; substep_s: speed-rollout step [s];
+    lane_change_tau_s: time constant of a lateral move to the neighbour lane [s]; swerve: change
+    lanes around an oncoming blocker; max_lateral_accel_mps2: slow below the limit on tight curves
+    (tracking accuracy); idm: its gap keeping."""
+
+    num_waypoints: int
+    plan_dt_s: float
+    substep_s: float
+    lane_change_tau_s: float
+    swerve: bool
+    max_lateral_accel_mps2: float
+    idm: IDMParams
+
+    @classmethod
+    def default(cls) -> "ExpertConfig":
+        """The settings in configs/baselines/default.yaml (the expert every evaluation compares with)."""
+        return build(cls, defaults("baselines/default")["expert"], "baselines.expert")
 
 
 @dataclass(frozen=True)
@@ -66,14 +68,22 @@ class ExpertPlanner(Planner):
     privileged = True
     uses_camera = False
 
-    def __init__(self, config: ExpertConfig = ExpertConfig()) -> None:
-        self.config = config
-        self.num_waypoints = config.num_waypoints
-        self.dt_s = config.dt_s
+    def __init__(self, config: ExpertConfig | None = None) -> None:
+        self.config = config if config is not None else ExpertConfig.default()
         self._scenario = None
 
-    def reset(self, episode_info: dict[str, Any]) -> None:
-        self._scenario = scenario = episode_info["scenario"]
+    @property
+    def num_waypoints(self) -> int:
+        return self.config.num_waypoints
+
+    @property
+    def plan_dt_s(self) -> float:
+        return self.config.plan_dt_s
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        if episode.scenario is None:
+            raise RuntimeError("the expert is privileged: reset needs EpisodeInfo.scenario")
+        self._scenario = scenario = episode.scenario
         route = scenario.ego_route
         kappa = np.abs(route.path.curvature_at(route.path.s_m))
         comfortable = np.sqrt(self.config.max_lateral_accel_mps2 / np.maximum(kappa, 1e-6))
@@ -83,7 +93,7 @@ class ExpertPlanner(Planner):
     def plan(self, observation: Observation) -> Plan:
         if observation.privileged is None or self._scenario is None:
             raise RuntimeError("the expert is privileged: it needs the scenario and observation.privileged")
-        ego, world = observation.privileged["ego"], observation.privileged["world"]
+        ego, world = observation.privileged.ego, observation.privileged.world
         scenario, cfg = self._scenario, self.config
         veh, route = scenario.ego_vehicle, scenario.ego_route
         path = route.path
@@ -102,7 +112,7 @@ class ExpertPlanner(Planner):
         lead_v = np.concatenate([[0.0], leaders.leader_speed_mps, np.zeros(len(stops))])
         s_path = self._rollout(s_front, ego.speed_mps, gaps, lead_v, hold_speed=swerving)
 
-        times = cfg.dt_s * np.arange(1, cfg.num_waypoints + 1)
+        times = cfg.plan_dt_s * np.arange(1, cfg.num_waypoints + 1)
         ds = s_path[np.round(times / cfg.substep_s).astype(int)]
         s_future = s_rear + ds
         # Exponential approach: memoryless, so replanning every 0.5 s continues the same manoeuvre.
@@ -111,14 +121,14 @@ class ExpertPlanner(Planner):
         heading = np.array([path.heading_at(s) for s in s_future])
         world_xy = pts + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
         local = world_to_ego(np.c_[world_xy, heading], np.array([ego.x_m, ego.y_m, ego.yaw_rad]))
-        return Plan(waypoints=local[:, :2], dt_s=cfg.dt_s)
+        return Plan(waypoints=local[:, :2], dt_s=cfg.plan_dt_s)
 
     def _rollout(self, s_front: float, v: float, gaps: np.ndarray, lead_v: np.ndarray, hold_speed: bool) -> np.ndarray:
         """Distance travelled at each substep over the horizon (IDM with constant-speed leaders).
 
         hold_speed: during an evasive move, do not speed up (but still brake if needed)."""
         cfg, p, route = self.config, self.config.idm, self._speed_route
-        n = int(round(cfg.num_waypoints * cfg.dt_s / cfg.substep_s))
+        n = int(round(cfg.num_waypoints * cfg.plan_dt_s / cfg.substep_s))
         dt = cfg.substep_s
         travelled = np.zeros(n + 1)
         gaps = gaps.copy()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from world_model.rng_state import load_rng_states, save_rng_states
+from foresight.training.rng_state import load_rng_states, save_rng_states
 
 
 def test_restored_generators_repeat_their_draws():

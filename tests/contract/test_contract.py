@@ -1,12 +1,17 @@
-"""Planner contract: observation validation, plan validation reasons, ego <-> world transforms."""
+"""The contract: observation validation, plan validation reasons, ego <-> world transforms, declared
+planner capabilities, and the package rule (planner/ and sim_eval/ never import each other)."""
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from contract import EpisodeInfo, Observation, Plan, Planner, PrivilegedState, ego_to_world, validate_plan, world_to_ego
 from data.command import Command
-from planner.contract import Observation, Plan, Planner, ego_to_world, validate_plan, world_to_ego
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_observation(**overrides) -> Observation:
@@ -120,10 +125,75 @@ def test_ego_world_transforms():
         ego_to_world(points, np.array([0.0, 0.0]))
 
 
-def test_planner_must_implement_reset_and_plan():
-    class Incomplete(Planner):
-        def reset(self, episode_info):
+class _Straight(Planner):
+    """A minimal complete planner: 4 waypoints every 0.5 s at the current speed."""
+
+    name = "straight"
+
+    @property
+    def num_waypoints(self) -> int:
+        return 4
+
+    @property
+    def plan_dt_s(self) -> float:
+        return 0.5
+
+    def reset(self, episode: EpisodeInfo) -> None:
+        self.episode = episode.episode_id
+
+    def plan(self, observation: Observation) -> Plan:
+        return Plan(_straight(4, observation.speed_mps), 0.5)
+
+
+def test_planner_must_implement_reset_plan_and_declare_its_plans():
+    class NoDeclarations(Planner):
+        def reset(self, episode):
             pass
 
-    with pytest.raises(TypeError):
-        Incomplete()
+        def plan(self, observation):
+            return None
+
+    with pytest.raises(TypeError, match="num_waypoints"):
+        NoDeclarations()
+    planner = _Straight()
+    assert (planner.privileged, planner.uses_camera, planner.predicts_frames, planner.batched) == (False, True, False, False)
+    assert planner.predicted_frame is None
+    with pytest.raises(NotImplementedError, match="does not predict frames"):
+        planner.enable_frame_prediction()
+
+
+def test_plan_batch_asks_each_episode_planner_by_default():
+    planners = [_Straight(), _Straight()]
+    for i, p in enumerate(planners):
+        p.reset(EpisodeInfo(f"smoke/00{i}/seed0"))
+    plans = _Straight.plan_batch(planners, [make_observation(speed_mps=2.0), make_observation(speed_mps=4.0)])
+    assert [p.waypoints[0, 0] for p in plans] == [1.0, 2.0]
+    with pytest.raises(ValueError, match="2 planners for 1 observations"):
+        _Straight.plan_batch(planners, [make_observation()])
+
+
+def test_episode_info_and_privileged_state_are_typed():
+    with pytest.raises(ValueError, match="episode_id"):
+        EpisodeInfo("")
+    ego = type("Ego", (), {"x_m": 1.0, "y_m": 2.0, "yaw_rad": 0.5})()
+    state = PrivilegedState(scenario=None, world=None, ego=ego)
+    np.testing.assert_array_equal(state.ego_pose_xyyaw, [1.0, 2.0, 0.5])
+    assert make_observation(privileged=state).privileged is state
+
+
+def _imports(package: str) -> set[tuple[str, str]]:
+    """(file, top-level package) of every import statement in `package`, at any depth of the module."""
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update((str(path.relative_to(ROOT)), alias.name.split(".")[0]) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add((str(path.relative_to(ROOT)), node.module.split(".")[0]))
+    return found
+
+
+def test_planner_and_simulator_never_import_each_other():
+    assert sorted(f for f, top in _imports("planner") if top == "sim_eval") == []
+    assert sorted(f for f, top in _imports("sim_eval") if top == "planner") == []
+    assert sorted(f for f, top in _imports("contract") if top in ("planner", "foresight")) == []
