@@ -173,10 +173,12 @@ class DemoPaths:
         return self.root / "eval" / "closed_loop" / planner / suite
 
 
-def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
-    """The demo's stage list for a profile (configs/profile/<name>.yaml)."""
+def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -> list[Stage]:
+    """The demo's stage list for a profile (configs/profile/<name>.yaml); `precision` is every
+    training stage's trainer.precision ("auto" leaves the trainer group's own)."""
     d, p = profile["data"], paths
     experiment = f"experiment={profile['experiment']}"
+    trained = [] if precision == "auto" else [f"trainer.precision={precision}"]
     expected = profile.get("expected_s") or {}
     extra = profile.get("args") or {}
     workers = int(profile.get("workers", 2))
@@ -191,14 +193,14 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths) -> list[Stage]:
         stage("synth_train", "data synth", f"out={p.train_clips}", f"episodes={d['train_episodes']}", f"seed={d['train_seed']}", *frames,
               *[f"perturb.{k}={v}" for k, v in (d.get("perturb") or {}).items()]),  # recoveries in the training data only
         stage("synth_heldout", "data synth", f"out={p.heldout_clips}", f"episodes={d['heldout_episodes']}", f"seed={d['heldout_seed']}", *frames),
-        stage("train_tokenizer", "train tokenizer", experiment, f"clips={p.train_clips}", f"out={p.tokenizer}",
+        stage("train_tokenizer", "train tokenizer", experiment, *trained, f"clips={p.train_clips}", f"out={p.tokenizer}",
               f"tokenizer.max_steps={profile['tokenizer']['max_steps']}"),
         stage("tokenize_train", "data tokenize", f"clips={p.train_clips}", f"tokenizer={p.tokenizer}", f"out={p.train_tokens}"),
-        stage("train_world_model", "train world_model", experiment, f"tokens={p.train_tokens}", f"out={p.world_model}",
+        stage("train_world_model", "train world_model", experiment, *trained, f"tokens={p.train_tokens}", f"out={p.world_model}",
               f"world_model.max_steps={profile['world_model']['max_steps']}", f"world_model.fps={d['fps']}"),
         stage("eval_world_model", "eval world_model", f"checkpoint={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.heldout_clips}",
               f"out={p.world_model_eval}", f"max_windows={profile['world_model_eval']['max_windows']}"),
-        stage("train_planner", "train planner", experiment, f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.train_clips}",
+        stage("train_planner", "train planner", experiment, *trained, f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.train_clips}",
               f"tokens={p.train_tokens}", f"out={p.planner}", f"planner.train.max_steps={profile['planner']['max_steps']}"),
         stage("eval_open_loop", "eval open_loop", f"checkpoint={p.vam}", f"clips={p.heldout_clips}", f"out={p.open_loop}",
               f"samples={profile['open_loop']['samples']}", f"max_windows={profile['open_loop'].get('max_windows') or 'null'}"),
@@ -233,7 +235,7 @@ def run(cfg) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(out)
-    stages = build_stages(profile, paths)
+    stages = build_stages(profile, paths, str(cfg.precision))
     (out / "stages").mkdir(parents=True, exist_ok=True)
     (out / "stages" / "profile.json").write_text(json.dumps(profile, indent=1))
     if cfg.get("report_only"):

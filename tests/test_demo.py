@@ -53,7 +53,7 @@ def test_demo_writes_every_number_the_report_promises(demo):
     assert 5 < wm["psnr_t1"] < 60 and 5 < wm["psnr_copy_last_t1"] < 60 and "gain_vs_copy_last_t1_stderr" in wm
     assert m["open_loop"]["vam"]["min_ade"] >= 0 and m["open_loop"]["constant_velocity"]["min_ade"] >= 0
     assert set(m["ablation"]) >= {"observed", "imagine", "no_video", "constant_velocity"}
-    stages = [s.name for s in build_stages(m_profile(demo), DemoPaths(demo))]
+    stages = [s.name for s in build_stages(m_profile(demo), DemoPaths(demo), "auto")]
     assert list(m["stage_seconds"]) == stages and all(v > 0 for v in m["stage_seconds"].values())
     assert set(m["verdict"]) >= {"world_model_beats_copy_last_t1", "vam_beats_constant_velocity_closed_loop_ncap_stationary"}
 
@@ -158,6 +158,21 @@ def test_closed_loop_viewer_replays_the_demo_planner(demo, monkeypatch):
     assert "vam on ncap_stationary" in outputs_text(nb)
 
 
+def test_the_demo_planner_is_the_same_in_python_and_in_the_cli(demo):
+    """`VAMPlanner.from_checkpoint(DIR/planner/vam)` and the registry that `foresight eval` / `serve`
+    use build the same planner: identical plans for the same observations."""
+    from contract import EpisodeInfo
+    from foresight.planners import build_planner
+    from planner.vam import VAMPlanner, synthetic_observations
+
+    in_python, via_cli = VAMPlanner.from_checkpoint(demo / "planner" / "vam"), build_planner("vam", {"checkpoint": str(demo / "planner" / "vam")})
+    assert in_python.config == via_cli.config and via_cli.config.inference.aggregate == "cautious"
+    for planner in (in_python, via_cli):
+        planner.reset(EpisodeInfo("same"))
+    for observation in synthetic_observations(4, height=32, width=64, period_s=in_python.config.frame_period_s):
+        np.testing.assert_array_equal(in_python.plan(observation).waypoints, via_cli.plan(observation).waypoints)
+
+
 def outputs_text(nb: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 
@@ -175,11 +190,25 @@ def test_every_stage_of_every_profile_is_a_valid_command(profile, tmp_path):
     from foresight.commands import COMMANDS
 
     cfg = compose("demo", [f"out={tmp_path}", f"profile={profile}"])
-    stages = build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(tmp_path))
+    stages = build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(tmp_path), cfg.precision)
     assert len({s.name for s in stages}) == len(stages)
     for stage in stages:
         sub = COMMANDS[stage.words[0]][stage.words[1]]
         compose(sub.config, list(stage.overrides))
+
+
+def test_demo_precision_reaches_every_training_stage(tmp_path):
+    """`foresight demo precision=32-true`: what a CPU without native bf16 runs, on any machine."""
+    from omegaconf import OmegaConf
+
+    from configs import compose
+    from foresight.commands import COMMANDS
+
+    cfg = compose("demo", [f"out={tmp_path}", "precision=32-true"])
+    trained = [s for s in build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(tmp_path), cfg.precision) if s.words[0] == "train"]
+    assert [s.name for s in trained] == ["train_tokenizer", "train_world_model", "train_planner"]
+    for stage in trained:
+        assert compose(COMMANDS["train"][stage.words[1]].config, list(stage.overrides)).trainer.precision == "32-true"
 
 
 def test_closed_loop_episodes_per_suite():
@@ -194,7 +223,7 @@ def test_closed_loop_episodes_per_suite():
     assert suite_episodes({"episodes": 10, "suite_episodes": {"nominal": 30}}, "ncap_side") == 10
     assert suite_episodes({"episodes": 4}, "nominal") == 4
     cfg = compose("demo", ["out=x", "profile=tiny"])
-    stages = {s.name: s for s in build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(Path("x")))}
+    stages = {s.name: s for s in build_stages(OmegaConf.to_container(cfg.profile, resolve=True), DemoPaths(Path("x")), cfg.precision)}
     assert "episodes=30" in stages["closed_loop_vam_nominal"].overrides
     assert "episodes=30" in stages["closed_loop_constant_velocity_nominal"].overrides
     assert "episodes=10" in stages["closed_loop_vam_ncap_stationary"].overrides

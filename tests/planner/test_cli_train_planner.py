@@ -13,15 +13,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from configs import compose
 from contract import EpisodeInfo, validate_plan
 from foresight.cli import main
 from foresight.planners import build_planner
 from planner.action_model import load_vam, vam_metadata
+from planner.train import run_train_planner
 from planner.vam import VAMPlanner, synthetic_observations
 from sim_eval.evaluate import VideoRecorder
 from sim_eval.scenarios.suites import build_scenario
 from sim_eval.simulation import Simulation
 from tests.planner.conftest import TRAIN_STEPS, train_args
+from tests.training.probe import TrainerProbe
 from world_model.artifact import WorldModelMeta, export_world_model, load_world_model
 from world_model.tokenizer import export_tokenizer, load_image_tokenizer
 from world_model.tokenizer.model import ConvTokenizer, tokenizer_config
@@ -164,3 +167,11 @@ def test_init_from_starts_from_an_exported_planner(trained_planner, tiny_pipelin
     for name, tensor in start.expert.state_dict().items():
         torch.testing.assert_close(result.expert.state_dict()[name], tensor, atol=1e-6, rtol=0)
     assert main(train_args(tiny_pipeline, tmp_path / "bad", f"init_from={trained_planner / 'vam'}", "planner.action_model.expert_width_ratio=0.5")) == 1
+
+
+def test_training_honours_the_trainer_group(tiny_pipeline, tmp_path, monkeypatch):
+    monkeypatch.setattr("foresight.training.precision.cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU
+    probe = TrainerProbe()
+    args = train_args(tiny_pipeline, tmp_path, "planner.train.max_steps=2", "trainer.strategy=ddp", "trainer.precision=auto")
+    summary = run_train_planner(compose("train/planner", args[2:]), [probe])
+    assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"

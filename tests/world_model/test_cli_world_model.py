@@ -16,6 +16,7 @@ from configs import compose
 from foresight.cli import main, run_subcommand
 from foresight.training import TrainingStage
 from foresight.training.loop import lightning_strategy
+from tests.training.probe import TrainerProbe
 from tests.world_model.conftest import dash_clip, dash_store, world_model_config, write_token_store
 from world_model.bench import BenchConfig
 from world_model.gpt.model import Block
@@ -213,3 +214,12 @@ def test_wandb_logging_is_offline_or_disabled_never_online(tmp_path, monkeypatch
     ])).summary
     assert summary["steps"] == 1 and next((tmp_path / "run" / "logs").rglob("metrics.csv")).is_file()
     assert os.environ["WANDB_MODE"] == "disabled"
+
+
+def test_training_honours_the_trainer_group(tmp_path, monkeypatch):
+    monkeypatch.setattr("foresight.training.precision.cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU
+    tokens = dash_store(tmp_path / "t", n_clips=3, n_frames=6, fps=5.0)
+    probe = TrainerProbe()
+    summary = train_world_model(world_model_config([f"tokens={tokens}", f"out={tmp_path / 'run'}", "world_model.max_steps=2",
+                                                    "trainer.strategy=ddp", "trainer.devices=1"]), [probe]).summary
+    assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"

@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from configs import compose
 from data.bench import road_like_clip
 from data.store import ClipStore, ClipStoreWriter
+from tests.training.probe import TrainerProbe
 from world_model.tokenizer import load_tokenizer
 from world_model.tokenizer.train import evaluate_reconstruction, run_train
 
@@ -89,3 +90,11 @@ def test_rerunning_a_killed_run_continues_the_same_loss_curve(clips_dir, tmp_pat
     run_train(config(clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [resumed])
     assert sorted(resumed.losses) == [3, 4, 5, 6]
     assert [resumed.losses[s] for s in (3, 4, 5, 6)] == [whole.losses[s] for s in (3, 4, 5, 6)]  # same batches, same weights: exact
+
+
+def test_the_trainer_group_decides_strategy_devices_precision_and_retention(clips_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("foresight.training.precision.cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU
+    probe = TrainerProbe()
+    summary = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6", "trainer.strategy=ddp", "trainer.keep_checkpoints=1"), [probe])
+    assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch=2-step=6.ckpt", "final.ckpt", "last.ckpt"]
