@@ -8,6 +8,6 @@ both import this package.
 from contract.frames import ego_to_world, world_to_ego
 from contract.observation import EpisodeInfo, Observation, PrivilegedState
 from contract.plan import Plan, validate_plan
-from contract.planner import Planner
+from contract.planner import FixedHorizonPlanner, Planner
 
-__all__ = ["EpisodeInfo", "Observation", "Plan", "Planner", "PrivilegedState", "ego_to_world", "validate_plan", "world_to_ego"]
+__all__ = ["EpisodeInfo", "FixedHorizonPlanner", "Observation", "Plan", "Planner", "PrivilegedState", "ego_to_world", "validate_plan", "world_to_ego"]

@@ -76,3 +76,23 @@ class Planner(abc.ABC):
     def predicted_frame(self) -> np.ndarray | None:
         """(H, W, 3) uint8 the latest predicted next frame, or None (none yet, or prediction is off)."""
         return None
+
+
+class FixedHorizonPlanner(Planner):
+    """A planner whose plans have `num_waypoints` waypoints every `plan_dt_s` [s], fixed when it is
+    built (the baselines)."""
+
+    def __init__(self, num_waypoints: int, plan_dt_s: float) -> None:
+        if not isinstance(num_waypoints, (int, np.integer)) or num_waypoints < 1:
+            raise ValueError(f"{type(self).__name__}.num_waypoints must be an int >= 1, got {num_waypoints!r}")
+        if not plan_dt_s > 0:
+            raise ValueError(f"{type(self).__name__}.plan_dt_s must be > 0, got {plan_dt_s!r}")
+        self._num_waypoints, self._plan_dt_s = int(num_waypoints), float(plan_dt_s)
+
+    @property
+    def num_waypoints(self) -> int:
+        return self._num_waypoints
+
+    @property
+    def plan_dt_s(self) -> float:
+        return self._plan_dt_s

@@ -12,16 +12,16 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class VehicleParameters:
-    """Rigid-body geometry and actuator lags; defaults are nuPlan's Chrysler Pacifica."""
+    """Rigid-body geometry and actuator lags (`PACIFICA`: nuPlan's ego vehicle)."""
 
-    wheelbase_m: float = 3.089
-    width_m: float = 2.297
-    rear_axle_to_front_m: float = 4.049
-    rear_axle_to_rear_m: float = 1.127
-    height_m: float = 1.777
-    max_steering_rad: float = math.pi / 3
-    accel_time_constant_s: float = 0.2
-    steering_time_constant_s: float = 0.05
+    wheelbase_m: float
+    width_m: float
+    rear_axle_to_front_m: float
+    rear_axle_to_rear_m: float
+    height_m: float
+    max_steering_rad: float
+    accel_time_constant_s: float
+    steering_time_constant_s: float
 
     def __post_init__(self) -> None:
         for name in ("wheelbase_m", "width_m", "rear_axle_to_front_m", "rear_axle_to_rear_m", "height_m"):
@@ -49,3 +49,10 @@ class VehicleParameters:
     def max_curvature_per_m(self) -> float:
         """Tightest turn the steering limit allows [1/m]."""
         return math.tan(self.max_steering_rad) / self.wheelbase_m
+
+
+# nuPlan's ego vehicle, a Chrysler Pacifica: the simulator's ego and every planner's footprint.
+PACIFICA = VehicleParameters(
+    wheelbase_m=3.089, width_m=2.297, rear_axle_to_front_m=4.049, rear_axle_to_rear_m=1.127, height_m=1.777,
+    max_steering_rad=math.pi / 3, accel_time_constant_s=0.2, steering_time_constant_s=0.05,
+)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import markdown
-
 import matplotlib
 
 matplotlib.use("Agg")

@@ -34,7 +34,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from contract.footprint import box_corners, convex_overlap
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 from data.image import resize_rgb
 from data.store.manifest import atomic_write_text
 from data.store.reader import ClipStore
@@ -122,7 +122,7 @@ def plan_headings(plan_xy: np.ndarray) -> np.ndarray:
     return headings
 
 
-def plan_collides(plan_xy: np.ndarray, boxes_ego: list[np.ndarray | None], vehicle: VehicleParameters = VehicleParameters()) -> bool:
+def plan_collides(plan_xy: np.ndarray, boxes_ego: list[np.ndarray | None], vehicle: VehicleParameters = PACIFICA) -> bool:
     """Whether the ego footprint along a plan (K, 2) [m, ego frame, rear axle] overlaps any box of
     boxes_ego[k] ((M, 7) in the ego frame, or None when no frame matches waypoint k)."""
     headings = plan_headings(plan_xy)

@@ -18,7 +18,7 @@ from planner.batch import PlannerBatch
 from planner.flow_matching import PI0_TIME_SAMPLER, TimeSampler
 from planner.inference import InferenceSettings
 from planner.vam import VAMPlannerConfig
-from world_model.gpt.lightning_module import OptimConfig
+from world_model.optim import OptimConfig
 from world_model.schedule import WSDSchedule
 
 REFERENCE_ACTION: dict[str, Any] = dict(

@@ -10,7 +10,6 @@ import typing
 import pytest
 
 from configs import build, compose
-from contract.vehicle import VehicleParameters
 from data.sources.nuplan import NuplanSettings
 from data.sources.nuscenes import SceneSettings
 from foresight.commands import COMMANDS, Subcommand
@@ -103,10 +102,9 @@ def test_every_command_builds_its_settings_from_yaml_without_dataclass_defaults(
         overrides = [*REQUIRED.get(name, []), *([f"experiment={experiment}"] if experiment else [])]
         for settings in typed_sections(name, compose(name, overrides)):
             classes |= dataclass_tree(type(settings))
-    # Not settings: the ego's geometry (nuPlan's Pacifica, physical constants), and the model
-    # architectures, whose presets are the size registries (GPT_SIZES, TOKENIZER_SIZES) that the
-    # profiles' `model:` sections override field by field.
-    classes -= {VehicleParameters, GPTConfig, TokenizerConfig}
+    # Not settings: the model architectures, whose presets are the size registries (GPT_SIZES,
+    # TOKENIZER_SIZES) that the profiles' `model:` sections override field by field.
+    classes -= {GPTConfig, TokenizerConfig}
     assert {cls.__name__: defaults_of(cls) for cls in classes if defaults_of(cls)} == {}
 
 

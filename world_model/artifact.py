@@ -8,7 +8,6 @@ with weights_only=True), whose "foresight_world_model" entry carries the same fa
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any

@@ -28,8 +28,9 @@ from lightning.pytorch.callbacks import Callback
 from foresight.training import FitResult, TrainingStage, prepare_run, train_stage
 from world_model.artifact import WorldModelMeta, export_world_model
 from world_model.datamodule import TokenDataModule
-from world_model.gpt.lightning_module import GPTLightningModule, OptimConfig, load_gpt_from_checkpoint
+from world_model.gpt.lightning_module import GPTLightningModule, load_gpt_from_checkpoint
 from world_model.gpt.model import Block
+from world_model.optim import OptimConfig
 from world_model.token_sources import mixing_proportions, parse_sources, source_windows, token_space
 from world_model.tokens.reader import TokenStore
 from world_model.train_callbacks import CheckpointMeta, InitFromCheckpoint, SourceMixCounter

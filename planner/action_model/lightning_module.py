@@ -20,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from configs import build
 from planner.action_model.conditions import conditions_from_batch
 from planner.action_model.config import ActionModelConfig
 from planner.action_model.metrics import open_loop_metrics
@@ -30,34 +31,20 @@ from planner.batch import PlannerBatch
 from planner.flow_matching import ODE_SOLVERS, RectifiedFlowPath, TimeSampler, flow_matching_loss
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
-from world_model.schedule import WSDSchedule
+from world_model.optim import OptimConfig, adamw_with_schedule
 
 
 @dataclass(frozen=True)
-class VAMOptimConfig:
-    """AdamW at peak `lr` (expert) with the WSD schedule; world_model_lr None keeps the world model frozen."""
+class VAMOptimConfig(OptimConfig):
+    """AdamW at peak `lr` (expert) with the WSD schedule; world_model_lr: the world model's peak LR
+    (None keeps it frozen)."""
 
-    schedule: WSDSchedule
-    lr: float
     world_model_lr: float | None
-    weight_decay: float
-    betas: tuple[float, float]
-    eps: float
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0 or self.eps <= 0 or (self.world_model_lr is not None and self.world_model_lr <= 0):
-            raise ValueError(f"VAMOptimConfig: lr, world_model_lr and eps must be > 0 and weight_decay >= 0, got {self}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"VAMOptimConfig.betas must be two numbers in [0, 1), got {self.betas}")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "VAMOptimConfig":
-        values = dict(values)
-        schedule = values.pop("schedule")
-        schedule = schedule if isinstance(schedule, WSDSchedule) else WSDSchedule(**schedule)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(schedule=schedule, **values)
+        super().__post_init__()
+        if self.world_model_lr is not None and self.world_model_lr <= 0:
+            raise ValueError(f"VAMOptimConfig.world_model_lr must be > 0 or None, got {self.world_model_lr}")
 
 
 @dataclass(frozen=True)
@@ -84,10 +71,7 @@ class FlowTrainingConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "FlowTrainingConfig":
-        values = dict(values)
-        sampler = values.pop("time_sampler")
-        sampler = sampler if isinstance(sampler, TimeSampler) else TimeSampler(**sampler)
-        return cls(time_sampler=sampler, **values)
+        return build(cls, values, cls.__name__)
 
 
 def _as(cls: type, value: Any) -> Any:
@@ -193,11 +177,4 @@ class VAMLightningModule(L.LightningModule):
         if self.model.world_model is not None and o.world_model_lr is not None:
             for group in self.model.world_model.param_groups(o.world_model_lr, o.weight_decay):
                 groups.append({**group, "name": f"world_model_{group['name']}"})
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], betas=o.betas, eps=o.eps)
-        schedule = o.schedule
-
-        def lr_factor(step: int) -> float:
-            return schedule.factor(step)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return adamw_with_schedule(groups, o)

@@ -16,14 +16,7 @@ import numpy as np
 
 from configs import build, defaults
 from contract import EpisodeInfo, Observation, Plan, Planner, world_to_ego
-from sim_eval.agents.idm import (
-    IDMParams,
-    anticipated_desired_speed,
-    find_path_leaders,
-    idm_acceleration,
-    limit_braking,
-    red_light_gaps,
-)
+from sim_eval.agents.idm import IDMParams, find_path_leaders, idm_acceleration_on_route, red_light_gaps, stack_gaps
 from sim_eval.world.polyline import Polyline
 
 # A leader coming towards us faster than this blocks the lane: swerve if a neighbour lane is free.
@@ -107,9 +100,7 @@ class ExpertPlanner(Planner):
         s_center = s_rear + veh.rear_axle_to_centre_m
         s_front = s_rear + veh.rear_axle_to_front_m
         leaders = find_path_leaders(lane_path, s_center, veh.length_m, veh.width_m, corners, velocity, cfg.idm)
-        stops = red_light_gaps(route, s_front, ego.speed_mps, world.light_states, cfg.idm)
-        gaps = np.concatenate([[np.inf], leaders.gap_m, stops])
-        lead_v = np.concatenate([[0.0], leaders.leader_speed_mps, np.zeros(len(stops))])
+        gaps, lead_v = stack_gaps(leaders, red_light_gaps(route, s_front, ego.speed_mps, world.light_states, cfg.idm))
         s_path = self._rollout(s_front, ego.speed_mps, gaps, lead_v, hold_speed=swerving)
 
         times = cfg.plan_dt_s * np.arange(1, cfg.num_waypoints + 1)
@@ -134,11 +125,9 @@ class ExpertPlanner(Planner):
         gaps = gaps.copy()
         cap = float(route.speed_limits_mps.max())
         for i in range(n):
-            s = s_front + travelled[i]
-            v0 = anticipated_desired_speed(route, s, cap, p.comfortable_decel_mps2, p.lookahead_m)
-            if hold_speed:
-                v0 = min(v0, max(v, 0.1))
-            a = min(float(idm_acceleration(v, v0, gaps, lead_v, p).min()), limit_braking(route, s, v, p.lookahead_m))
+            # Holding speed: the current speed (at least 0.1 m/s) caps the desired speed.
+            cap_now = min(cap, max(v, 0.1)) if hold_speed else cap
+            a = idm_acceleration_on_route(route, s_front + travelled[i], v, cap_now, gaps, lead_v, p)
             v_new = max(v + a * dt, 0.0)
             step = 0.5 * (v + v_new) * dt
             travelled[i + 1] = travelled[i] + step

@@ -101,6 +101,24 @@ def limit_braking(route: Route, s_front_m: float, speed_mps: float, lookahead_m:
     return float(((limits[lo:hi][lower] ** 2 - speed_mps**2) / (2 * dist)).min())
 
 
+def idm_acceleration_on_route(
+    route: Route,
+    s_front_m: float,
+    speed_mps: float,
+    cap_mps: float,
+    gap_m: np.ndarray,
+    leader_speed_mps: np.ndarray,
+    params: IDMParams,
+) -> float:
+    """IDM acceleration (m/s^2) of an agent whose front is at s_front_m on `route`: towards the
+    speed limits ahead (anticipated, at most cap_mps), behind the gaps (from stack_gaps), and capped
+    by limit_braking so that it is down to a lower limit ahead where that limit starts."""
+    p = params
+    v0 = anticipated_desired_speed(route, s_front_m, cap_mps, p.comfortable_decel_mps2, p.lookahead_m)
+    following = float(idm_acceleration(speed_mps, v0, gap_m, leader_speed_mps, p).min())
+    return min(following, limit_braking(route, s_front_m, speed_mps, p.lookahead_m))
+
+
 @dataclass(frozen=True)
 class Leaders:
     """Objects an agent must follow: gap_m (K,) from the agent's front to each object along the path
@@ -142,6 +160,14 @@ def find_path_leaders(
     vel = object_velocity_xy[keep]
     along = vel[:, 0] * np.cos(heading) + vel[:, 1] * np.sin(heading)
     return Leaders(gap_m=gap, leader_speed_mps=along)
+
+
+def stack_gaps(leaders: Leaders, stop_gaps_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gap_m, leader_speed_mps), both (1 + K + S,), for idm_acceleration: the free road (inf gap),
+    the K leaders and the S stop lines (standing)."""
+    gap_m = np.concatenate([[np.inf], leaders.gap_m, stop_gaps_m])
+    leader_speed_mps = np.concatenate([[0.0], leaders.leader_speed_mps, np.zeros(len(stop_gaps_m))])
+    return gap_m, leader_speed_mps
 
 
 def red_light_gaps(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract import EpisodeInfo, Observation, Plan, Planner, world_to_ego
+from contract import EpisodeInfo, FixedHorizonPlanner, Observation, Plan, world_to_ego
 from sim_eval.runner import expert_run
 
 
-class LogReplayPlanner(Planner):
+class LogReplayPlanner(FixedHorizonPlanner):
     """Waypoints (K, 3) from the recorded run every `plan_dt_s` [s], in the current ego frame."""
 
     name = "log_replay"
@@ -21,19 +21,9 @@ class LogReplayPlanner(Planner):
     uses_camera = False
 
     def __init__(self, num_waypoints: int, plan_dt_s: float) -> None:
-        if num_waypoints < 1 or not plan_dt_s > 0:
-            raise ValueError(f"LogReplayPlanner: need num_waypoints >= 1 and plan_dt_s > 0, got {num_waypoints}, {plan_dt_s}")
-        self._num_waypoints, self._plan_dt_s = int(num_waypoints), float(plan_dt_s)
+        super().__init__(num_waypoints, plan_dt_s)
         self._times: np.ndarray | None = None
         self._poses: np.ndarray | None = None
-
-    @property
-    def num_waypoints(self) -> int:
-        return self._num_waypoints
-
-    @property
-    def plan_dt_s(self) -> float:
-        return self._plan_dt_s
 
     def reset(self, episode: EpisodeInfo) -> None:
         scenario = episode.scenario
@@ -46,11 +36,11 @@ class LogReplayPlanner(Planner):
     def plan(self, observation: Observation) -> Plan:
         if self._times is None or observation.privileged is None:
             raise RuntimeError("log replay needs reset() with the episode's scenario first, and privileged observations")
-        t = observation.time_s + self._plan_dt_s * np.arange(1, self._num_waypoints + 1)
+        t = observation.time_s + self.plan_dt_s * np.arange(1, self.num_waypoints + 1)
         future = np.stack([np.interp(t, self._times, self._poses[:, i]) for i in range(3)], axis=1)
         # Past the end of the log, continue at the log's final velocity (never a sudden stop).
         late = t > self._times[-1]
         if late.any():
             velocity = (self._poses[-1] - self._poses[-2]) / (self._times[-1] - self._times[-2])
             future[late] = self._poses[-1] + (t[late] - self._times[-1])[:, None] * velocity
-        return Plan(waypoints=world_to_ego(future, observation.privileged.ego_pose_xyyaw), dt_s=self._plan_dt_s)
+        return Plan(waypoints=world_to_ego(future, observation.privileged.ego_pose_xyyaw), dt_s=self.plan_dt_s)

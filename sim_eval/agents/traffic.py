@@ -7,15 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sim_eval.agents.idm import (
-    NUPLAN_IDM,
-    IDMParams,
-    anticipated_desired_speed,
-    find_path_leaders,
-    idm_acceleration,
-    limit_braking,
-    red_light_gaps,
-)
+from sim_eval.agents.idm import NUPLAN_IDM, IDMParams, find_path_leaders, idm_acceleration_on_route, red_light_gaps, stack_gaps
 from sim_eval.agents.pedestrian import Pedestrian
 from sim_eval.agents.vehicle import VehicleAgent
 from sim_eval.world.state import AgentArrays, EgoBox, WorldState
@@ -136,14 +128,9 @@ class TrafficSim:
             s_front = s + 0.5 * veh.length_m
             near = (ids != veh.agent_id) & (np.hypot(*(centers - poses[i, :2]).T) < p.lookahead_m + 10.0)
             leaders = find_path_leaders(veh.route.path, s, veh.length_m, veh.width_m, corners[near], vel[near], p)
-            stop_gaps = red_light_gaps(veh.route, s_front, v, lights, p)
-            gaps = np.concatenate([[np.inf], leaders.gap_m, stop_gaps])
-            lead_v = np.concatenate([[0.0], leaders.leader_speed_mps, np.zeros(len(stop_gaps))])
+            gaps, lead_v = stack_gaps(leaders, red_light_gaps(veh.route, s_front, v, lights, p))
             cap = min(p.max_desired_speed_mps, veh.desired_speed_mps or np.inf)
-            v0 = anticipated_desired_speed(veh.route, s_front, cap, p.comfortable_decel_mps2, p.lookahead_m)
-            acc[i] = min(
-                idm_acceleration(v, v0, gaps, lead_v, p).min(), limit_braking(veh.route, s_front, v, p.lookahead_m)
-            )
+            acc[i] = idm_acceleration_on_route(veh.route, s_front, v, cap, gaps, lead_v, p)
         return acc
 
     def step(self, ego: EgoBox | None = None) -> WorldState:

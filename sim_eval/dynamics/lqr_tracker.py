@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.dynamics.vehicle import EgoState, wrap_angle
 
@@ -125,7 +125,7 @@ class LQRTracker:
 
     def __init__(self, config: LQRTrackerConfig | None = None, vehicle: VehicleParameters | None = None) -> None:
         self.config = config if config is not None else LQRTrackerConfig()
-        self.vehicle = vehicle if vehicle is not None else VehicleParameters()
+        self.vehicle = vehicle if vehicle is not None else PACIFICA
 
     def track(self, state: EgoState, reference: ReferenceTrajectory) -> ControlCommand:
         """Commands to follow `reference` from `state` at time state.time_s."""

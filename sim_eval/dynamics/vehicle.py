@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class KinematicBicycle:
     """
 
     def __init__(self, vehicle: VehicleParameters | None = None, allow_reverse: bool = False) -> None:
-        self.vehicle = vehicle if vehicle is not None else VehicleParameters()
+        self.vehicle = vehicle if vehicle is not None else PACIFICA
         self.allow_reverse = allow_reverse
 
     def step(self, state: EgoState, accel_cmd: float, steer_cmd: float, dt: float) -> EgoState:
@@ -99,23 +99,19 @@ class KinematicBicycle:
         )
         steering = min(max(steering, -max_steer), max_steer)
 
-        # Forward Euler: pose derivatives at the current state, speed driven by the (lagged) applied accel.
         v, yaw = state.speed_mps, state.yaw_rad
-        x = state.x_m + v * math.cos(yaw) * dt
-        y = state.y_m + v * math.sin(yaw) * dt
-        new_yaw = wrap_angle(yaw + v * math.tan(state.steering_rad) / vehicle.wheelbase_m * dt)
         speed = v + accel * dt
         if not self.allow_reverse and speed < 0.0:
             speed = 0.0
             accel = -v / dt
-        yaw_rate = speed * math.tan(steering) / vehicle.wheelbase_m
+        # Forward Euler: pose derivatives at the current state, speed driven by the (lagged) applied accel.
         return EgoState(
-            x_m=x,
-            y_m=y,
-            yaw_rad=new_yaw,
+            x_m=state.x_m + v * math.cos(yaw) * dt,
+            y_m=state.y_m + v * math.sin(yaw) * dt,
+            yaw_rad=wrap_angle(yaw + v * math.tan(state.steering_rad) / vehicle.wheelbase_m * dt),
             speed_mps=speed,
             accel_mps2=accel,
             steering_rad=steering,
-            yaw_rate_rps=yaw_rate,
+            yaw_rate_rps=speed * math.tan(steering) / vehicle.wheelbase_m,
             time_s=state.time_s + dt,
         )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
+from contract.vehicle import PACIFICA
 from sim_eval.render.appearance import RGB, check_rgb
 from sim_eval.render.marking_geometry import MarkingPiecesCache
 from sim_eval.render.scene import RenderScene
@@ -21,12 +22,6 @@ def _pt(p: np.ndarray) -> tuple[int, int]:
 
 def _rgb(c: RGB) -> tuple[int, int, int]:
     return int(c[0]), int(c[1]), int(c[2])
-
-
-# nuPlan Pacifica footprint relative to the rear axle (metres).
-PACIFICA_REAR_AXLE_TO_FRONT_M = 4.049
-PACIFICA_REAR_AXLE_TO_REAR_M = 1.127
-PACIFICA_WIDTH_M = 2.297
 
 
 @dataclass(frozen=True)
@@ -75,8 +70,7 @@ class BevRenderer:
         ego_centered: bool = True,
         heading_up: bool = True,
         center_xy: tuple[float, float] | None = None,
-        ego_footprint_m: tuple[float, float, float] = (
-            PACIFICA_REAR_AXLE_TO_FRONT_M, PACIFICA_REAR_AXLE_TO_REAR_M, PACIFICA_WIDTH_M),
+        ego_footprint_m: tuple[float, float, float] = (PACIFICA.rear_axle_to_front_m, PACIFICA.rear_axle_to_rear_m, PACIFICA.width_m),
         palette: BevPalette = BevPalette(),
     ) -> None:
         h, w = (size_px, size_px) if isinstance(size_px, (int, np.integer)) else tuple(size_px)

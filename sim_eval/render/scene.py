@@ -15,7 +15,8 @@ import numpy as np
 RGB = tuple[int, int, int]
 
 
-def _as_xy(name: str, xy: np.ndarray, min_points: int) -> np.ndarray:
+def as_points_xy(name: str, xy: np.ndarray, min_points: int = 1) -> np.ndarray:
+    """Validate and return `xy` as a finite (N, 2) float64 array (N >= min_points)."""
     arr = np.asarray(xy, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < min_points:
         raise ValueError(f"{name} must have shape (N>={min_points}, 2), got {arr.shape}")
@@ -36,7 +37,7 @@ class GroundPolygon:
     kind: Literal["road", "junction", "sidewalk", "grass"] = "road"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "polygon_xy", _as_xy("GroundPolygon.polygon_xy", self.polygon_xy, 3))
+        object.__setattr__(self, "polygon_xy", as_points_xy("GroundPolygon.polygon_xy", self.polygon_xy, 3))
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class Marking:
     dash_m: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "polyline_xy", _as_xy("Marking.polyline_xy", self.polyline_xy, 2))
+        object.__setattr__(self, "polyline_xy", as_points_xy("Marking.polyline_xy", self.polyline_xy, 2))
         if self.width_m <= 0:
             raise ValueError(f"Marking.width_m must be > 0, got {self.width_m}")
         if self.dash_m is not None and (self.dash_m[0] <= 0 or self.dash_m[1] < 0):

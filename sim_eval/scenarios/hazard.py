@@ -6,20 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA
 from sim_eval.agents.pedestrian import Pedestrian
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
-from sim_eval.scenarios.placement import (
-    AgentIds,
-    car_size,
-    ego_front_s,
-    ego_start_on_route,
-    frame_point,
-    idm_cars_on_lane,
-    route_through,
-    scenario_rng,
-)
-from sim_eval.scenarios.scenario import Goal, Scenario
+from sim_eval.scenarios.placement import AgentIds, car_size, ego_front_s, ego_start_on_route, frame_point, oncoming_idm_cars, scenario_rng
+from sim_eval.scenarios.scenario import Scenario
 from sim_eval.world.generator import generate_map, sample_straight_layout
 from sim_eval.world.polyline import Polyline
 from sim_eval.world.route import build_route
@@ -29,13 +20,12 @@ HAZARD_DURATION_S = 12.0
 EGO_START_S_M = 20.0
 PLANNING_DECEL_MPS2 = 3.0
 REACTION_S = 1.0
-WARMUP_STEPS = 2
 
 
 def build_hazard(index: int, seed: int) -> Scenario:
     rng = scenario_rng("hazard", index, seed)
     variant = HAZARD_VARIANTS[index % len(HAZARD_VARIANTS)]
-    vehicle = VehicleParameters()
+    vehicle = PACIFICA
     limit = {"lead_brake": 40 / 3.6, "pedestrian_crossing": 25 / 3.6, "cut_in": 40 / 3.6}[variant]
     layout = sample_straight_layout(rng, length_m=260.0, lanes_forward=2, speed_limit_mps=limit)
     gm = generate_map(layout)
@@ -121,19 +111,6 @@ def build_hazard(index: int, seed: int) -> Scenario:
         )
         maneuver = "cut_in"
 
-    for lane in gm.backward_lane_ids:
-        vehicles += idm_cars_on_lane(rng, ids, gm, route_through(gm, lane), (5.0, 200.0), 1)
-    return Scenario(
-        name=f"hazard/{index:03d}_{variant}",
-        suite="hazard",
-        index=index,
-        seed=seed,
-        generated_map=gm,
-        ego_start=ego_start_on_route(route, EGO_START_S_M, ego_speed),
-        ego_route=route,
-        goal=Goal(maneuver, tuple(float(v) for v in route.polyline_xy[-1])),
-        vehicles=tuple(vehicles),
-        pedestrians=tuple(pedestrians),
-        duration_s=HAZARD_DURATION_S,
-        warmup_steps=WARMUP_STEPS,
-    )
+    vehicles += oncoming_idm_cars(rng, ids, gm, 1)
+    ego = ego_start_on_route(route, EGO_START_S_M, ego_speed)
+    return Scenario.on_route("hazard", index, seed, variant, gm, route, ego, maneuver, vehicles, pedestrians, duration_s=HAZARD_DURATION_S)

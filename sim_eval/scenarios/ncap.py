@@ -14,19 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from contract.footprint import convex_overlap
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
-from sim_eval.scenarios.placement import (
-    AgentIds,
-    car_size,
-    ego_front_s,
-    ego_start_on_route,
-    frame_point,
-    idm_cars_on_lane,
-    route_through,
-    scenario_rng,
-)
-from sim_eval.scenarios.scenario import EgoStart, Goal, NcapInfo, Scenario
+from sim_eval.scenarios.placement import AgentIds, car_size, ego_front_s, ego_start_on_route, frame_point, oncoming_idm_cars, scenario_rng
+from sim_eval.scenarios.scenario import WARMUP_STEPS, EgoStart, NcapInfo, Scenario
 from sim_eval.world.generator import connector_path, generate_map, sample_straight_layout
 from sim_eval.world.polyline import Polyline
 from sim_eval.world.route import Route, build_route
@@ -46,7 +37,6 @@ DURATION_RANGE_S = (7.0, 12.0)
 EGO_START_S_M = 20.0
 PLANNING_DECEL_MPS2 = 3.0  # braking the stationary / side set-ups leave room for, after REACTION_S
 REACTION_S = 1.0
-WARMUP_STEPS = 2
 
 
 def _signed(rng: np.random.Generator, lo: float, hi: float) -> float:
@@ -93,7 +83,7 @@ def build_ncap(suite: str, index: int, seed: int) -> Scenario:
         raise ValueError(f"unknown NCAP suite {suite!r}")
     base = scenario_rng(suite, index, None)
     run = scenario_rng(suite, index, seed)
-    vehicle = VehicleParameters()
+    vehicle = PACIFICA
 
     layout = sample_straight_layout(
         base, length_m=280.0, lanes_forward=2, lanes_backward=int(base.integers(1, 3)), speed_limit_mps=SPEED_LIMIT_MPS
@@ -171,21 +161,6 @@ def build_ncap(suite: str, index: int, seed: int) -> Scenario:
     duration = float(
         run.uniform(max(DURATION_RANGE_S[0], min(t_impact + 1.5, DURATION_RANGE_S[1])), DURATION_RANGE_S[1])
     )
-    vehicles = [actor]
-    for lane in gm.backward_lane_ids:
-        vehicles += idm_cars_on_lane(run, ids, gm, route_through(gm, lane), (5.0, 200.0), 1)
-    return Scenario(
-        name=f"{suite}/{index:03d}",
-        suite=suite,
-        index=index,
-        seed=seed,
-        generated_map=gm,
-        ego_start=ego,
-        ego_route=route,
-        goal=Goal("straight", tuple(float(v) for v in route.polyline_xy[-1])),
-        vehicles=tuple(vehicles),
-        pedestrians=(),
-        duration_s=duration,
-        warmup_steps=WARMUP_STEPS,
-        ncap=NcapInfo(kind, actor_id, ego_speed, v_ref, t_impact, lon, lat, yaw_j),
-    )
+    vehicles = [actor, *oncoming_idm_cars(run, ids, gm, 1)]
+    ncap = NcapInfo(kind, actor_id, ego_speed, v_ref, t_impact, lon, lat, yaw_j)
+    return Scenario.on_route(suite, index, seed, None, gm, route, ego, "straight", vehicles, duration_s=duration, ncap=ncap)

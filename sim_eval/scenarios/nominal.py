@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA
 from sim_eval.agents.vehicle import SpeedProfile, VehicleAgent
 from sim_eval.scenarios.placement import (
     AgentIds,
@@ -18,10 +18,11 @@ from sim_eval.scenarios.placement import (
     ego_front_s,
     ego_start_on_route,
     idm_cars_on_lane,
+    oncoming_idm_cars,
     route_through,
     scenario_rng,
 )
-from sim_eval.scenarios.scenario import Goal, Scenario
+from sim_eval.scenarios.scenario import Scenario
 from sim_eval.world.generator import (
     GeneratedMap,
     generate_map,
@@ -45,7 +46,6 @@ NOMINAL_VARIANTS = (
 NOMINAL_DURATION_S = 15.0
 EGO_START_S_M = 40.0  # rear axle arc length on the first lane (room for a follower behind)
 ROUTE_MARGIN_M = 40.0  # route left beyond what the ego can cover at the limit
-WARMUP_STEPS = 2
 
 
 def _needed_length(speed_limit_mps: float, duration_s: float) -> float:
@@ -61,20 +61,7 @@ def build_smoke(index: int, seed: int) -> Scenario:
     lane = gm.forward_lane_ids[int(rng.integers(len(gm.forward_lane_ids)))]
     route = build_route(gm.road_map, (lane,), gm.lights)
     ego = ego_start_on_route(route, 10.0, float(rng.uniform(5.0, 8.0)))
-    return Scenario(
-        name=f"smoke/{index:03d}_straight",
-        suite="smoke",
-        index=index,
-        seed=seed,
-        generated_map=gm,
-        ego_start=ego,
-        ego_route=route,
-        goal=Goal("straight", tuple(route.polyline_xy[-1])),
-        vehicles=(),
-        pedestrians=(),
-        duration_s=duration,
-        warmup_steps=WARMUP_STEPS,
-    )
+    return Scenario.on_route("smoke", index, seed, "straight", gm, route, ego, "straight", duration_s=duration)
 
 
 def _oncoming_and_side_traffic(
@@ -82,9 +69,7 @@ def _oncoming_and_side_traffic(
 ):
     """IDM background: oncoming cars on the main road, cars in the other same-direction lanes
     ahead of the ego, optionally oncoming cars approaching the junction from the straight arm."""
-    cars: list[VehicleAgent] = []
-    for lane in gm.backward_lane_ids:
-        cars += idm_cars_on_lane(rng, ids, gm, route_through(gm, lane), (5.0, 200.0), 2)
+    cars = oncoming_idm_cars(rng, ids, gm, 2)
     for lane in gm.forward_lane_ids:
         if lane != ego_lane:
             route_ids = route_through(gm, lane, "straight")
@@ -237,7 +222,7 @@ def build_nominal(index: int, seed: int) -> Scenario:
         rng, ids, gm, ego_lane, front, turn, junction_oncoming=turn in ("straight", "right")
     )
     vehicles += _cross_traffic(rng, ids, gm)
-    vehicles += _follower(rng, ids, gm, route, s_rear - VehicleParameters().rear_axle_to_rear_m, ego_speed)
+    vehicles += _follower(rng, ids, gm, route, s_rear - PACIFICA.rear_axle_to_rear_m, ego_speed)
 
     if route.length_m < s_rear + _needed_length(limit, duration) - 1.0:
         raise RuntimeError(f"nominal/{variant}: route too short ({route.length_m:.0f} m)")
@@ -248,20 +233,8 @@ def build_nominal(index: int, seed: int) -> Scenario:
         "stop_and_go": "stop_and_go",
         "red_light": "stop_at_light",
     }.get(variant, "straight")
-    return Scenario(
-        name=f"nominal/{index:03d}_{variant}",
-        suite="nominal",
-        index=index,
-        seed=seed,
-        generated_map=gm,
-        ego_start=ego_start_on_route(route, s_rear, ego_speed),
-        ego_route=route,
-        goal=Goal(maneuver, tuple(float(v) for v in route.polyline_xy[-1])),
-        vehicles=tuple(vehicles),
-        pedestrians=(),
-        duration_s=float(duration),
-        warmup_steps=WARMUP_STEPS,
-    )
+    ego = ego_start_on_route(route, s_rear, ego_speed)
+    return Scenario.on_route("nominal", index, seed, variant, gm, route, ego, maneuver, vehicles, duration_s=float(duration))
 
 
 def _stop_and_go_profile(rng: np.random.Generator, duration_s: float) -> SpeedProfile:

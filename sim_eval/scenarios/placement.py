@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 from sim_eval.agents.vehicle import VehicleAgent
 from sim_eval.scenarios.scenario import EgoStart
 from sim_eval.world.generator import GeneratedMap
@@ -30,7 +30,7 @@ def ego_start_on_route(route: Route, s_rear_axle_m: float, speed_mps: float) -> 
     return EgoStart(float(x), float(y), float(route.path.heading_at(s_rear_axle_m)), float(speed_mps))
 
 
-def ego_front_s(s_rear_axle_m: float, vehicle: VehicleParameters = VehicleParameters()) -> float:
+def ego_front_s(s_rear_axle_m: float, vehicle: VehicleParameters = PACIFICA) -> float:
     """Arc length of the ego's front bumper when its rear axle is at s_rear_axle_m (straight-line approximation)."""
     return s_rear_axle_m + vehicle.rear_axle_to_front_m
 
@@ -112,4 +112,12 @@ def idm_cars_on_lane(
                 next(ids), "idm", route=route, start_s_m=s, start_speed_mps=speed, desired_speed_mps=desired, **size
             )
         )
+    return cars
+
+
+def oncoming_idm_cars(rng: np.random.Generator, ids: AgentIds, gm: GeneratedMap, max_per_lane: int) -> list[VehicleAgent]:
+    """Up to max_per_lane IDM cars on each lane against the ego's direction, 5-200 m along its route."""
+    cars: list[VehicleAgent] = []
+    for lane in gm.backward_lane_ids:
+        cars += idm_cars_on_lane(rng, ids, gm, route_through(gm, lane), (5.0, 200.0), max_per_lane)
     return cars

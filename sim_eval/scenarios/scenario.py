@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 from sim_eval.agents.idm import NUPLAN_IDM, IDMParams
 from sim_eval.agents.pedestrian import Pedestrian
 from sim_eval.agents.traffic import TrafficSim
@@ -22,6 +23,7 @@ Maneuver = Literal[
     "straight", "left", "right", "follow", "stop_and_go", "stop_at_light", "lead_brake", "yield_pedestrian", "cut_in"
 ]
 NcapKind = Literal["stationary", "frontal", "side"]
+WARMUP_STEPS = 2  # planner periods every suite replays before the planner takes control
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,9 @@ class Scenario:
     vehicles: tuple[VehicleAgent, ...]
     pedestrians: tuple[Pedestrian, ...]
     duration_s: float
-    warmup_steps: int = 2
+    warmup_steps: int = WARMUP_STEPS
     ncap: NcapInfo | None = None
-    ego_vehicle: VehicleParameters = VehicleParameters()
+    ego_vehicle: VehicleParameters = PACIFICA
 
     def __post_init__(self) -> None:
         if not (self.duration_s > 0 and np.isfinite(self.duration_s)):
@@ -107,6 +109,29 @@ class Scenario:
         proj = self.ego_route.path.project(np.array([self.ego_start.x_m, self.ego_start.y_m]))
         if abs(float(proj.lateral_m)) > 0.5:
             raise ValueError(f"Scenario {self.name}: ego_start is {float(proj.lateral_m):.2f} m off its route")
+
+    @classmethod
+    def on_route(
+        cls,
+        suite: str,
+        index: int,
+        seed: int,
+        label: str | None,
+        generated_map: GeneratedMap,
+        ego_route: Route,
+        ego_start: EgoStart,
+        maneuver: Maneuver,
+        vehicles: Sequence[VehicleAgent] = (),
+        pedestrians: Sequence[Pedestrian] = (),
+        *,
+        duration_s: float,
+        ncap: NcapInfo | None = None,
+    ) -> Scenario:
+        """The scenario named `suite/index` (3 digits, then `_label` if given) whose goal is doing
+        `maneuver` on the way to the end of ego_route; WARMUP_STEPS of warm-up."""
+        name = f"{suite}/{index:03d}" + (f"_{label}" if label else "")
+        goal = Goal(maneuver, tuple(float(v) for v in ego_route.polyline_xy[-1]))
+        return cls(name, suite, index, seed, generated_map, ego_start, ego_route, goal, tuple(vehicles), tuple(pedestrians), duration_s, ncap=ncap)
 
     @property
     def road_map(self) -> RoadMap:

@@ -10,17 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from sim_eval.render.scene import as_points_xy  # lives with the renderers: render must not import world
+
 _MIN_SEGMENT_M = 1e-6
-
-
-def as_points_xy(name: str, xy: np.ndarray, min_points: int = 1) -> np.ndarray:
-    """Validate and return `xy` as a finite (N, 2) float64 array (N >= min_points)."""
-    arr = np.asarray(xy, dtype=np.float64)
-    if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] < min_points:
-        raise ValueError(f"{name} must have shape (N>={min_points}, 2), got {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains non-finite coordinates")
-    return arr
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import shapely
 from shapely import STRtree
 from shapely.geometry import Polygon
 
-from sim_eval.world.polyline import Polyline, as_points_xy, wrap_angle
+from sim_eval.render.scene import as_points_xy
+from sim_eval.world.polyline import Polyline, wrap_angle
 
 MarkingKind = Literal["solid", "dashed", "none"]
 TurnKind = Literal["straight", "left", "right"]

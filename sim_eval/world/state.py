@@ -11,10 +11,12 @@ from typing import Literal
 import numpy as np
 
 from contract.footprint import box_corners
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA, VehicleParameters
 
 AgentKind = Literal["vehicle", "pedestrian", "obstacle"]
 AGENT_KINDS: tuple[str, ...] = ("vehicle", "pedestrian", "obstacle")
+# AgentArrays' fields in declaration order (validation and `select` walk them all).
+_AGENT_FIELDS = ("agent_id", "kind", "x_m", "y_m", "yaw_rad", "speed_mps", "accel_mps2", "length_m", "width_m", "height_m")
 
 
 def box_corners_xy(center_xy: np.ndarray, yaw_rad: np.ndarray, length_m: np.ndarray, width_m: np.ndarray) -> np.ndarray:
@@ -44,7 +46,7 @@ class EgoBox:
 
     @classmethod
     def from_rear_axle(
-        cls, x_m: float, y_m: float, yaw_rad: float, speed_mps: float, vehicle: VehicleParameters = VehicleParameters()
+        cls, x_m: float, y_m: float, yaw_rad: float, speed_mps: float, vehicle: VehicleParameters = PACIFICA
     ) -> "EgoBox":
         """The box of a vehicle whose rear-axle pose is (x_m, y_m, yaw_rad)."""
         off = vehicle.rear_axle_to_centre_m
@@ -81,18 +83,7 @@ class AgentArrays:
 
     def __post_init__(self) -> None:
         n = len(np.asarray(self.agent_id))
-        for name in (
-            "agent_id",
-            "kind",
-            "x_m",
-            "y_m",
-            "yaw_rad",
-            "speed_mps",
-            "accel_mps2",
-            "length_m",
-            "width_m",
-            "height_m",
-        ):
+        for name in _AGENT_FIELDS:
             arr = np.asarray(getattr(self, name))
             if arr.shape != (n,):
                 raise ValueError(f"AgentArrays.{name} must have shape ({n},), got {arr.shape}")
@@ -134,20 +125,6 @@ class AgentArrays:
 
     def select(self, mask: np.ndarray) -> "AgentArrays":
         return AgentArrays(*(getattr(self, f)[mask] for f in _AGENT_FIELDS))
-
-
-_AGENT_FIELDS = (
-    "agent_id",
-    "kind",
-    "x_m",
-    "y_m",
-    "yaw_rad",
-    "speed_mps",
-    "accel_mps2",
-    "length_m",
-    "width_m",
-    "height_m",
-)
 
 
 @dataclass(frozen=True, eq=False)

@@ -72,9 +72,11 @@ def trained_planner(tiny_pipeline, tmp_path_factory) -> Path:
     return out
 
 
-def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, seed: int = 0):
-    """Teach an action model's expert to drive straight on at the ego's current speed whatever the
-    video (windows drawn from token_windows (N, T, h, w)) and command, so its plans are valid."""
+def train_expert_straight(model, draw_tokens, steps: int, speed_span_mps: float, seed: int = 0, blind_speed_mps: float = 6.0):
+    """Teach an action model's expert to drive straight on at the ego's current speed (2 to
+    2 + speed_span_mps m/s), or, when it sees no ego status, at blind_speed_mps, whatever the video
+    (tokens (32, T, h, w) from draw_tokens(generator), drawn only when the model watches video) and
+    the command. Plans land in a plausible range. All draws come from one generator seeded `seed`."""
     from planner.action_model import ActionConditions, ego_status_features, trajectory_to_model
     from planner.flow_matching import RectifiedFlowPath, flow_matching_loss
 
@@ -83,15 +85,17 @@ def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, se
     path, times = RectifiedFlowPath(), time_sampler()
     k = torch.arange(1, model.config.num_waypoints + 1, dtype=torch.float32)
     history_times = torch.tensor([-1.5, -1.0, -0.5, 0.0]).expand(32, 4)
+    sees_ego = model.config.ego_status != "off"
     for _ in range(steps):
-        speed = 2.0 + 10.0 * torch.rand(32, generator=g)
-        history = torch.stack([speed[:, None] * history_times, torch.zeros(32, 4), torch.zeros(32, 4)], dim=-1)
-        ego = ego_status_features(speed, torch.zeros(32), torch.zeros(32), history_times, history, model.config)
+        speed = 2.0 + speed_span_mps * torch.rand(32, generator=g) if sees_ego else torch.full((32,), blind_speed_mps)
+        ego = None
+        if sees_ego:
+            history = torch.stack([speed[:, None] * history_times, torch.zeros(32, 4), torch.zeros(32, 4)], dim=-1)
+            ego = ego_status_features(speed, torch.zeros(32), torch.zeros(32), history_times, history, model.config)
         conditions = ActionConditions(torch.randint(0, 3, (32,), generator=g), ego)
         x1 = trajectory_to_model(torch.stack([model.config.waypoint_dt_s * speed[:, None] * k, 0 * k.expand(32, -1)], dim=-1), model.config)[:, None]
         with torch.no_grad():
-            tokens = token_windows[torch.randint(0, len(token_windows), (32,), generator=g)]
-            video = model.context(tokens) if model.world_model is not None else None
+            video = model.context(draw_tokens(g)) if model.world_model is not None else None
         t, noise = times.sample((32, 1), g), torch.randn(x1.shape, generator=g)
         sample = path.sample(x1, noise, t)
         loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity)
@@ -99,6 +103,14 @@ def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, se
         loss.backward()
         optimizer.step()
     return model.eval()
+
+
+def train_to_keep_speed(model, token_windows: torch.Tensor, steps: int = 300, seed: int = 0):
+    """Teach an action model's expert to drive straight on at the ego's current speed (2 to 12 m/s)
+    whatever the video (windows drawn from token_windows (N, T, h, w)) and command, so its plans are valid."""
+    return train_expert_straight(
+        model, lambda g: token_windows[torch.randint(0, len(token_windows), (32,), generator=g)], steps, speed_span_mps=10.0, seed=seed,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,13 @@ import dataclasses
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import Dataset
 
-from foresight.training.rng_state import RngStateCheckpoint
 from planner.action_model import sample_plans
 from planner.action_model.lightning_module import VAMLightningModule
 from planner.batch import PlannerBatch, planner_loader
 from tests.settings import action_config, flow_config, planner_batch, vam_optim, wsd
+from tests.training.callbacks import fit_recording_losses
 from world_model.gpt import GPT, GPTConfig
 
 torch.set_num_threads(1)
@@ -52,29 +51,8 @@ class WindowDataset(Dataset):
         return self.items[i]
 
 
-class LossRecorder(Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = outputs["loss"].item()
-
-
 def fit(module: VAMLightningModule, ckpt_dir, ckpt_path=None) -> dict[int, float]:
-    recorder = LossRecorder()
-    trainer = L.Trainer(
-        max_steps=6,
-        accelerator="cpu",
-        deterministic=True,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        gradient_clip_val=1.0,
-        # RNG states (and the module's flow generator) travel in checkpoints as in the training loop.
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), RngStateCheckpoint(), recorder],
-    )
-    trainer.fit(module, train_dataloaders=planner_loader(WindowDataset(6, seed=0), 2), ckpt_path=ckpt_path, weights_only=True)
-    return recorder.losses
+    return fit_recording_losses(module, lambda: planner_loader(WindowDataset(6, seed=0), 2), ckpt_dir, ckpt_path)
 
 
 def test_resume_from_step_3_reproduces_steps_4_to_6_exactly(tmp_path):

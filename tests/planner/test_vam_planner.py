@@ -11,10 +11,10 @@ import torch.nn.functional as F
 
 from contract import EpisodeInfo, Observation, validate_plan
 from data.image import resize_rgb
-from planner.action_model import ActionConditions, VideoActionModel, ego_status_features, export_vam, trajectory_to_model
-from planner.flow_matching import RectifiedFlowPath, flow_matching_loss
+from planner.action_model import VideoActionModel, ego_status_features, export_vam
 from planner.vam import VAMPlanner, benchmark_planner, synthetic_observations
-from tests.settings import ONE_SAMPLE, action_config, time_sampler, vam_config
+from tests.planner.conftest import train_expert_straight
+from tests.settings import ONE_SAMPLE, action_config, vam_config
 from world_model.gpt import GPTConfig
 
 torch.set_num_threads(1)
@@ -37,29 +37,9 @@ class PatchMeanTokenizer(torch.nn.Module):
 
 
 def train_straight(model: VideoActionModel, steps: int = 150) -> VideoActionModel:
-    """Teach a tiny model to keep driving straight: at 6 m/s, or at the ego's speed when it sees
-    ego status (then it is the AD-MLP-like blind model). Plans land in a plausible range."""
-    optimizer = torch.optim.AdamW(model.expert.parameters(), lr=3e-3, weight_decay=0.0)
-    path, times, g = RectifiedFlowPath(), time_sampler(), torch.Generator().manual_seed(0)
-    k = torch.arange(1, 7, dtype=torch.float32)
-    history_times = torch.tensor([-1.5, -1.0, -0.5, 0.0]).expand(32, 4)
-    for _ in range(steps):
-        speed = 2.0 + 8.0 * torch.rand(32, generator=g) if model.config.ego_status != "off" else torch.full((32,), 6.0)
-        ego = None
-        if model.config.ego_status != "off":
-            history = torch.stack([speed[:, None] * history_times, torch.zeros(32, 4), torch.zeros(32, 4)], dim=-1)
-            ego = ego_status_features(speed, torch.zeros(32), torch.zeros(32), history_times, history, model.config)
-        conditions = ActionConditions(torch.randint(0, 3, (32,), generator=g), ego)
-        x1 = trajectory_to_model(torch.stack([0.5 * speed[:, None] * k, 0.0 * k.expand(32, 6)], dim=-1), model.config)[:, None]
-        with torch.no_grad():
-            video = model.context(torch.randint(0, 16, (32, 4, 2, 4), generator=g)) if model.world_model is not None else None
-        t, noise = times.sample((32, 1), g), torch.randn(x1.shape, generator=g)
-        sample = path.sample(x1, noise, t)
-        loss = flow_matching_loss(model.velocity(video, sample.x_t, sample.t, conditions), sample.velocity)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+    """Teach a tiny model to keep driving straight: at 6 m/s, or at the ego's speed (2 to 10 m/s) when
+    it sees ego status (then it is the AD-MLP-like blind model), on random 4-frame videos."""
+    return train_expert_straight(model, lambda g: torch.randint(0, 16, (32, 4, 2, 4), generator=g), steps, speed_span_mps=8.0)
 
 
 @pytest.fixture(scope="module")

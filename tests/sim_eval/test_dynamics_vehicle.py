@@ -1,11 +1,12 @@
 """Kinematic bicycle against closed-form motion: straight line, circle, first-order lags, limits."""
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
-from contract.vehicle import VehicleParameters
+from contract.vehicle import PACIFICA
 from sim_eval.dynamics.vehicle import EgoState, KinematicBicycle
 
 
@@ -18,7 +19,7 @@ def _fit_circle(xy: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def test_pacifica_defaults_and_derived_geometry():
-    vehicle = VehicleParameters()
+    vehicle = PACIFICA
     assert vehicle.wheelbase_m == 3.089 and vehicle.width_m == 2.297 and vehicle.height_m == 1.777
     assert vehicle.length_m == pytest.approx(4.049 + 1.127)
     assert vehicle.rear_axle_to_centre_m == pytest.approx(5.176 / 2 - 1.127)
@@ -33,7 +34,7 @@ def test_pacifica_defaults_and_derived_geometry():
 )
 def test_invalid_vehicle_parameters_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
-        VehicleParameters(**{field: value})
+        dataclasses.replace(PACIFICA, **{field: value})
 
 
 def test_ego_state_rejects_non_finite_values():
@@ -90,7 +91,7 @@ def test_steering_lag_is_first_order():
     bicycle = KinematicBicycle()
     tau = bicycle.vehicle.steering_time_constant_s
     state = EgoState(x_m=0.0, y_m=0.0, yaw_rad=0.0, speed_mps=5.0)
-    for _ in range(5):  # 5 x 0.01 s = one time constant
+    for _ in range(round(tau / 0.01)):  # one time constant in 0.01 s steps
         state = bicycle.step(state, 0.0, 0.3, 0.01)
     assert state.steering_rad == pytest.approx(0.3 * (1 - math.exp(-1)), rel=1e-9)
 

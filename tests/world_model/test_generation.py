@@ -10,15 +10,6 @@ from world_model.gpt import GPT, GPTConfig, KVCache, SamplingConfig, WindowEvent
 CONFIG = GPTConfig(vocab_size=48, tokens_h=2, tokens_w=3, max_frames=4, n_layer=2, n_head=2, n_embd=32, prev_frame_token_input=True)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention stalls.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 def make_model(dtype: torch.dtype = torch.float64) -> GPT:
     """A random model whose greedy rollouts vary with the input (float64: no near-ties flip)."""
     torch.manual_seed(0)

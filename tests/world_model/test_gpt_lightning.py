@@ -6,26 +6,16 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
-from foresight.training.rng_state import RngStateCheckpoint
 from tests.settings import gpt_optim, wsd
+from tests.training.callbacks import fit_recording_losses
 from world_model.gpt import GPTConfig
 from world_model.gpt.lightning_module import GPTLightningModule, load_gpt_from_checkpoint
 from world_model.tokens_dataset import MixingSampler, TokenWindowDataset
 
 CONFIG = GPTConfig(vocab_size=40, tokens_h=2, tokens_w=3, max_frames=3, n_layer=2, n_head=2, n_embd=32, dropout=0.1, prev_frame_token_input=True)
 OPTIM = gpt_optim(wsd(6, warmup_frac=1 / 3, decay_frac=1 / 3))
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention stalls.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
 
 
 def sampler() -> MixingSampler:
@@ -41,28 +31,8 @@ def loader() -> DataLoader:
     return DataLoader(s.dataset, batch_size=2, sampler=s)
 
 
-class LossRecorder(Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = outputs["loss"].item()
-
-
 def fit(module: GPTLightningModule, ckpt_dir, ckpt_path=None) -> dict[int, float]:
-    recorder = LossRecorder()
-    trainer = L.Trainer(
-        max_steps=6,
-        accelerator="cpu",
-        deterministic=True,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        logger=False,
-        gradient_clip_val=1.0,
-        callbacks=[ModelCheckpoint(dirpath=ckpt_dir, every_n_train_steps=3, save_top_k=-1), RngStateCheckpoint(), recorder],  # as the training loop
-    )
-    trainer.fit(module, train_dataloaders=loader(), ckpt_path=ckpt_path, weights_only=True)
-    return recorder.losses
+    return fit_recording_losses(module, loader, ckpt_dir, ckpt_path)
 
 
 def test_resume_from_step_3_reproduces_steps_4_to_6_exactly(tmp_path):

@@ -10,15 +10,6 @@ import torch
 from world_model.gpt import GPT, GPT_SIZES, IGNORE_INDEX, GPTConfig, gpt_config
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # Tiny models on a shared 2-core machine: one thread avoids OpenMP contention stalls.
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
-
-
 def small_config(**overrides) -> GPTConfig:
     base = dict(vocab_size=32, tokens_h=3, tokens_w=4, max_frames=3, n_layer=2, n_head=2, n_embd=32)
     return GPTConfig(**{**base, **overrides})

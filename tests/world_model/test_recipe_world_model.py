@@ -11,29 +11,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from tests.settings import wsd
+from tests.training.callbacks import Kill, LossRecorder
 from tests.world_model.conftest import dash_store, world_model_config
 from world_model.train import train_world_model
-
-
-class LossRecorder(Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-        self.lrs: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = outputs["loss"].item()
-        self.lrs[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
-
-
-class Kill(Callback):
-    """Dies at the start of optimizer step `at_step` (0-based), like a killed job."""
-
-    def __init__(self, at_step: int) -> None:
-        self.at_step = at_step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.at_step:
-            raise RuntimeError("simulated kill")
 
 
 @pytest.fixture(scope="module")

@@ -19,25 +19,15 @@ def test_vq16_layout_matches_the_published_checkpoint():
     # LlamaGen reports 72M parameters for VQ-16.
     assert sum(v.numel() for v in state.values()) == 71_883_403
     assert len(state) == 343
-    expected = {
-        "encoder.conv_in.weight": (128, 3, 3, 3),
-        "encoder.conv_blocks.0.res.1.conv2.weight": (128, 128, 3, 3),
-        "encoder.conv_blocks.2.res.0.nin_shortcut.weight": (256, 128, 1, 1),
-        "encoder.conv_blocks.3.downsample.conv.weight": (256, 256, 3, 3),
-        "encoder.conv_blocks.4.attn.1.proj_out.weight": (512, 512, 1, 1),
-        "encoder.mid.1.q.weight": (512, 512, 1, 1),
-        "encoder.mid.2.norm2.weight": (512,),
-        "encoder.conv_out.weight": (256, 512, 3, 3),
-        "quant_conv.weight": (8, 256, 1, 1),
-        "quantize.embedding.weight": (16384, 8),
-        "post_quant_conv.weight": (256, 8, 1, 1),
-        "decoder.conv_in.weight": (512, 256, 3, 3),
-        "decoder.conv_blocks.0.attn.2.k.weight": (512, 512, 1, 1),
-        "decoder.conv_blocks.0.upsample.conv.weight": (512, 512, 3, 3),
-        "decoder.conv_blocks.1.res.0.nin_shortcut.weight": (256, 512, 1, 1),
-        "decoder.conv_blocks.4.res.2.conv1.weight": (128, 128, 3, 3),
-        "decoder.norm_out.weight": (128,),
-        "decoder.conv_out.weight": (3, 128, 3, 3),
+    expected = {  # encoder down to 16x at 512 channels, the 8-d codebook, and the decoder back up
+        "encoder.conv_in.weight": (128, 3, 3, 3), "encoder.conv_blocks.0.res.1.conv2.weight": (128, 128, 3, 3),
+        "encoder.conv_blocks.2.res.0.nin_shortcut.weight": (256, 128, 1, 1), "encoder.conv_blocks.3.downsample.conv.weight": (256, 256, 3, 3),
+        "encoder.conv_blocks.4.attn.1.proj_out.weight": (512, 512, 1, 1), "encoder.mid.1.q.weight": (512, 512, 1, 1),
+        "encoder.mid.2.norm2.weight": (512,), "encoder.conv_out.weight": (256, 512, 3, 3),
+        "quant_conv.weight": (8, 256, 1, 1), "quantize.embedding.weight": (16384, 8), "post_quant_conv.weight": (256, 8, 1, 1),
+        "decoder.conv_in.weight": (512, 256, 3, 3), "decoder.conv_blocks.0.attn.2.k.weight": (512, 512, 1, 1),
+        "decoder.conv_blocks.0.upsample.conv.weight": (512, 512, 3, 3), "decoder.conv_blocks.1.res.0.nin_shortcut.weight": (256, 512, 1, 1),
+        "decoder.conv_blocks.4.res.2.conv1.weight": (128, 128, 3, 3), "decoder.norm_out.weight": (128,), "decoder.conv_out.weight": (3, 128, 3, 3),
     }
     assert {k: shapes.get(k) for k in expected} == expected
     # attention only at the lowest resolution; no resampler beyond the ends

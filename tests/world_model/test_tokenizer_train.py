@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from configs import compose
 from data.bench import road_like_clip
 from data.store import ClipStore, ClipStoreWriter
+from tests.training.callbacks import Kill, LossRecorder
 from tests.training.probe import TrainerProbe
 from world_model.tokenizer import load_tokenizer
 from world_model.tokenizer.train import evaluate_reconstruction, run_train
@@ -20,25 +20,6 @@ TINY = [
     "tokenizer.val_frames=2", "tokenizer.val_every_n_steps=2", "tokenizer.checkpoint_every_n_steps=2", "tokenizer.eval_frames=6",
     "tokenizer.num_workers=0", "tokenizer.log_every_n_steps=1", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.progress_bar=false",
 ]
-
-
-class LossRecorder(Callback):
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses[trainer.global_step] = outputs["loss"].item()
-
-
-class Kill(Callback):
-    """Dies at the start of optimizer step `at_step` (0-based), like a killed job."""
-
-    def __init__(self, at_step: int) -> None:
-        self.at_step = at_step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.at_step:
-            raise RuntimeError("simulated kill")
 
 
 @pytest.fixture(scope="module")

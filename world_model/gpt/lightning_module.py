@@ -8,7 +8,7 @@ precision (bf16 autocast) and the step budget are Trainer settings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +18,7 @@ import torch.nn.functional as F
 
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.model import GPT
-from world_model.schedule import WSDSchedule
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """AdamW at peak `lr` with the WSD schedule; weight decay on 2-D weights only."""
-
-    schedule: WSDSchedule
-    lr: float
-    weight_decay: float
-    betas: tuple[float, float]
-    eps: float
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0 or self.eps <= 0:
-            raise ValueError(f"OptimConfig: lr and eps must be > 0 and weight_decay >= 0, got {self}")
-        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"OptimConfig.betas must be two numbers in [0, 1), got {self.betas}")
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> "OptimConfig":
-        values = dict(values)
-        schedule = values.pop("schedule")
-        schedule = schedule if isinstance(schedule, WSDSchedule) else WSDSchedule(**schedule)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(schedule=schedule, **values)
+from world_model.optim import OptimConfig, adamw_with_schedule
 
 
 def _as_gpt_config(value: GPTConfig | Mapping[str, Any]) -> GPTConfig:
@@ -102,14 +76,7 @@ class GPTLightningModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         o = self.optim_config
-        optimizer = torch.optim.AdamW(self.model.param_groups(o.lr, o.weight_decay), betas=o.betas, eps=o.eps)
-        schedule = o.schedule
-
-        def lr_factor(step: int) -> float:
-            return schedule.factor(step)
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
+        return adamw_with_schedule(self.model.param_groups(o.lr, o.weight_decay), o)
 
 
 def _next_token_accuracy(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
