@@ -173,6 +173,16 @@ def test_the_demo_planner_is_the_same_in_python_and_in_the_cli(demo):
         np.testing.assert_array_equal(in_python.plan(observation).waypoints, via_cli.plan(observation).waypoints)
 
 
+def test_readme_planner_snippet_runs_on_the_demo_output(demo, tmp_path, monkeypatch):
+    code = next(b for b in re.findall(r"```python\n(.*?)```", README, flags=re.S) if "runs/demo" in b)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "demo").symlink_to(demo)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["plan"].waypoints.shape[0] == scope["planner"].num_waypoints
+
+
 def outputs_text(nb: nbformat.NotebookNode) -> str:
     return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
 

@@ -23,8 +23,8 @@ def test_python_snippets_run(tmp_path, monkeypatch):
     assert snippets
     monkeypatch.chdir(tmp_path)
     for code in snippets:
-        if "runs/nuscenes" in code:
-            continue  # needs the main command's output; covered by test_readme_dataset_snippet
+        if "runs/nuscenes" in code or "runs/demo" in code:
+            continue  # needs a converted store / the main command's output: test_readme_dataset_snippet, tests/test_demo.py
         exec(compile(code, "README.md", "exec"), {})
 
 
@@ -42,3 +42,32 @@ def test_readme_dataset_snippet_on_a_converted_store(tmp_path, monkeypatch):
 
 
 # The main command (`foresight demo`) runs in tests/test_demo.py at profile=smoke.
+
+
+def _resolves(dotted: str) -> bool:
+    """`pkg.module.Name.attr` imports: the longest importable module prefix, then attributes (a
+    dataclass field counts as an attribute of its class)."""
+    import dataclasses
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for name in parts[i:]:
+            if dataclasses.is_dataclass(obj) and name in {f.name for f in dataclasses.fields(obj)}:
+                return name == parts[-1]
+            if not hasattr(obj, name):
+                return False
+            obj = getattr(obj, name)
+        return True
+    return False
+
+
+def test_the_glossary_names_code_that_exists():
+    glossary = README[README.index("## Glossary"):README.index("## Data licenses")]
+    names = {n for n in re.findall(r"`([a-z_]+(?:\.[A-Za-z_]+)+)`", glossary) if n.split(".")[0] in {"data", "world_model", "planner", "sim_eval", "contract", "foresight"}}
+    assert len(names) > 15
+    assert [n for n in sorted(names) if not _resolves(n)] == []
