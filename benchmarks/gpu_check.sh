@@ -38,6 +38,9 @@ step bench_compiled "$BENCH_LIMIT_S" $FORESIGHT "${bench[@]}" compile=auto > "$O
 step bench_eager "$BENCH_LIMIT_S" $FORESIGHT "${bench[@]}" compile=false hf_baseline=false > "$OUT/bench_${EXPERIMENT}_eager.json"
 step demo_smoke "$DEMO_LIMIT_S" $FORESIGHT demo "out=$DEMO_OUT" profile=smoke > "$OUT/demo_smoke.log" 2>&1
 cp "$DEMO_OUT/metrics.json" "$OUT/demo_metrics.json" 2>/dev/null || true
+# The smoke demo's planner in closed loop on the GPU: one episode at a time vs one lockstep batch.
+step closed_loop_gpu "$BENCH_LIMIT_S" $FORESIGHT bench closed_loop "checkpoint=$DEMO_OUT/planner/vam" vam.device=cuda vam.precision=bf16 \
+    episodes=64 workers=1 > "$OUT/bench_closed_loop_gpu.json"
 cp "$DEMO_OUT/report.md" "$OUT/demo_report.md" 2>/dev/null || true
 tail -n 5 "$OUT/demo_smoke.log"
 

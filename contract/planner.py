@@ -8,6 +8,7 @@ properties are read by the closed-loop runner, the evaluation and the server.
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -30,6 +31,8 @@ class Planner(abc.ABC):
                        (`enable_frame_prediction`, then `predicted_frame` after every plan).
       batched:         `plan_batch` serves several episodes with one model call (otherwise it asks
                        each episode's planner in turn).
+      camera_hw:       (height, width) [px] of the frames it was trained on (None: any size); the
+                       runner renders that size unless told otherwise, so frames are never rescaled.
     Per instance (abstract properties): `num_waypoints` K of every plan it returns, `plan_dt_s` [s]
     the spacing of their waypoints; a plan with another K or spacing fails the run.
     """
@@ -39,6 +42,7 @@ class Planner(abc.ABC):
     uses_camera: ClassVar[bool] = True
     predicts_frames: ClassVar[bool] = False
     batched: ClassVar[bool] = False
+    camera_hw: tuple[int, int] | None = None
 
     @property
     @abc.abstractmethod
@@ -66,6 +70,12 @@ class Planner(abc.ABC):
         if len(planners) != len(observations):
             raise ValueError(f"plan_batch: {len(planners)} planners for {len(observations)} observations")
         return [planner.plan(observation) for planner, observation in zip(planners, observations)]
+
+    def replica(self) -> "Planner":
+        """A planner for another episode that runs alongside this one (batched closed loop): the
+        same settings and model, its own per-episode state. This default deep-copies the planner;
+        planners holding a model override it to share the weights."""
+        return copy.deepcopy(self)
 
     def enable_frame_prediction(self) -> None:
         """From now on, every `plan` also predicts the next camera frame (`predicted_frame`). Only

@@ -5,6 +5,7 @@ sim_eval/ablation.py)."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,30 @@ def runner_config(section: Any, checkpoint: str | None) -> RunnerConfig:
     return runner
 
 
+def batch_size(value: Any, name: str, options: dict[str, Any], episodes: int, workers: int) -> int:
+    """`batch_size` of configs/eval/closed_loop.yaml: a number, or auto: every episode in one
+    lockstep batch when the learned planner runs on CUDA, one batch per worker process on CPU, and
+    1 for the baselines and the ego MLP (they plan in microseconds: processes beat batching)."""
+    if str(value) != "auto":
+        if int(value) < 1:
+            raise ValueError(f"batch_size must be >= 1 or auto, got {value!r}")
+        return int(value)
+    if name != "vam":
+        return 1
+    if str(options.get("device") or "cpu").startswith("cuda"):
+        return max(1, episodes)
+    return max(1, math.ceil(episodes / max(1, workers)))
+
+
 def run_closed_loop(cfg: Any) -> ClosedLoopRun:
     """Run `cfg.planner` on `cfg.suite` (configs/eval/closed_loop.yaml); writes out/metrics.json."""
     d = plain(cfg)
     name = str(d["planner"])
     options = planner_options(name, d)
     runner = runner_config(d["runner"], options.get("checkpoint") if name == "vam" else None)
-    run = evaluate(planner_source(name, options), d["suite"], int(d["episodes"]), int(d["seed"]), d["out"], runner, int(d["workers"]), int(d["videos"]))
+    episodes, workers = int(d["episodes"]), int(d["workers"])
+    batch = batch_size(d["batch_size"], name, options, episodes, workers)
+    run = evaluate(planner_source(name, options), d["suite"], episodes, int(d["seed"]), d["out"], runner, workers, int(d["videos"]), batch)
     m = run.metrics
     print(
         f"{name} on {run.suite} ({run.num_episodes} episodes): score {m.score:.3f}"
@@ -56,28 +74,34 @@ def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
     mode = vam_metadata(checkpoint)["action_model"]["video_mode"]
     if mode == "none":
         raise ValueError(f"{checkpoint} is a no-video model; the ablation needs a video checkpoint (pass it as no_video_checkpoint=)")
-    common = {"seed": int(d["seed"])}
-    rows = [AblationVariant("observed", planner_source("vam", {**common, "checkpoint": checkpoint}), f"{checkpoint} (trained video_mode={mode})")]
+    episodes, workers = int(d["episodes"]), int(d["workers"])
+    vam_options = {**planner_options("vam", {"vam": d["vam"]}), "seed": int(d["seed"])}  # the vam.* section: device, precision, ...
+
+    def row(name: str, planner: str, options: dict[str, Any], description: str) -> AblationVariant:
+        batch = batch_size(d["batch_size"], planner, options, episodes, workers)
+        return AblationVariant(name, planner_source(planner, options), description, batch)
+
+    rows = [row("observed", "vam", {**vam_options, "checkpoint": checkpoint}, f"{checkpoint} (trained video_mode={mode})")]
     imagine = d.get("imagine_checkpoint")
     if imagine:
-        rows.append(AblationVariant("imagine", planner_source("vam", {**common, "checkpoint": str(imagine)}), f"{imagine} (trained in imagine mode)"))
+        rows.append(row("imagine", "vam", {**vam_options, "checkpoint": str(imagine)}, f"{imagine} (trained in imagine mode)"))
     else:
         n = int(d["n_imagined_frames"])
-        source = planner_source("vam", {**common, "checkpoint": checkpoint, "video_mode": "imagine", "n_imagined_frames": n})
-        rows.append(AblationVariant("imagine", source, f"{checkpoint} run in imagine mode ({n} imagined frame(s), same weights)"))
+        options = {**vam_options, "checkpoint": checkpoint, "video_mode": "imagine", "n_imagined_frames": n}
+        rows.append(row("imagine", "vam", options, f"{checkpoint} run in imagine mode ({n} imagined frame(s), same weights)"))
     no_video = d.get("no_video_checkpoint")
     if no_video:
         if vam_metadata(no_video)["action_model"]["video_mode"] != "none":
             raise ValueError(f"no_video_checkpoint {no_video} was not trained with video_mode=none")
-        rows.append(AblationVariant("no_video", planner_source("vam", {**common, "checkpoint": str(no_video)}), f"{no_video} (trained with video_mode=none)"))
+        rows.append(row("no_video", "vam", {**vam_options, "checkpoint": str(no_video)}, f"{no_video} (trained with video_mode=none)"))
     elif has_ego_mlp(checkpoint):
-        rows.append(AblationVariant("no_video", planner_source("ego_mlp", {"checkpoint": checkpoint}), f"ego-status MLP exported with {checkpoint}"))
+        rows.append(row("no_video", "ego_mlp", {"checkpoint": checkpoint}, f"ego-status MLP exported with {checkpoint}"))
     else:
         raise ValueError(f"{checkpoint} holds no ego_mlp.*; pass no_video_checkpoint= (a model trained with video_mode=none)")
     for name in d["reference_baselines"]:
         if name not in BASELINES:
             raise ValueError(f"eval ablation: reference_baselines may name {BASELINES}, got {name!r}")
-        rows.append(AblationVariant(str(name), planner_source(str(name), d["baselines"][name]), "baseline"))
+        rows.append(row(str(name), str(name), dict(d["baselines"][name]), "baseline"))
     return rows
 
 

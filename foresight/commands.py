@@ -52,6 +52,7 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "sim": Subcommand("bench/sim", "sim_eval.bench:run", "Simulator steps/s and camera frames/s vs highway-env"),
         "world_model": Subcommand("bench/world_model", "world_model.cli:run_bench", "World-model training/decoding tokens/s vs Hugging Face GPT-2"),
         "planner": Subcommand("bench/planner", "planner.cli:run_bench", "Planner latency: encode, flow steps, total (JSON)"),
+        "closed_loop": Subcommand("bench/closed_loop", "foresight.bench_closed_loop:run", "Closed-loop episodes/s, one at a time vs lockstep batches"),
     },
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),

@@ -93,10 +93,13 @@ def build_planner(name: str, options: Mapping[str, Any] | None = None) -> Planne
 
 def planner_options(name: str, cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The options of planner `name` in a composed command config: its `baselines` section for a
-    baseline, else the learned planner's keys that the config sets (checkpoint, tokenizer, ...)."""
+    baseline, else `checkpoint` and the `vam` section's keys that are set (configs/vam/default.yaml)."""
     if name in BASELINES:
         return dict(cfg["baselines"][name])
-    return {k: cfg[k] for k in ("checkpoint", *VAM_OPTIONS) if cfg.get(k) is not None}
+    options = {"checkpoint": cfg.get("checkpoint")} if cfg.get("checkpoint") is not None else {}
+    if name == "vam":
+        options.update({k: v for k, v in (cfg.get("vam") or {}).items() if v is not None})
+    return options
 
 
 def planner_source(name: str, options: Mapping[str, Any] | None = None) -> PlannerSource:

@@ -17,6 +17,7 @@ fills the video keys/values, including imagination), flow_ms (ODE solve), total_
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch
 from contract import EpisodeInfo, Observation, Plan, Planner
 from data.image import resize_rgb
 from planner.action_model.checkpoint import load_vam_export
-from planner.action_model.conditions import conditions_from_observation
+from planner.action_model.conditions import ActionConditions, conditions_from_observation
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_trajectories
 from planner.inference import InferenceSettings, aggregate_samples
@@ -85,12 +86,15 @@ class VAMPlanner(Planner):
 
     name = "vam"
     privileged = False
+    batched = True
 
     def __init__(self, model: VideoActionModel, tokenizer: FrameTokenizer | None, config: VAMPlannerConfig) -> None:
         if model.config.uses_video and tokenizer is None:
             raise ValueError(f"VAMPlanner: video_mode={model.config.video_mode!r} needs an image tokenizer")
         self.config = config
         self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"VAMPlanner: device={config.device!r} but this torch sees no CUDA GPU (torch {torch.__version__}); use device=cpu")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         if isinstance(tokenizer, torch.nn.Module):
@@ -104,6 +108,7 @@ class VAMPlanner(Planner):
         # of the next frame (config.frame_period_s ahead) into _predicted_frame (H, W, 3) uint8.
         self._predict_frames = False
         self._predicted_frame: np.ndarray | None = None
+        self._warned_sizes: set[tuple[int, int]] = set()
         self.reset(EpisodeInfo("init"))
 
     @classmethod
@@ -159,6 +164,10 @@ class VAMPlanner(Planner):
         return self.model.config.uses_video
 
     @property
+    def camera_hw(self) -> tuple[int, int] | None:  # type: ignore[override]  # the tokenizer's input size
+        return self.image_hw if self.model.config.uses_video else None
+
+    @property
     def predicts_frames(self) -> bool:  # type: ignore[override]  # only with a world model
         return self.model.config.uses_video
 
@@ -190,15 +199,15 @@ class VAMPlanner(Planner):
         newest = float(observation.frame_timestamps_s[-1])
         return [newest - k * c.frame_period_s for k in range(self.model.n_observed_frames)]
 
-    def _observed_tokens(self, observation: Observation) -> tuple[torch.Tensor, int]:
-        """(1, T, h, w) tokens of the observed window (encoding only frames not yet in the buffer), and
-        how many of its T frames are padding."""
+    def _window_plan(self, observation: Observation) -> tuple[list[float], list[tuple[float, int]]]:
+        """The observed window's frame times (buffer keys, newest first) and the frames to encode
+        for it: (time, index into the observation's frames) of those not yet in the buffer."""
         c = self.config
         if self._buffer and float(observation.frame_timestamps_s[-1]) < max(self._buffer) - c.frame_tolerance_s:
             self._buffer.clear()  # time went backwards: a new episode without reset
         frame_times = np.asarray(observation.frame_timestamps_s)
-        window: list[float] = []  # buffer keys, newest first
-        to_encode: list[tuple[float, int]] = []  # (time, index into the observation's frames)
+        window: list[float] = []
+        to_encode: list[tuple[float, int]] = []
         for target in self._grid_times(observation):
             cached = [t for t in self._buffer if abs(t - target) <= c.frame_tolerance_s]
             if cached:
@@ -209,19 +218,57 @@ class VAMPlanner(Planner):
                 break  # a gap: older frames would not be at the trained spacing
             to_encode.append((float(frame_times[nearest]), nearest))
             window.append(float(frame_times[nearest]))
-        if to_encode:
-            frames = np.stack([resize_rgb(observation.frames_rgb[i], *self.image_hw) for _, i in to_encode])
-            assert self.tokenizer is not None
-            indices = self.tokenizer.encode(_frames_to_images(frames).to(self.device)).indices
-            wm = self.model.world_model_config
-            if tuple(indices.shape[1:]) != (wm.tokens_h, wm.tokens_w):
-                raise ValueError(f"tokenizer gives {tuple(indices.shape[1:])} token grids, the world model expects ({wm.tokens_h}, {wm.tokens_w})")
-            for (t, _), grid in zip(to_encode, indices.long()):
-                self._buffer[t] = grid
+        return window, to_encode
+
+    def _window_tokens(self, window: list[float]) -> tuple[torch.Tensor, int]:
+        """(T, h, w) tokens of the window (all in the buffer by now; padded at the start by repeating
+        the oldest frame, as training always saw full windows) and how many of its T frames are padding."""
         self._buffer = {t: self._buffer[t] for t in window}  # keep only the current window
         grids = [self._buffer[t] for t in reversed(window)]  # oldest first
         n_padded = self.model.n_observed_frames - len(grids)
-        return torch.stack([grids[0]] * n_padded + grids)[None], n_padded
+        return torch.stack([grids[0]] * n_padded + grids), n_padded
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        """Token grids (N, h, w) int64 of frames (N, H, W, 3) uint8 already at the tokenizer's input size."""
+        assert self.tokenizer is not None
+        indices = self.tokenizer.encode(_frames_to_images(frames).to(self.device)).indices
+        wm = self.model.world_model_config
+        if tuple(indices.shape[1:]) != (wm.tokens_h, wm.tokens_w):
+            raise ValueError(f"tokenizer gives {tuple(indices.shape[1:])} token grids, the world model expects ({wm.tokens_h}, {wm.tokens_w})")
+        return indices.long()
+
+    @staticmethod
+    def _observed_batch(planners: Sequence["VAMPlanner"], observations: Sequence[Observation]) -> tuple[torch.Tensor, list[int]]:
+        """(B, T, h, w) observed windows of several episodes (planner i, observation i), the frames
+        missing from their buffers encoded in one tokenizer call; and each window's padding."""
+        lead = planners[0]
+        plans = [p._window_plan(o) for p, o in zip(planners, observations)]
+        frames = []
+        for p, o, (_, to_encode) in zip(planners, observations, plans):
+            if to_encode:
+                p._warn_once_if_rescaled(o.frames_rgb.shape[1:3])
+                frames += [resize_rgb(o.frames_rgb[i], *lead.image_hw) for _, i in to_encode]
+        grids = iter(lead._encode(np.stack(frames)) if frames else [])
+        windows, padding = [], []
+        for p, (window, to_encode) in zip(planners, plans):
+            for t, _ in to_encode:
+                p._buffer[t] = next(grids)
+            tokens, n_padded = p._window_tokens(window)
+            windows.append(tokens)
+            padding.append(n_padded)
+        return torch.stack(windows), padding
+
+    def _warn_once_if_rescaled(self, frame_hw: tuple[int, int]) -> None:
+        """Name a camera whose frames must be rescaled to the tokenizer's input (once per planner)."""
+        frame_hw = tuple(int(v) for v in frame_hw)
+        if frame_hw != self.image_hw and frame_hw not in self._warned_sizes:
+            self._warned_sizes.add(frame_hw)
+            scale = self.image_hw[0] / frame_hw[0]
+            warnings.warn(
+                f"VAMPlanner: camera frames of {frame_hw[0]}x{frame_hw[1]} are {'up' if scale > 1 else 'down'}scaled x{scale:.2f} "
+                f"to the tokenizer's {self.image_hw[0]}x{self.image_hw[1]} input; render at that size (runner.image_height/width: null) to avoid it",
+                stacklevel=3,
+            )
 
     def _predict_frame(self, observed: torch.Tensor) -> np.ndarray:
         """The world model's greedy next frame after observed (1, T, h, w), decoded: (H, W, 3) uint8."""
@@ -231,38 +278,67 @@ class VAMPlanner(Planner):
         image = self.tokenizer.decode_indices(tokens).float()[0]  # (3, H, W) in [-1, 1]
         return ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
+    def replica(self) -> "VAMPlanner":
+        """A planner for another episode sharing this one's model, tokenizer and settings (batched
+        closed loop); its own frame buffer and noise generator."""
+        twin = VAMPlanner(self.model, self.tokenizer, self.config)
+        if self._predict_frames:
+            twin.enable_frame_prediction()
+        return twin
+
     @torch.no_grad()
     def plan(self, observation: Observation) -> Plan:
+        return self.plan_batch([self], [observation])[0]
+
+    @classmethod
+    @torch.no_grad()
+    def plan_batch(cls, planners: Sequence[Planner], observations: Sequence[Observation]) -> list[Plan]:
+        """One plan per episode with one tokenizer call, one world-model pass and one ODE solve for
+        all of them. Planners that do not share one model (not `replica`s of one planner) are asked
+        in turn. Each episode's noise comes from its own generator, so its plans do not depend on
+        the other episodes in the batch."""
+        if len(planners) != len(observations):
+            raise ValueError(f"plan_batch: {len(planners)} planners for {len(observations)} observations")
+        lead = planners[0]
+        if len(planners) > 1 and not all(isinstance(p, VAMPlanner) and p.model is lead.model and p.config == lead.config for p in planners):
+            return [p.plan(o) for p, o in zip(planners, observations)]
+        vams: list[VAMPlanner] = list(planners)  # type: ignore[arg-type]
         start = time.perf_counter()
-        extras: dict[str, Any] = {}
+        extras: dict[str, Any] = {"batch_size": len(vams)}
         video = None
+        padding: list[int] = []
         encode_ms = context_ms = 0.0
-        if self.model.config.uses_video:
-            observed, n_padded = self._observed_tokens(observation)  # (1, T, h, w)
-            self._sync()
+        if lead.model.config.uses_video:
+            observed, padding = cls._observed_batch(vams, observations)  # (B, T, h, w)
+            lead._sync()
             after_encode = time.perf_counter()
             encode_ms = 1e3 * (after_encode - start)
-            with self._autocast():
-                video_tokens = self.model.video_tokens(observed)
-                video = self.model.encode_video(video_tokens)
-            self._sync()
+            with lead._autocast():
+                video_tokens = lead.model.video_tokens(observed)
+                video = lead.model.encode_video(video_tokens)
+            lead._sync()
             context_ms = 1e3 * (time.perf_counter() - after_encode)
             extras["n_observed_frames"] = int(observed.shape[1])  # window length, padding included
-            extras["n_padded_frames"] = n_padded
-            if self.model.config.video_mode == "imagine":
-                extras["imagined_tokens"] = video_tokens[0, observed.shape[1] :].cpu().numpy()
-            if self._predict_frames:
-                self._predicted_frame = self._predict_frame(observed)
+            for i, p in enumerate(vams):
+                if p._predict_frames:
+                    p._predicted_frame = p._predict_frame(observed[i : i + 1])
         flow_start = time.perf_counter()
-        conditions = conditions_from_observation(observation, self.model.config)
-        with self._autocast():
-            inference = self.config.inference
-            samples = sample_trajectories(self.model, video, conditions, inference.n_samples, inference.n_steps, inference.solver, self.generator)
-        trajectory = aggregate_samples(samples.float(), inference.aggregate)[0]  # (K, D)
-        waypoints = trajectory.double().cpu().numpy()  # (K, D), synchronises
+        conditions = ActionConditions.cat([conditions_from_observation(o, lead.model.config) for o in observations])
+        inference = lead.config.inference
+        with lead._autocast():
+            samples = sample_trajectories(lead.model, video, conditions, inference.n_samples, inference.n_steps, inference.solver, [p.generator for p in vams])
+        trajectories = aggregate_samples(samples.float(), inference.aggregate).double().cpu().numpy()  # (B, K, D), synchronises
         end = time.perf_counter()
         extras.update(encode_ms=encode_ms, context_ms=context_ms, flow_ms=1e3 * (end - flow_start), total_ms=1e3 * (end - start))
-        return Plan(waypoints=waypoints, dt_s=self.model.config.waypoint_dt_s, extras=extras)
+        plans = []
+        for i in range(len(vams)):
+            own = dict(extras)
+            if lead.model.config.uses_video:
+                own["n_padded_frames"] = padding[i]
+                if lead.model.config.video_mode == "imagine":
+                    own["imagined_tokens"] = video_tokens[i, observed.shape[1] :].cpu().numpy()
+            plans.append(Plan(waypoints=trajectories[i].copy(), dt_s=lead.model.config.waypoint_dt_s, extras=own))
+        return plans
 
 
 def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_frames: int = 4, period_s: float = 0.5, speed_mps: float = 8.0) -> list[Observation]:

@@ -24,12 +24,14 @@ from sim_eval.runner import RunnerConfig
 
 @dataclass(frozen=True)
 class AblationVariant:
-    """One row: its name ("observed", "imagine", "no_video", a baseline), the planner it runs and how
-    that planner was obtained (for the report)."""
+    """One row: its name ("observed", "imagine", "no_video", a baseline), the planner it runs, how
+    that planner was obtained (for the report) and the episodes run in lockstep per process
+    (`evaluate`'s batch_size)."""
 
     name: str
     source: PlannerSource
     description: str
+    batch_size: int
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def run_ablation(variants: list[AblationVariant], suites: list[str], episodes: i
     for v in variants:
         results[v.name] = {}
         for suite in suites:
-            run = evaluate(v.source, suite, episodes, seed, out / "runs" / v.name / suite, runner_cfg, workers, videos)
+            run = evaluate(v.source, suite, episodes, seed, out / "runs" / v.name / suite, runner_cfg, workers, videos, v.batch_size)
             m = run.metrics
             results[v.name][suite] = AblationCell(m.score, m.ncap_score, m.collision_rate, m.failure_rate, run.plan_latency_ms_mean)
     ncap: dict[str, float | None] = {}

@@ -33,7 +33,7 @@ from sim_eval.render.bev import BevRenderer
 from sim_eval.render.camera import CameraRenderer
 from sim_eval.render.camera_model import PinholeCamera
 from sim_eval.render.video import side_by_side, write_video
-from sim_eval.runner import RunnerConfig, episode_id, expert_run, run_episode
+from sim_eval.runner import RunnerConfig, episode_id, expert_run, run_episode, run_episodes_batched
 from sim_eval.scenarios.suites import build_scenario, suite_names, suite_size
 from sim_eval.simulation import Simulation
 
@@ -80,6 +80,7 @@ class ClosedLoopRun:
     metrics: SuiteMetrics
     plan_latency_ms_mean: float | None
     wall_time_s: float
+    batch_size: int
 
     @property
     def num_episodes(self) -> int:
@@ -96,6 +97,7 @@ class ClosedLoopRun:
             "seed": self.seed,
             "plan_latency_ms_mean": self.plan_latency_ms_mean,
             "wall_time_s": self.wall_time_s,
+            "batch_size": self.batch_size,
             "runner": asdict(self.runner),
         }
 
@@ -143,25 +145,39 @@ def _limit_threads(n: int) -> None:
         sys.modules["torch"].set_num_threads(n)
 
 
-def run_one(source: PlannerSource, spec: EpisodeSpec, runner_cfg: RunnerConfig, video_dir: str | None) -> EpisodeRow:
-    """Run one episode in this process."""
-    planner = source.make()
-    scenario = build_scenario(spec.suite, spec.index, spec.seed)
-    progress = expert_run(spec.suite, spec.index, spec.seed, runner_cfg.dt_s).progress_m
-    recorder = VideoRecorder(planner=planner) if spec.record_video and video_dir else None
-    result = run_episode(scenario, planner, runner_cfg, expert_progress_m=progress, on_step=recorder)
+def _episode_row(spec: EpisodeSpec, result: Any, recorder: VideoRecorder | None, video_dir: str | None, dt_s: float) -> EpisodeRow:
     video_path = None
-    if recorder is not None and recorder.frames:
+    if recorder is not None and recorder.frames and video_dir:
         name = episode_id(spec.suite, spec.index, spec.seed).replace("/", "_")
-        video_path = str(write_video(recorder.frames, Path(video_dir) / f"{name}.mp4", fps=1.0 / runner_cfg.dt_s))
+        video_path = str(write_video(recorder.frames, Path(video_dir) / f"{name}.mp4", fps=1.0 / dt_s))
     lat = result.plan_latency_ms
     return EpisodeRow(
         score=result.score,
-        maneuver=scenario.goal.maneuver,
+        maneuver=result.scenario.goal.maneuver,
         plan_latency_ms_mean=float(np.mean(lat)) if lat else None,
         plan_latency_ms_max=float(np.max(lat)) if lat else None,
         video=video_path,
     )
+
+
+def run_one(source: PlannerSource, spec: EpisodeSpec, runner_cfg: RunnerConfig, video_dir: str | None) -> EpisodeRow:
+    """Run one episode in this process."""
+    return run_batch(source, [spec], runner_cfg, video_dir)[0]
+
+
+def run_batch(source: PlannerSource, specs: list[EpisodeSpec], runner_cfg: RunnerConfig, video_dir: str | None) -> list[EpisodeRow]:
+    """Run episodes in this process: one alone with `run_episode`, several in lockstep with
+    `run_episodes_batched` (one planner built, a `replica` of it per further episode)."""
+    lead = source.make()
+    planners = [lead, *[lead.replica() for _ in specs[1:]]]
+    scenarios = [build_scenario(spec.suite, spec.index, spec.seed) for spec in specs]
+    progress = [expert_run(spec.suite, spec.index, spec.seed, runner_cfg.dt_s).progress_m for spec in specs]
+    recorders = [VideoRecorder(planner=p) if spec.record_video and video_dir else None for spec, p in zip(specs, planners)]
+    if len(specs) == 1:
+        results = [run_episode(scenarios[0], lead, runner_cfg, expert_progress_m=progress[0], on_step=recorders[0])]
+    else:
+        results = run_episodes_batched(scenarios, planners, runner_cfg, progress, recorders)
+    return [_episode_row(spec, result, recorder, video_dir, runner_cfg.dt_s) for spec, result, recorder in zip(specs, results, recorders)]
 
 
 def evaluate(
@@ -173,29 +189,41 @@ def evaluate(
     runner_cfg: RunnerConfig,
     workers: int = 1,
     videos: int = 0,
+    batch_size: int = 1,
 ) -> ClosedLoopRun:
-    """Run the suite and write metrics.json / episodes.csv / videos (see the module docstring)."""
-    source.make()  # fail fast on a bad name or checkpoint, before any worker starts
+    """Run the suite and write metrics.json / episodes.csv / videos (see the module docstring).
+
+    batch_size 1 runs every episode on its own (in `workers` processes); a larger batch_size runs
+    groups of that many episodes in lockstep, each group in one process, its planner asked once
+    per planning tick for the whole group (`Planner.plan_batch`)."""
+    if batch_size < 1:
+        raise ValueError(f"evaluate: batch_size must be >= 1, got {batch_size}")
+    # Fail fast on a bad name or checkpoint, before any worker starts; the camera size follows the planner.
+    runner_cfg = runner_cfg.for_planner(source.make())
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = episode_specs(suite, episodes, seed, videos)
     video_dir = str(out / "videos") if videos else None
+    groups = [list(range(i, min(i + batch_size, len(specs)))) for i in range(0, len(specs), batch_size)]
     rows: list[EpisodeRow | None] = [None] * len(specs)
     t0 = time.perf_counter()
     with progress_bar() as progress:
         task = progress.add_task(f"{source.name} on {suite}", total=len(specs))
-        if workers <= 1:
-            for i, spec in enumerate(specs):
-                rows[i] = run_one(source, spec, runner_cfg, video_dir)
-                progress.advance(task)
+        if workers <= 1 or len(groups) == 1:
+            for group in groups:
+                for i, row in zip(group, run_batch(source, [specs[i] for i in group], runner_cfg, video_dir)):
+                    rows[i] = row
+                progress.advance(task, len(group))
         else:
             ctx = multiprocessing.get_context("spawn")
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = max(1, (os.cpu_count() or 1) // min(workers, len(groups)))
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)) as pool:
-                futures = {pool.submit(run_one, source, s, runner_cfg, video_dir): i for i, s in enumerate(specs)}
+                futures = {pool.submit(run_batch, source, [specs[i] for i in group], runner_cfg, video_dir): group for group in groups}
                 for fut in as_completed(futures):
-                    rows[futures[fut]] = fut.result()
-                    progress.advance(task)
+                    group = futures[fut]
+                    for i, row in zip(group, fut.result()):
+                        rows[i] = row
+                    progress.advance(task, len(group))
     metrics = aggregate([row.score for row in rows])
     for row, ep in zip(rows, metrics.episodes):
         ep.update(maneuver=row.maneuver, plan_latency_ms_mean=row.plan_latency_ms_mean, video=row.video)
@@ -209,6 +237,7 @@ def evaluate(
         metrics=metrics,
         plan_latency_ms_mean=float(np.mean(lat)) if lat else None,
         wall_time_s=time.perf_counter() - t0,
+        batch_size=batch_size,
     )
     atomic_write_text(out / "metrics.json", json.dumps(run.to_dict(), indent=1, allow_nan=False))
     _write_csv(out / "episodes.csv", metrics.episodes)

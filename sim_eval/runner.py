@@ -8,9 +8,11 @@ collision (NeuroNCAP's rule); other suites run to the end, as nuPlan does.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import time
 from collections import deque
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -35,15 +37,18 @@ class RunnerConfig:
     planner_period_s: time between plans [s]; camera_period_s: time between camera frames [s] (None:
     one per plan; a world model trained at 5 Hz wants 0.2); n_frames: camera frames in an
     observation (newest last); history_s: ego history length [s]; image_height, image_width: camera
-    size [px]; plan_timeout_s: a slower plan fails the run [s]."""
+    size [px] (None: the planner's declared `camera_hw`, else fallback_image_height x
+    fallback_image_width); plan_timeout_s: a slower plan fails the run [s]."""
 
     dt_s: float
     planner_period_s: float
     camera_period_s: float | None
     n_frames: int
     history_s: float
-    image_height: int
-    image_width: int
+    image_height: int | None
+    image_width: int | None
+    fallback_image_height: int
+    fallback_image_width: int
     plan_timeout_s: float
 
     def __post_init__(self) -> None:
@@ -52,13 +57,30 @@ class RunnerConfig:
                 raise ValueError(f"runner.{name} must be > 0, got {getattr(self, name)}")
         if self.camera_period_s is not None and not self.camera_period_s > 0:
             raise ValueError(f"runner.camera_period_s must be > 0 or null, got {self.camera_period_s}")
-        if self.n_frames < 1 or self.image_height < 1 or self.image_width < 1:
-            raise ValueError(f"runner: n_frames, image_height and image_width must be >= 1, got {self}")
+        if (self.image_height is None) != (self.image_width is None):
+            raise ValueError(f"runner: set both image_height and image_width, or neither, got {self.image_height} x {self.image_width}")
+        sizes = [self.n_frames, self.fallback_image_height, self.fallback_image_width, self.image_height or 1, self.image_width or 1]
+        if min(sizes) < 1:
+            raise ValueError(f"runner: n_frames and the image sizes must be >= 1, got {self}")
 
     @classmethod
     def default(cls, **changes) -> "RunnerConfig":
         """configs/runner/default.yaml, with `changes` (field=value) applied."""
         return build(cls, {**defaults("runner/default"), **changes}, "runner")
+
+    def camera_hw(self, planner: Planner | None = None) -> tuple[int, int]:
+        """(height, width) [px] of the camera for `planner`: image_height x image_width when set, else
+        the planner's declared camera_hw, else the fallback size."""
+        if self.image_height is not None and self.image_width is not None:
+            return self.image_height, self.image_width
+        if planner is not None and planner.camera_hw is not None:
+            return tuple(planner.camera_hw)
+        return self.fallback_image_height, self.fallback_image_width
+
+    def for_planner(self, planner: Planner) -> "RunnerConfig":
+        """This config with the camera size decided for `planner` (what metrics.json records)."""
+        height, width = self.camera_hw(planner)
+        return dataclasses.replace(self, image_height=height, image_width=width)
 
     @property
     def steps_per_plan(self) -> int:
@@ -162,27 +184,36 @@ class _Observer:
         )
 
 
-def make_camera(cfg: RunnerConfig) -> CameraRenderer:
-    return CameraRenderer(PinholeCamera.nuscenes_cam_front(height=cfg.image_height, width=cfg.image_width))
+def make_camera(cfg: RunnerConfig, planner: Planner | None = None) -> CameraRenderer:
+    """The front camera at `cfg.camera_hw(planner)`."""
+    height, width = cfg.camera_hw(planner)
+    return CameraRenderer(PinholeCamera.nuscenes_cam_front(height=height, width=width))
 
 
-def run_episode(
+@dataclass(frozen=True)
+class PlanReply:
+    """The answer to an episode's plan request: a plan and the time the episode waited for it [ms],
+    or the reason the planner failed (raised, timed out)."""
+
+    plan: Plan | None
+    latency_ms: float
+    failure: str | None = None
+
+
+def episode_steps(
     scenario: Scenario,
     planner: Planner,
     cfg: RunnerConfig,
     expert_progress_m: float | None = None,
     on_step: Callable[[Simulation, np.ndarray | None], None] | None = None,
-) -> EpisodeResult:
-    """Run `planner` on `scenario` in closed loop and score it.
-
-    expert_progress_m: the expert's progress for the progress metric (None: run the expert first,
-    cached per scenario; the expert's own run passes None and scores against itself).
-    on_step: optional callback (sim, current plan (K, 2) world xy or None) before every physics step
-    (videos, dataset recording).
-    """
+) -> Generator[Observation, PlanReply, EpisodeResult]:
+    """One closed-loop episode as a generator: it yields an Observation whenever `planner` must
+    plan, takes a PlanReply back (`send`), and returns the EpisodeResult. `run_episode` answers each
+    request at once; `run_episodes_batched` answers the requests of many episodes together. The
+    planner object is read for its declared capabilities and reset here, never asked to plan."""
     eid = episode_id(scenario.suite, scenario.index, scenario.seed)
     sim = Simulation(scenario, dt_s=cfg.dt_s)
-    observer = _Observer(sim, cfg, make_camera(cfg) if planner.uses_camera else None)
+    observer = _Observer(sim, cfg, make_camera(cfg, planner) if planner.uses_camera else None)
     failure: str | None = None
     latencies: list[float] = []
     plans_world: list[np.ndarray] = []
@@ -208,17 +239,12 @@ def run_episode(
                 reference = sim.replay_reference(scenario.ego_start.speed_mps)
             else:
                 privileged = PrivilegedState(scenario, sim.world, sim.ego) if planner.privileged else None
-                obs = observer.observation(privileged)
-                t0 = time.perf_counter()
-                try:
-                    plan = _call_with_timeout(lambda: planner.plan(obs), cfg.plan_timeout_s)
-                except concurrent.futures.TimeoutError:
-                    failure = f"planner timed out (> {cfg.plan_timeout_s} s) at t={sim.time_s:.1f} s"
+                reply = yield observer.observation(privileged)
+                if reply.failure is not None:
+                    failure = reply.failure
                     break
-                except Exception as exc:  # noqa: BLE001
-                    failure = f"planner raised {type(exc).__name__}: {exc} at t={sim.time_s:.1f} s"
-                    break
-                latencies.append((time.perf_counter() - t0) * 1e3)
+                plan = reply.plan
+                latencies.append(reply.latency_ms)
                 reason = validate_plan(plan, expected_k, expected_dt_s)
                 if reason is not None:
                     failure = f"invalid plan at t={sim.time_s:.1f} s: {reason}"
@@ -239,3 +265,91 @@ def run_episode(
     log = sim.episode_log(eid, expert_progress_m, failure)
     score = score_episode(log, scenario.road_map)
     return EpisodeResult(eid, scenario, log, score, latencies, plans_world)
+
+
+def _ask(planner: Planner, observation: Observation, timeout_s: float) -> PlanReply:
+    """planner.plan(observation) within timeout_s [s]; an error or a timeout is a failure reply."""
+    t0 = time.perf_counter()
+    try:
+        plan = _call_with_timeout(lambda: planner.plan(observation), timeout_s)
+    except concurrent.futures.TimeoutError:
+        return PlanReply(None, 0.0, f"planner timed out (> {timeout_s} s) at t={observation.time_s:.1f} s")
+    except Exception as exc:  # noqa: BLE001
+        return PlanReply(None, 0.0, f"planner raised {type(exc).__name__}: {exc} at t={observation.time_s:.1f} s")
+    return PlanReply(plan, (time.perf_counter() - t0) * 1e3)
+
+
+def _ask_batch(planners: list[Planner], observations: list[Observation], timeout_s: float) -> list[PlanReply]:
+    """One `plan_batch` call for several episodes (each waits the whole call: its latency), within
+    timeout_s. Should the call fail, every episode is asked on its own, so that the failure is
+    charged to the episodes whose planner fails, not to the batch."""
+    t0 = time.perf_counter()
+    try:
+        plans = _call_with_timeout(lambda: type(planners[0]).plan_batch(planners, observations), timeout_s)
+        if len(plans) != len(planners):
+            raise ValueError(f"plan_batch returned {len(plans)} plans for {len(planners)} episodes")
+    except Exception:  # noqa: BLE001 - attributed below, episode by episode
+        return [_ask(p, o, timeout_s) for p, o in zip(planners, observations)]
+    latency_ms = (time.perf_counter() - t0) * 1e3
+    return [PlanReply(plan, latency_ms) for plan in plans]
+
+
+def _drive(steps: Generator[Observation, PlanReply, EpisodeResult], reply: PlanReply | None) -> Observation | EpisodeResult:
+    """Advance an episode to its next plan request (an Observation) or its end (the EpisodeResult)."""
+    try:
+        return next(steps) if reply is None else steps.send(reply)
+    except StopIteration as stop:
+        return stop.value
+
+
+def run_episode(
+    scenario: Scenario,
+    planner: Planner,
+    cfg: RunnerConfig,
+    expert_progress_m: float | None = None,
+    on_step: Callable[[Simulation, np.ndarray | None], None] | None = None,
+) -> EpisodeResult:
+    """Run `planner` on `scenario` in closed loop and score it.
+
+    expert_progress_m: the expert's progress for the progress metric (None: run the expert first,
+    cached per scenario; the expert's own run passes None and scores against itself).
+    on_step: optional callback (sim, current plan (K, 2) world xy or None) before every physics step
+    (videos, dataset recording).
+    """
+    steps = episode_steps(scenario, planner, cfg, expert_progress_m, on_step)
+    state = _drive(steps, None)
+    while isinstance(state, Observation):
+        state = _drive(steps, _ask(planner, state, cfg.plan_timeout_s))
+    return state
+
+
+def run_episodes_batched(
+    scenarios: Sequence[Scenario],
+    planners: Sequence[Planner],
+    cfg: RunnerConfig,
+    expert_progress_m: Sequence[float | None] | None = None,
+    on_step: Sequence[Callable[[Simulation, np.ndarray | None], None] | None] | None = None,
+) -> list[EpisodeResult]:
+    """Run episode i (`scenarios[i]` with `planners[i]`, one planner object per episode) for all i
+    in lockstep: at every planning tick the episodes that wait for a plan are answered by one
+    `plan_batch` call of the planners' class (batched planners run one model call for all of them),
+    and finished episodes leave the batch. Each episode runs exactly as `run_episode` runs it; only
+    who answers its plan requests, and when, differs (a planner whose `plan_batch` equals its
+    `plan` gives the same results)."""
+    n = len(scenarios)
+    if len(planners) != n:
+        raise ValueError(f"run_episodes_batched: {len(planners)} planners for {n} scenarios")
+    if len({type(p) for p in planners}) > 1:
+        raise ValueError(f"run_episodes_batched: one planner class per batch, got {sorted({type(p).__name__ for p in planners})}")
+    progress = list(expert_progress_m) if expert_progress_m is not None else [None] * n
+    callbacks = list(on_step) if on_step is not None else [None] * n
+    steps = [episode_steps(s, p, cfg, progress[i], callbacks[i]) for i, (s, p) in enumerate(zip(scenarios, planners))]
+    states: list[Observation | EpisodeResult] = [_drive(g, None) for g in steps]
+    while True:
+        waiting = [i for i, state in enumerate(states) if isinstance(state, Observation)]
+        if not waiting:
+            break
+        replies = _ask_batch([planners[i] for i in waiting], [states[i] for i in waiting], cfg.plan_timeout_s)
+        for i, reply in zip(waiting, replies):
+            states[i] = _drive(steps[i], reply)
+    return states

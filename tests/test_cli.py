@@ -15,7 +15,7 @@ EXPECTED = {
     "train": {"tokenizer", "world_model", "planner"},
     "eval": {"closed_loop", "world_model", "open_loop", "ablation"},
     "demo": None,
-    "bench": {"data", "sim", "world_model", "planner"},
+    "bench": {"data", "sim", "world_model", "planner", "closed_loop"},
     "viz": {"clip"},
     "serve": None,
 }

@@ -11,6 +11,14 @@ All ratios are measured in the same run on the same machine:
     same autocast), which isolates the architecture and kernels;
   decode_cached / uncached_tokens_per_s: greedy token-by-token decoding after a full context
     window, with the KV cache and by rerunning the whole sequence per token;
+  imagine_frame_s / imagine_frame_s_plain: seconds per imagined frame (greedy, after a context of
+    max_frames - 1 frames, KV cache) with speculative decoding (the previous frame as the draft,
+    world_model/gpt/speculative.py) and token by token; imagine_speedup, their ratio;
+    imagine_identical, whether both gave the same tokens; draft_acceptance and
+    model_calls_per_frame of the speculative run. With `imagine_world_model` (a trained model) and
+    `imagine_tokens` (a token store) the frames are real; otherwise random weights on tokens that
+    keep two thirds of the previous frame, where the model rarely agrees with the draft
+    (imagine_weights says which);
   tokenizer_images_per_s (encode) and tokenizer_decode_images_per_s;
   mfu: model FLOPs utilisation of the training step, on CUDA only: flops_per_token (6N + 12 L d T,
     N = the parameters that multiply, i.e. all but the embedding lookups; the tied output head
@@ -33,10 +41,14 @@ from typing import Any
 import torch
 
 from configs import build, plain
+from world_model.artifact import load_world_model
 from world_model.gpt.config import GPTConfig
+from world_model.gpt.generate import generate_frame
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
+from world_model.gpt.speculative import DecodeStats
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig, tokenizer_config
+from world_model.tokens.reader import TokenStore
 from world_model.train_config import WorldModelProfile
 
 PRECISIONS = ("fp32", "bf16")
@@ -59,6 +71,10 @@ class BenchConfig:
     precisions: tuple[str, ...]
     decode_batch: int
     decode_tokens: int
+    imagine_world_model: str | None
+    imagine_tokens: str | None
+    imagine_windows: int
+    imagine_batch: int
     tokenizer_batch: int
     tokenizer_steps: int
     hf_baseline: bool
@@ -71,7 +87,7 @@ class BenchConfig:
         bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
         if bad:
             raise ValueError(f"bench world_model: precisions must be a non-empty subset of {PRECISIONS}, got {list(self.precisions)}")
-        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps"):
+        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "imagine_windows", "imagine_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench world_model: {name} must be >= 1, got {getattr(self, name)}")
         if self.decode_tokens >= self.gpt.max_tokens:
@@ -220,6 +236,73 @@ def bench_decode(c: BenchConfig, device: torch.device, precision: str) -> dict[s
     }
 
 
+def _store_windows(store: TokenStore, fps: float | None, n_frames: int, n_windows: int) -> torch.Tensor:
+    """(N, n_frames, h, w) int64 context windows at the model's frame rate, evenly spread over the store."""
+    windows = []
+    for i in range(len(store)):
+        clip_fps = float(store.meta(i)["fps"])
+        stride = max(1, round(clip_fps / fps)) if fps else 1
+        tokens = store.clip_tokens(i)[::stride]
+        windows += [torch.from_numpy(tokens[s : s + n_frames].astype("int64")) for s in range(0, len(tokens) - n_frames + 1, n_frames)]
+    if not windows:
+        raise ValueError(f"bench world_model: token store {store.root} has no clip of {n_frames} frames at {fps} fps")
+    picks = torch.linspace(0, len(windows) - 1, min(n_windows, len(windows))).round().long().unique()
+    return torch.stack([windows[int(i)] for i in picks])
+
+
+def _drifting_windows(config: GPTConfig, n_windows: int, n_frames: int, seed: int, keep: float = 2 / 3) -> torch.Tensor:
+    """(N, n_frames, h, w) random tokens where each frame keeps a fraction `keep` of the previous one."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (n_windows, config.tokens_h, config.tokens_w)
+    frames = [torch.randint(0, config.vocab_size, shape, generator=g)]
+    for _ in range(n_frames - 1):
+        redraw = torch.rand(shape, generator=g) >= keep
+        frames.append(torch.where(redraw, torch.randint(0, config.vocab_size, shape, generator=g), frames[-1]))
+    return torch.stack(frames, dim=1)
+
+
+@torch.no_grad()
+def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[str, Any]:
+    """Seconds per greedy imagined frame, speculative against token by token, on the same windows."""
+    if c.imagine_world_model:
+        loaded = load_world_model(c.imagine_world_model, map_location=device)
+        model, fps, weights = loaded.model, loaded.meta.fps, str(loaded.path)
+    else:
+        torch.manual_seed(c.seed)
+        model, fps, weights = GPT(c.gpt).to(device).eval(), None, "random"
+    n_context = model.config.max_frames - 1
+    if c.imagine_tokens:
+        store = TokenStore(c.imagine_tokens)
+        if (tuple(store.grid_hw), store.codebook_size) != ((model.config.tokens_h, model.config.tokens_w), model.config.vocab_size):
+            raise ValueError(f"bench world_model: token store {store.root} ({store.grid_hw}, {store.codebook_size} codes) does not fit the world model")
+        windows = _store_windows(store, fps, n_context, c.imagine_windows)
+    else:
+        windows = _drifting_windows(model.config, c.imagine_windows, n_context, c.seed)
+    windows = windows.to(device)
+    stats = DecodeStats()
+    plain_s, fast_s, identical = [], [], True
+    with _autocast(device, precision):
+        for start in range(0, len(windows), c.imagine_batch):
+            batch = windows[start : start + c.imagine_batch]
+            frame = {}
+            for name, block, times in (("plain", 0, plain_s), ("fast", None, fast_s)):
+                kwargs = {} if block is None else {"speculative_block": block}
+                generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels)
+                _sync(device)
+                t0 = time.perf_counter()
+                frame[name] = generate_frame(model, batch, stats=stats if block is None else None, **kwargs)
+                _sync(device)
+                times.append((time.perf_counter() - t0) / len(batch))
+            identical &= bool(torch.equal(frame["plain"], frame["fast"]))
+    plain, fast = sum(plain_s) / len(plain_s), sum(fast_s) / len(fast_s)
+    return {
+        "imagine_frame_s": fast, "imagine_frame_s_plain": plain, "imagine_speedup": plain / fast, "imagine_identical": identical,
+        "draft_acceptance": stats.acceptance, "model_calls_per_frame": stats.calls_per_frame,
+        "model_calls_per_frame_plain": model.config.tokens_per_frame, "imagine_windows": len(windows), "imagine_batch": c.imagine_batch,
+        "imagine_weights": weights,
+    }
+
+
 @torch.no_grad()
 def bench_tokenizer(c: BenchConfig, device: torch.device, precision: str) -> dict[str, float]:
     torch.manual_seed(c.seed)
@@ -292,6 +375,7 @@ def run_bench(c: BenchConfig) -> dict[str, Any]:
     inference_precision = "bf16" if device.type == "cuda" else "fp32"
     result.update(bench_decode(c, device, inference_precision))
     result["decode_cache_speedup"] = result["decode_cached_tokens_per_s"] / result["decode_uncached_tokens_per_s"]
+    result.update(bench_imagine(c, device, inference_precision))
     result.update(bench_tokenizer(c, device, inference_precision))
     result["inference_precision"] = inference_precision
     result["flops_per_token"] = flops_per_token(c.gpt, result["gpt"]["num_params"])

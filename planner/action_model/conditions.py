@@ -6,6 +6,7 @@ one feature definition for both (`planner.action_model.ego_status`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,15 @@ class ActionConditions:
     @property
     def batch_size(self) -> int:
         return int(self.command.shape[0])
+
+    @staticmethod
+    def cat(parts: "Sequence[ActionConditions]") -> "ActionConditions":
+        """The conditions of several batches as one batch, in order."""
+        def joined(name: str) -> torch.Tensor | None:
+            values = [getattr(p, name) for p in parts]
+            return None if values[0] is None else torch.cat(values)
+
+        return ActionConditions(torch.cat([p.command for p in parts]), joined("ego_status"), joined("anchor"))
 
     def to(self, device: torch.device | str) -> "ActionConditions":
         return ActionConditions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,20 +25,28 @@ def sample_trajectories(
     n_samples: int,
     n_steps: int,
     solver: str,
-    generator: torch.Generator,
+    generator: torch.Generator | Sequence[torch.Generator],
 ) -> torch.Tensor:
     """Trajectories (B, S, K, D) [m, m(, rad)] for S = n_samples noise draws per batch element.
 
     video: from `model.context(...)` (computed once; all S samples and all n_steps share it).
     Noise is drawn from `generator` on its own device, then moved to the model's device, so a CPU
-    generator gives the same draws on any device.
+    generator gives the same draws on any device. A sequence of B generators draws element b's
+    noise from generator b (batched closed loop: each episode keeps its own noise stream, so it
+    gets the same draws as when planned alone).
     """
     if n_samples < 1:
         raise ValueError(f"sample_trajectories: n_samples must be >= 1, got {n_samples}")
     param = next(model.expert.parameters())
     c = model.config
     batch = conditions.batch_size
-    noise = torch.randn((batch, n_samples, c.num_waypoints, c.trajectory_dim), generator=generator, device=generator.device)
+    shape = (n_samples, c.num_waypoints, c.trajectory_dim)
+    if isinstance(generator, torch.Generator):
+        noise = torch.randn((batch, *shape), generator=generator, device=generator.device)
+    else:
+        if len(generator) != batch:
+            raise ValueError(f"sample_trajectories: {len(generator)} generators for a batch of {batch}")
+        noise = torch.stack([torch.randn(shape, generator=g, device=g.device).to(param.device) for g in generator])
     noise = noise.to(device=param.device, dtype=param.dtype)  # (B, S, K, D)
     conditions = conditions.to(param.device)
 

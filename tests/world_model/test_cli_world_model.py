@@ -135,6 +135,9 @@ def test_bench_without_transformers_reports_null_with_a_reason(monkeypatch, caps
     assert result["hf_gpt2_train_tokens_per_s"] is None and result["train_ratio_vs_hf"] is None
     assert "transformers is not installed" in result["hf_note"]
     assert result["train_tokens_per_s"] > 0 and result["decode_cached_tokens_per_s"] > 0
+    # Imagined frames: speculative and token-by-token decoding give the same greedy tokens.
+    assert result["imagine_identical"] is True and result["imagine_weights"] == "random"
+    assert result["imagine_frame_s"] > 0 and result["model_calls_per_frame"] <= result["model_calls_per_frame_plain"]
     with pytest.raises(ValueError, match="precisions"):
         run_subcommand("bench", "world_model", [*BENCH, "precisions=[fp16]"])
 

@@ -22,8 +22,13 @@ from einops import rearrange
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
 from world_model.gpt.sampling import SamplingConfig, sample_next_token
+from world_model.gpt.speculative import DecodeStats, decode_frame_speculative
 
 GREEDY = SamplingConfig.greedy()
+# Draft tokens verified per model call by speculative decoding (world_model/gpt/speculative.py),
+# capped at the rest of the frame: the whole frame at every size we train (tiny: 128 tokens, S: 576).
+# On 2 CPU cores a whole-frame block beat blocks of 4-64 (benchmarks/README.md); 0 decodes token by token.
+SPECULATIVE_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,19 @@ def generate_frame(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     kv_cache: KVCache | None = None,
+    speculative_block: int = SPECULATIVE_BLOCK,
+    stats: DecodeStats | None = None,
 ) -> torch.Tensor:
     """Next frame (B, h, w) int64 after window_tokens (B, Tw, h, w), 1 <= Tw <= max_frames - 1.
 
-    The new frame is decoded token by token at temporal position Tw. With `use_cache`, a given
-    `kv_cache` may already hold a prefix (fewer than Tw*h*w tokens) of the flattened window,
-    encoded from position 0; only the rest is prefilled, and the cache ends holding the window and
-    all but the last token of the new frame. `use_cache=False` runs the full sequence for every
-    token (the slow reference path).
+    The new frame is decoded at temporal position Tw: speculatively with the window's last frame as
+    the draft, `speculative_block` draft tokens per model call (the same tokens as token-by-token
+    decoding when greedy, the same distribution when sampling), or token by token when
+    speculative_block is 0. With `use_cache`, a given `kv_cache` may already hold a prefix (fewer
+    than Tw*h*w tokens) of the flattened window, encoded from position 0; only the rest is
+    prefilled, and the cache ends holding the window and all but the last token of the new frame.
+    `use_cache=False` runs the full sequence for every token (the slow reference path, token by
+    token). `stats` counts model calls and draft tokens kept.
     """
     _check_inputs(model, window_tokens, "generate_frame: window_tokens")
     c = model.config
@@ -83,6 +93,10 @@ def generate_frame(
         cache = kv_cache if kv_cache is not None else KVCache(c.n_layer, c.max_tokens)
         if cache.length >= n_known:
             raise ValueError(f"generate_frame: kv_cache holds {cache.length} tokens, the window only {n_known}")
+        if speculative_block > 0:
+            draft = sequence[:, n_known - hw : n_known]  # (B, hw) the window's last frame
+            decode_frame_speculative(model, sequence, n_known, cache, draft, speculative_block, sampling, generator, stats)
+            return rearrange(sequence[:, n_known:], "b (h w) -> b h w", h=c.tokens_h)
         logits = model.forward_flat(sequence[:, :n_known], cache, only_last_logits=True)[:, -1]  # (B, V)
         for i in range(hw):
             sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
@@ -92,6 +106,9 @@ def generate_frame(
         for i in range(hw):
             logits = model.forward_flat(sequence[:, : n_known + i], only_last_logits=True)[:, -1]  # (B, V)
             sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
+    if stats is not None:
+        stats.model_calls += hw
+        stats.frames += 1
     return rearrange(sequence[:, n_known:], "b (h w) -> b h w", h=c.tokens_h)
 
 
@@ -104,11 +121,14 @@ def rollout(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     on_window: Callable[[WindowEvent], None] | None = None,
+    speculative_block: int = SPECULATIVE_BLOCK,
+    stats: DecodeStats | None = None,
 ) -> torch.Tensor:
     """Generate n_future_frames frames (B, n_future, h, w) int64 after context_tokens (B, Tc, h, w).
 
     Any Tc >= 1 works (only the newest max_frames - 1 frames are used). The window slides past the
     context as described in the module docstring; `on_window` sees one WindowEvent per frame.
+    Frames are decoded as `generate_frame` decodes them (`speculative_block`, `stats`).
     """
     _check_inputs(model, context_tokens, "rollout: context_tokens")
     c = model.config
@@ -129,6 +149,6 @@ def rollout(
             cache.reset()  # the window's frames moved to new temporal positions: re-encode them
         if on_window is not None:
             on_window(WindowEvent(future_index=i, first_frame=first, num_frames=n_known - first, window_moved=moved))
-        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache)
+        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache, speculative_block, stats)
         previous_first = first
     return frames[:, n_context:]

@@ -27,6 +27,12 @@ class KVCache:
         """Forget the cached tokens (storage is kept for reuse)."""
         self.length = 0
 
+    def truncate(self, length: int) -> None:
+        """Keep only the first `length` cached tokens (speculative decoding drops rejected draft tokens)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"KVCache.truncate: length must be in [0, {self.length}], got {length}")
+        self.length = length
+
     def update(self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store the keys/values (B, nh, n, hd) of the n new tokens after the cached ones.
 

@@ -154,12 +154,15 @@ class GPT(nn.Module):
             )
         return GPTOutput(logits=logits, loss=loss)
 
-    def forward_flat(self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False) -> torch.Tensor:
+    def forward_flat(
+        self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False, last_logits: int | None = None
+    ) -> torch.Tensor:
         """Logits for a flattened sequence tokens_flat (B, n) that starts at frame 0, position 0.
 
         With a `kv_cache` holding the first `kv_cache.length` tokens of this same sequence, only
         the remaining n - length tokens are run (and appended to the cache). Returns logits
-        (B, n_new, V), or (B, 1, V) for the last position only when `only_last_logits`.
+        (B, n_new, V), or (B, 1, V) for the last position only when `only_last_logits`, or those of
+        the last `last_logits` positions (B, last_logits, V).
         """
         c = self.config
         batch, n = tokens_flat.shape
@@ -179,8 +182,8 @@ class GPT(nn.Module):
             x = block(x, kv_cache, attn_mask)  # (B, n_new, C)
         if kv_cache is not None:
             kv_cache.advance(n - start)
-        if only_last_logits:
-            x = x[:, -1:]  # (B, 1, C)
+        if only_last_logits or last_logits is not None:
+            x = x[:, -(1 if only_last_logits else last_logits) :]  # (B, 1 or last_logits, C)
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, n_new or 1, V)
 
     def _embed(self, tokens_flat: torch.Tensor, start: int) -> torch.Tensor:

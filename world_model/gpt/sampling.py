@@ -36,16 +36,11 @@ class SamplingConfig:
         return cls(temperature=0.0)
 
 
-def sample_next_token(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
-    """Next tokens (B,) int64 from logits (B, V).
-
-    Stochastic sampling draws from `generator`, which must live on the logits' device; it is
-    required unless the sampling is greedy.
-    """
+def next_token_probs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+    """The distribution (B, V) float32 that stochastic `sampling` draws from, given logits (B, V):
+    softmax at the temperature, restricted by top-k / top-p and renormalised."""
     if sampling.is_greedy:
-        return logits.argmax(dim=-1)
-    if generator is None:
-        raise ValueError("sample_next_token: stochastic sampling needs an explicit torch.Generator")
+        raise ValueError("next_token_probs: greedy sampling has no distribution to draw from (argmax)")
     logits = logits.float() / sampling.temperature  # (B, V)
     if sampling.top_k is not None and sampling.top_k < logits.shape[-1]:
         kth_largest = torch.topk(logits, sampling.top_k, dim=-1).values[:, -1:]  # (B, 1)
@@ -58,5 +53,18 @@ def sample_next_token(logits: torch.Tensor, sampling: SamplingConfig, generator:
         drop_sorted = mass_before >= sampling.top_p
         drop = drop_sorted.scatter(dim=-1, index=order, src=drop_sorted)  # back to vocab order
         logits = logits.masked_fill(drop, float("-inf"))
-    probs = logits.softmax(dim=-1)  # (B, V)
+    return logits.softmax(dim=-1)  # (B, V)
+
+
+def sample_next_token(logits: torch.Tensor, sampling: SamplingConfig, generator: torch.Generator | None) -> torch.Tensor:
+    """Next tokens (B,) int64 from logits (B, V).
+
+    Stochastic sampling draws from `generator`, which must live on the logits' device; it is
+    required unless the sampling is greedy.
+    """
+    if sampling.is_greedy:
+        return logits.argmax(dim=-1)
+    if generator is None:
+        raise ValueError("sample_next_token: stochastic sampling needs an explicit torch.Generator")
+    probs = next_token_probs(logits, sampling)  # (B, V)
     return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)  # (B,)
