@@ -3,7 +3,10 @@
 #   1. `foresight bench world_model experiment=S` at 288x512 (8 frames x 576 tokens), bf16, compiled
 #      as the S profile trains: tokens/s, MFU, the same-run Hugging Face GPT-2 ratio;
 #   2. the same without torch.compile (what compile buys);
-#   3. `foresight demo profile=smoke` end to end on the GPU (every stage's CUDA path).
+#   3. `foresight demo profile=smoke` end to end on the GPU (every stage's CUDA path);
+#   4. the smoke planner in closed loop on the GPU, batch 1 against one lockstep batch;
+#   5. imagined S frames at batch 32 (steps 1-2 give batch 1): token by token, speculative, and
+#      speculative through fixed-shape steps (CUDA graphs when compiled).
 # Results land in $OUT (default runs/gpu_check): bench_S_compiled.json, bench_S_eager.json,
 # demo_smoke.log, demo_metrics.json, demo_report.md (the demo itself in $DEMO_OUT), and this run's
 # log. Each step has its own time limit so a slow one cannot starve the next; a failed step is logged and the rest still run.
@@ -42,12 +45,14 @@ cp "$DEMO_OUT/metrics.json" "$OUT/demo_metrics.json" 2>/dev/null || true
 step closed_loop_gpu "$BENCH_LIMIT_S" $FORESIGHT bench closed_loop "checkpoint=$DEMO_OUT/planner/vam" vam.device=cuda vam.precision=bf16 \
     episodes=64 workers=1 > "$OUT/bench_closed_loop_gpu.json"
 cp "$DEMO_OUT/report.md" "$OUT/demo_report.md" 2>/dev/null || true
+step imagine_batch32 "$BENCH_LIMIT_S" $FORESIGHT "${bench[@]}" compile=auto hf_baseline=false train_steps=1 warmup_steps=1 \
+    imagine_batch=32 imagine_windows=32 > "$OUT/bench_${EXPERIMENT}_imagine_batch32.json"
 tail -n 5 "$OUT/demo_smoke.log"
 
 python3 - "$OUT" "$EXPERIMENT" <<'EOF'
 import json, sys
 out, experiment = sys.argv[1], sys.argv[2]
-for name in ("compiled", "eager"):
+for name in ("compiled", "eager", "imagine_batch32"):
     try:
         r = json.load(open(f"{out}/bench_{experiment}_{name}.json"))
     except (OSError, ValueError) as exc:
@@ -55,6 +60,8 @@ for name in ("compiled", "eager"):
         continue
     keys = ("device", "compiled", "train_tokens_per_s", "mfu", "mfu_vs_matmul", "matmul_bf16_tflops", "flops_per_token",
             "hf_gpt2_train_tokens_per_s", "hf_gpt2_train_tokens_per_s_bf16", "train_ratio_vs_hf", "train_ratio_vs_hf_bf16",
-            "decode_cached_tokens_per_s", "decode_uncached_tokens_per_s", "tokenizer_images_per_s")
+            "decode_cached_tokens_per_s", "decode_uncached_tokens_per_s", "tokenizer_images_per_s",
+            "imagine_batch", "imagine_frame_s_plain", "imagine_frame_s", "imagine_frame_s_static", "imagine_static_compile",
+            "imagine_identical", "imagine_static_identical", "model_calls_per_frame")
     print(name, json.dumps({k: r.get(k) for k in keys}))
 EOF

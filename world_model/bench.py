@@ -18,7 +18,10 @@ All ratios are measured in the same run on the same machine:
     model_calls_per_frame of the speculative run. With `imagine_world_model` (a trained model) and
     `imagine_tokens` (a token store) the frames are real; otherwise random weights on tokens that
     keep two thirds of the previous frame, where the model rarely agrees with the draft
-    (imagine_weights says which);
+    (imagine_weights says which); imagine_frame_s_static, imagine_speedup_static and
+    imagine_static_identical: the same speculative decoding through fixed-shape steps of
+    imagine_static_block draft tokens (world_model/gpt/static_step.py), under torch.compile when
+    `compile` is on (mode reduce-overhead, i.e. CUDA graphs, on a GPU; imagine_static_compile);
   tokenizer_images_per_s (encode) and tokenizer_decode_images_per_s;
   mfu: model FLOPs utilisation of the training step, on CUDA only: flops_per_token (6N + 12 L d T,
     N = the parameters that multiply, i.e. all but the embedding lookups; the tied output head
@@ -47,6 +50,7 @@ from world_model.gpt.generate import generate_frame
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
 from world_model.gpt.speculative import DecodeStats
+from world_model.gpt.static_step import StaticDecoder
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig, tokenizer_config
 from world_model.tokens.reader import TokenStore
 from world_model.train_config import WorldModelProfile
@@ -75,6 +79,7 @@ class BenchConfig:
     imagine_tokens: str | None
     imagine_windows: int
     imagine_batch: int
+    imagine_static_block: int
     tokenizer_batch: int
     tokenizer_steps: int
     hf_baseline: bool
@@ -87,7 +92,7 @@ class BenchConfig:
         bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
         if bad:
             raise ValueError(f"bench world_model: precisions must be a non-empty subset of {PRECISIONS}, got {list(self.precisions)}")
-        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "imagine_windows", "imagine_batch"):
+        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "imagine_windows", "imagine_batch", "imagine_static_block"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench world_model: {name} must be >= 1, got {getattr(self, name)}")
         if self.decode_tokens >= self.gpt.max_tokens:
@@ -280,23 +285,30 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
         windows = _drifting_windows(model.config, c.imagine_windows, n_context, c.seed)
     windows = windows.to(device)
     stats = DecodeStats()
-    plain_s, fast_s, identical = [], [], True
+    times: dict[str, list[float]] = {"plain": [], "fast": [], "static": []}
+    identical = {"fast": True, "static": True}
+    compile_mode = ("reduce-overhead" if device.type == "cuda" else "default") if c.compile_on(device) else "none"
+    decoders: dict[int, StaticDecoder] = {}  # one per batch size (a smaller last batch)
     with _autocast(device, precision):
         for start in range(0, len(windows), c.imagine_batch):
             batch = windows[start : start + c.imagine_batch]
+            if len(batch) not in decoders:
+                decoders[len(batch)] = StaticDecoder(model, len(batch), c.imagine_static_block, device, compile_mode=compile_mode)
             frame = {}
-            for name, block, times in (("plain", 0, plain_s), ("fast", None, fast_s)):
-                kwargs = {} if block is None else {"speculative_block": block}
-                generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels)
+            for name, kwargs in (("plain", {"speculative_block": 0}), ("fast", {}), ("static", {"static_decoder": decoders[len(batch)]})):
+                generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels, compilation)
                 _sync(device)
                 t0 = time.perf_counter()
-                frame[name] = generate_frame(model, batch, stats=stats if block is None else None, **kwargs)
+                frame[name] = generate_frame(model, batch, stats=stats if name == "fast" else None, **kwargs)
                 _sync(device)
-                times.append((time.perf_counter() - t0) / len(batch))
-            identical &= bool(torch.equal(frame["plain"], frame["fast"]))
-    plain, fast = sum(plain_s) / len(plain_s), sum(fast_s) / len(fast_s)
+                times[name].append((time.perf_counter() - t0) / len(batch))
+            for name in identical:
+                identical[name] &= bool(torch.equal(frame["plain"], frame[name]))
+    plain, fast, static = (sum(times[n]) / len(times[n]) for n in ("plain", "fast", "static"))
     return {
-        "imagine_frame_s": fast, "imagine_frame_s_plain": plain, "imagine_speedup": plain / fast, "imagine_identical": identical,
+        "imagine_frame_s": fast, "imagine_frame_s_plain": plain, "imagine_speedup": plain / fast, "imagine_identical": identical["fast"],
+        "imagine_frame_s_static": static, "imagine_speedup_static": plain / static, "imagine_static_identical": identical["static"],
+        "imagine_static_block": c.imagine_static_block, "imagine_static_compile": compile_mode,
         "draft_acceptance": stats.acceptance, "model_calls_per_frame": stats.calls_per_frame,
         "model_calls_per_frame_plain": model.config.tokens_per_frame, "imagine_windows": len(windows), "imagine_batch": c.imagine_batch,
         "imagine_weights": weights,

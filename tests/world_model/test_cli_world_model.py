@@ -138,6 +138,8 @@ def test_bench_without_transformers_reports_null_with_a_reason(monkeypatch, caps
     # Imagined frames: speculative and token-by-token decoding give the same greedy tokens.
     assert result["imagine_identical"] is True and result["imagine_weights"] == "random"
     assert result["imagine_frame_s"] > 0 and result["model_calls_per_frame"] <= result["model_calls_per_frame_plain"]
+    assert result["imagine_static_identical"] is True and result["imagine_frame_s_static"] > 0  # fixed-shape steps
+    assert result["imagine_static_compile"] == "none"  # compile=auto: not on CPU
     with pytest.raises(ValueError, match="precisions"):
         run_subcommand("bench", "world_model", [*BENCH, "precisions=[fp16]"])
 

@@ -23,6 +23,7 @@ from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
 from world_model.gpt.sampling import SamplingConfig, sample_next_token
 from world_model.gpt.speculative import DecodeStats, decode_frame_speculative
+from world_model.gpt.static_step import StaticDecoder
 
 GREEDY = SamplingConfig.greedy()
 # Draft tokens verified per model call by speculative decoding (world_model/gpt/speculative.py),
@@ -67,6 +68,7 @@ def generate_frame(
     kv_cache: KVCache | None = None,
     speculative_block: int = SPECULATIVE_BLOCK,
     stats: DecodeStats | None = None,
+    static_decoder: StaticDecoder | None = None,
 ) -> torch.Tensor:
     """Next frame (B, h, w) int64 after window_tokens (B, Tw, h, w), 1 <= Tw <= max_frames - 1.
 
@@ -77,7 +79,9 @@ def generate_frame(
     than Tw*h*w tokens) of the flattened window, encoded from position 0; only the rest is
     prefilled, and the cache ends holding the window and all but the last token of the new frame.
     `use_cache=False` runs the full sequence for every token (the slow reference path, token by
-    token). `stats` counts model calls and draft tokens kept.
+    token). `stats` counts model calls and draft tokens kept. A `static_decoder` (built for this
+    model and batch) runs the speculative calls with fixed shapes, `static_decoder.block` draft
+    tokens each (possibly compiled); `kv_cache` and `speculative_block` are then not used.
     """
     _check_inputs(model, window_tokens, "generate_frame: window_tokens")
     c = model.config
@@ -86,6 +90,14 @@ def generate_frame(
         raise ValueError(f"generate_frame: window of {n_window_frames} frames leaves no room in max_frames={c.max_frames}")
     hw = c.tokens_per_frame
     n_known = n_window_frames * hw
+    if static_decoder is not None:
+        if static_decoder.model is not model or static_decoder.batch != batch or not use_cache:
+            raise ValueError(f"generate_frame: static_decoder is for another model or batch ({static_decoder.batch}, here {batch}), or use_cache is off")
+        sequence = static_decoder.sequence  # (B, n_slots)
+        sequence[:, :n_known] = rearrange(window_tokens, "b t h w -> b (t h w)")
+        draft = sequence[:, n_known - hw : n_known].clone()  # (B, hw) the window's last frame
+        decode_frame_speculative(model, sequence, n_known, static_decoder, draft, static_decoder.block, sampling, generator, stats)
+        return rearrange(sequence[:, n_known : n_known + hw].clone(), "b (h w) -> b h w", h=c.tokens_h)
     sequence = torch.empty(batch, n_known + hw, dtype=torch.int64, device=window_tokens.device)  # (B, n_known + hw)
     sequence[:, :n_known] = rearrange(window_tokens, "b t h w -> b (t h w)")
 
@@ -123,12 +135,14 @@ def rollout(
     on_window: Callable[[WindowEvent], None] | None = None,
     speculative_block: int = SPECULATIVE_BLOCK,
     stats: DecodeStats | None = None,
+    static_decoder: StaticDecoder | None = None,
 ) -> torch.Tensor:
     """Generate n_future_frames frames (B, n_future, h, w) int64 after context_tokens (B, Tc, h, w).
 
     Any Tc >= 1 works (only the newest max_frames - 1 frames are used). The window slides past the
     context as described in the module docstring; `on_window` sees one WindowEvent per frame.
-    Frames are decoded as `generate_frame` decodes them (`speculative_block`, `stats`).
+    Frames are decoded as `generate_frame` decodes them (`speculative_block`, `stats`,
+    `static_decoder`: the window is then prefilled for every frame).
     """
     _check_inputs(model, context_tokens, "rollout: context_tokens")
     c = model.config
@@ -139,7 +153,7 @@ def rollout(
     batch, n_context = context_tokens.shape[:2]
     frames = torch.empty(batch, n_context + n_future_frames, c.tokens_h, c.tokens_w, dtype=torch.int64, device=context_tokens.device)
     frames[:, :n_context] = context_tokens
-    cache = KVCache(c.n_layer, c.max_tokens) if use_cache else None
+    cache = KVCache(c.n_layer, c.max_tokens) if use_cache and static_decoder is None else None
     previous_first: int | None = None
     for i in range(n_future_frames):
         n_known = n_context + i
@@ -149,6 +163,6 @@ def rollout(
             cache.reset()  # the window's frames moved to new temporal positions: re-encode them
         if on_window is not None:
             on_window(WindowEvent(future_index=i, first_frame=first, num_frames=n_known - first, window_moved=moved))
-        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache, speculative_block, stats)
+        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache, speculative_block, stats, static_decoder)
         previous_first = first
     return frames[:, n_context:]

@@ -1,4 +1,9 @@
-"""Key/value cache for incremental decoding with the video GPT."""
+"""Key/value caches for incremental decoding with the video GPT.
+
+KVCache grows by appending (a Python length; shapes change from call to call). StaticKVCache is
+written at given positions into fixed-size storage, so every decode step has the same shapes and
+can be captured by torch.compile / CUDA graphs (the gpt-fast recipe).
+"""
 
 from __future__ import annotations
 
@@ -58,3 +63,33 @@ class KVCache:
         if self.length + n_new > self.max_len:
             raise ValueError(f"KVCache overflow: advancing {self.length} by {n_new} > max_len {self.max_len}")
         self.length += n_new
+
+
+class StaticKVCache:
+    """Keys and values (n_layer, B, nh, n_slots, hd) written at explicit positions (K,) int64 tensors.
+
+    Slot i holds the token at sequence position i. A query at position p attends to slots 0..p
+    (`attention_mask`); whatever a slot beyond p holds (a rejected draft, padding) is never seen
+    by it, so rejecting draft tokens needs no truncation. Storage is allocated once, up front.
+    """
+
+    def __init__(self, n_layer: int, batch: int, n_head: int, n_slots: int, head_dim: int, dtype: torch.dtype, device: torch.device) -> None:
+        if min(n_layer, batch, n_head, n_slots, head_dim) < 1:
+            raise ValueError(f"StaticKVCache needs positive sizes, got {(n_layer, batch, n_head, n_slots, head_dim)}")
+        shape = (n_layer, batch, n_head, n_slots, head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.slot_positions = torch.arange(n_slots, device=device)  # (n_slots,)
+        self.positions: torch.Tensor | None = None  # (K,) positions of the tokens of the running step
+
+    def attention_mask(self, positions: torch.Tensor) -> torch.Tensor:
+        """(K, n_slots) bool, True where the query at positions[i] may attend to the slot."""
+        return self.slot_positions[None, :] <= positions[:, None]
+
+    def update(self, layer: int, k_new: torch.Tensor, v_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write keys/values (B, nh, K, hd) at `self.positions`; returns all slots (B, nh, n_slots, hd)."""
+        if self.positions is None:
+            raise ValueError("StaticKVCache.update: no positions set for this step")
+        self.keys[layer].index_copy_(2, self.positions, k_new.to(self.keys.dtype))
+        self.values[layer].index_copy_(2, self.positions, v_new.to(self.values.dtype))
+        return self.keys[layer], self.values[layer]

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from world_model.gpt.config import GPTConfig
-from world_model.gpt.kv_cache import KVCache
+from world_model.gpt.kv_cache import KVCache, StaticKVCache
 
 IGNORE_INDEX = -100
 
@@ -52,7 +52,7 @@ class CausalSelfAttention(nn.Module):
         # muP: 1/hd keeps attention logits O(1) as hd grows (q.k grows like hd once q, k align).
         self.scale = 1.0 / config.head_dim if config.mup else None  # None: SDPA's 1/sqrt(hd)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | StaticKVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
         q, k, v = rearrange(self.qkv(x), "b n (three nh hd) -> three b nh n hd", three=3, nh=self.n_head)  # each (B, nh, n, hd)
         if kv_cache is not None:
             k, v = kv_cache.update(self.layer_index, k, v)  # (B, nh, cached + n, hd)
@@ -84,7 +84,7 @@ class Block(nn.Module):
         self.ln_mlp = _layer_norm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kv_cache: KVCache | StaticKVCache | None, attn_mask: torch.Tensor | None) -> torch.Tensor:
         x = x + self.attn(self.ln_attn(x), kv_cache, attn_mask)
         return x + self.mlp(self.ln_mlp(x))  # (B, n, C)
 
@@ -186,17 +186,38 @@ class GPT(nn.Module):
             x = x[:, -(1 if only_last_logits else last_logits) :]  # (B, 1 or last_logits, C)
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, n_new or 1, V)
 
+    def forward_positions(self, sequence: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+        """Logits (B, K, V) for the tokens sequence[:, positions] at positions (K,) int64, fixed shapes.
+
+        sequence (B, n_slots) int64 holds every token up to the largest position (the previous
+        frame's tokens are read from it); `cache` holds the keys/values of the earlier positions
+        and receives these. Positions may run past the context into padding slots (their
+        embeddings are clamped; their logits mean nothing). Every call with the same B and K has
+        the same shapes, so the step can be compiled once (world_model/gpt/static_step.py).
+        """
+        x = self._embed_at(sequence, positions)  # (B, K, C)
+        attn_mask = cache.attention_mask(positions)  # (K, n_slots)
+        cache.positions = positions
+        for block in self.blocks:
+            x = block(x, cache, attn_mask)  # (B, K, C)
+        cache.positions = None
+        return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, K, V)
+
     def _embed(self, tokens_flat: torch.Tensor, start: int) -> torch.Tensor:
         """Input embeddings (B, n - start, C) of tokens_flat[:, start:]."""
+        return self._embed_at(tokens_flat, torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device))
+
+    def _embed_at(self, tokens_flat: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (B, K, C) of tokens_flat[:, positions] for positions (K,) int64."""
         c = self.config
         hw = c.tokens_per_frame
-        positions = torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device)  # (n_new,)
-        x = self.token_emb(tokens_flat[:, start:])  # (B, n_new, C)
-        x = x + self.spatial_emb(positions % hw) + self.temporal_emb(positions // hw)  # (B, n_new, C)
+        x = self.token_emb(tokens_flat[:, positions])  # (B, K, C)
+        frame_index = (positions // hw).clamp(max=c.max_frames - 1)  # padding slots past the context
+        x = x + self.spatial_emb(positions % hw) + self.temporal_emb(frame_index)  # (B, K, C)
         if self.prev_token_emb is not None:
             # Same spatial position, previous frame: of the input token i, or of the predicted token i + 1.
             prev_positions = positions + (1 if c.prev_frame_token_position == "target" else 0) - hw
-            prev_tokens = tokens_flat[:, prev_positions.clamp(min=0)]  # (B, n_new)
+            prev_tokens = tokens_flat[:, prev_positions.clamp(min=0, max=tokens_flat.shape[1] - 1)]  # (B, K)
             prev_tokens = torch.where(prev_positions >= 0, prev_tokens, c.vocab_size)  # "none" for frame 0
             x = x + self.prev_token_emb(prev_tokens)
         return x

@@ -19,6 +19,9 @@ After each call the draft beyond the kept tokens is refined with the model's pre
 positions (Jacobi decoding: Song et al. 2021; Speculative Jacobi Decoding, Teng et al. 2024): they
 were conditioned on a prefix that was right up to the disagreement, and agree with the final tokens
 more often than the previous frame does.
+
+The model calls run either through a growing `KVCache` (shapes change from call to call) or through
+a `StaticDecoder` (every call the same shapes, so it can be compiled; world_model/gpt/static_step.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import torch
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
 from world_model.gpt.sampling import SamplingConfig, next_token_probs, sample_next_token
+from world_model.gpt.static_step import StaticDecoder
 
 
 @dataclass
@@ -90,7 +94,7 @@ def decode_frame_speculative(
     model: GPT,
     sequence: torch.Tensor,
     n_known: int,
-    cache: KVCache,
+    cache: KVCache | StaticDecoder,
     draft: torch.Tensor,
     block: int,
     sampling: SamplingConfig,
@@ -99,18 +103,25 @@ def decode_frame_speculative(
 ) -> None:
     """Fill sequence[:, n_known : n_known + h*w] (B, L) int64 with the next frame's tokens, in place.
 
-    sequence[:, :n_known] holds the window (whole frames from position 0); `cache` holds a prefix of
-    it (fewer than n_known tokens) and ends holding the window and all but the last token of the
-    new frame, as in token-by-token decoding. draft (B, h*w) int64: the guess for the new frame
-    (the previous frame's tokens); block >= 1: draft tokens verified per model call.
+    sequence[:, :n_known] holds the window (whole frames from position 0). With a `KVCache`, the
+    cache holds a prefix of it (fewer than n_known tokens) and ends holding the window and all but
+    the last token of the new frame, as in token-by-token decoding. With a `StaticDecoder`,
+    `sequence` must be its buffer and `block` its block: the window is prefilled here and every
+    call has the decoder's fixed shape. draft (B, h*w) int64: the guess for the new frame (the
+    previous frame's tokens); block >= 1: draft tokens verified per model call.
     """
     hw = model.config.tokens_per_frame
     if block < 1:
         raise ValueError(f"decode_frame_speculative: block must be >= 1, got {block}")
     if draft.shape != (sequence.shape[0], hw):
         raise ValueError(f"decode_frame_speculative: draft must be (B, {hw}), got {tuple(draft.shape)}")
+    static = isinstance(cache, StaticDecoder)
+    if static and (sequence is not cache.sequence or block != cache.block):
+        raise ValueError("decode_frame_speculative: with a StaticDecoder, sequence must be its buffer and block its block")
     draft = draft.clone()
     stats = stats if stats is not None else DecodeStats()
+    if static and n_known > 1:
+        cache.prefill(n_known - 1)  # the window but its last token, which the first call runs
     committed = 0  # tokens of the new frame decided so far; the cache holds all but the last of them
     while committed < hw:
         k = min(block, hw - committed)
@@ -118,14 +129,18 @@ def decode_frame_speculative(
         sequence[:, n_known + committed : end] = draft[:, committed : committed + k]
         # Run what the cache lacks (the window's rest, or the newest committed token) and the k draft
         # tokens: the last k + 1 logits predict positions committed .. committed + k.
-        logits = model.forward_flat(sequence[:, :end], cache, last_logits=k + 1)  # (B, k + 1, V)
+        if static:
+            logits = cache.verify(end - k - 1)[:, : k + 1]  # (B, k + 1, V); the rest was padding
+        else:
+            logits = model.forward_flat(sequence[:, :end], cache, last_logits=k + 1)  # (B, k + 1, V)
         stats.model_calls += 1
         accepted = _accept(logits[:, :k], draft[:, committed : committed + k], sampling, generator)  # (B, k)
         kept = int(_leading_accepted(accepted).min())
         stats.draft_proposed += k * sequence.shape[0]
         stats.draft_accepted += kept * sequence.shape[0]
         position = committed + kept  # the first position whose draft is not kept by every row
-        cache.truncate(n_known + position)  # keys/values of every kept token (the rest is overwritten later)
+        if not static:  # a StaticDecoder masks by position: what lies beyond is never attended to
+            cache.truncate(n_known + position)  # keys/values of every kept token (the rest is overwritten later)
         if position < hw:
             if kept < k:  # rows that kept this draft token keep it; the others take the model's correction
                 row_kept = accepted[:, kept]
@@ -141,5 +156,6 @@ def decode_frame_speculative(
                 draft[:, position + 1 : position + 1 + n_guesses] = guesses
         committed = position + 1
     # Like token-by-token decoding, leave the frame's last token out of the cache (the next window runs it).
-    cache.truncate(min(cache.length, n_known + hw - 1))
+    if not static:
+        cache.truncate(min(cache.length, n_known + hw - 1))
     stats.frames += 1

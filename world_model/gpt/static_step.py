@@ -1,0 +1,70 @@
+"""A fixed-shape decode step for the video GPT, compilable once (torch.compile / CUDA graphs).
+
+Token-by-token and speculative decoding through `KVCache` change tensor shapes at every call (the
+cache grows, blocks shrink at the end of a frame), which defeats graph capture. `StaticDecoder`
+owns a preallocated token buffer and `StaticKVCache` for a fixed batch B and runs every
+verification call as exactly K = block + 1 tokens at consecutive positions: the last committed
+token and `block` draft tokens, padded past the end of the frame into spare slots whose outputs are
+ignored. The step is then one function of fixed shapes, which `torch.compile` turns into one graph
+(with `mode="reduce-overhead"` on CUDA, replayed as a CUDA graph: the launch-bound decode of the
+S model is what this is for). The window is prefilled eagerly, once per frame.
+
+Greedy results equal those of `KVCache` decoding up to floating-point ties (the attention sums over
+a padded, masked key set); tests compare the tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from world_model.gpt.kv_cache import StaticKVCache
+from world_model.gpt.model import GPT
+
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
+class StaticDecoder:
+    """Fixed-shape verification steps of `model` for `batch` sequences and `block` draft tokens.
+
+    sequence (B, n_slots) int64: the token buffer decoding writes into (the window, then the new
+    frame); n_slots = the model's context + `block` spare slots for padding. dtype: of the cached
+    keys/values (default: the model's parameters'; bfloat16 under bf16 autocast on a GPU).
+    `compile_mode` is "none" (eager) or a torch.compile mode; the compiled step is built on first use.
+    """
+
+    def __init__(self, model: GPT, batch: int, block: int, device: torch.device | str, dtype: torch.dtype | None = None, compile_mode: str = "none") -> None:
+        if block < 1 or batch < 1:
+            raise ValueError(f"StaticDecoder needs block >= 1 and batch >= 1, got block={block}, batch={batch}")
+        if compile_mode not in COMPILE_MODES:
+            raise ValueError(f"StaticDecoder: compile_mode must be one of {COMPILE_MODES}, got {compile_mode!r}")
+        c = model.config
+        self.model = model
+        self.batch = batch
+        self.block = block
+        self.n_slots = c.max_tokens + block
+        self.device = torch.device(device)
+        self.sequence = torch.zeros(batch, self.n_slots, dtype=torch.int64, device=self.device)  # (B, n_slots)
+        dtype = dtype if dtype is not None else next(model.parameters()).dtype
+        self.cache = StaticKVCache(c.n_layer, batch, c.n_head, self.n_slots, c.head_dim, dtype, self.device)
+        self._offsets = torch.arange(block + 1, device=self.device)  # (K,)
+        self.compile_mode = compile_mode
+        self._step = model.forward_positions
+        if compile_mode != "none":
+            self._step = torch.compile(model.forward_positions, mode=None if compile_mode == "default" else compile_mode, fullgraph=True, dynamic=False)
+
+    def prefill(self, n_tokens: int) -> None:
+        """Write the keys/values of sequence[:, :n_tokens] (eager: its length changes with the window)."""
+        if not 0 < n_tokens <= self.model.config.max_tokens:
+            raise ValueError(f"StaticDecoder.prefill: n_tokens must be in [1, {self.model.config.max_tokens}], got {n_tokens}")
+        self.model.forward_positions(self.sequence, torch.arange(n_tokens, device=self.device), self.cache)
+
+    def verify(self, first: int) -> torch.Tensor:
+        """Logits (B, block + 1, V) of the tokens at positions first .. first + block (fixed shape).
+
+        logits[:, j] scores the token at position first + j + 1. Positions past the context are
+        padding (spare slots); their logits mean nothing.
+        """
+        if not 0 <= first < self.model.config.max_tokens:
+            raise ValueError(f"StaticDecoder.verify: first must be in [0, {self.model.config.max_tokens}), got {first}")
+        positions = self._offsets + first  # (K,)
+        return self._step(self.sequence, positions, self.cache)
