@@ -4,7 +4,8 @@
 #      as the S profile trains: tokens/s, MFU, the same-run Hugging Face GPT-2 ratio;
 #   2. the same without torch.compile (what compile buys);
 #   3. `foresight demo profile=smoke` end to end on the GPU (every stage's CUDA path);
-#   4. the smoke planner in closed loop on the GPU, batch 1 against one lockstep batch;
+#   4. the smoke planner in closed loop on the GPU, batch 1 against one lockstep batch, and an S
+#      planner's plans/s at batch 1 and 64 (`bench planner`, random weights);
 #   5. imagined S frames at batch 32 (steps 1-2 give batch 1): token by token, speculative, and
 #      speculative through fixed-shape steps (CUDA graphs when compiled).
 # Results land in $OUT (default runs/gpu_check): bench_S_compiled.json, bench_S_eager.json,
@@ -45,6 +46,9 @@ cp "$DEMO_OUT/metrics.json" "$OUT/demo_metrics.json" 2>/dev/null || true
 step closed_loop_gpu "$BENCH_LIMIT_S" $FORESIGHT bench closed_loop "checkpoint=$DEMO_OUT/planner/vam" vam.device=cuda vam.precision=bf16 \
     episodes=64 workers=1 > "$OUT/bench_closed_loop_gpu.json"
 cp "$DEMO_OUT/report.md" "$OUT/demo_report.md" 2>/dev/null || true
+# An S planner (random weights; speed does not depend on them) on the GPU: plans/s at batch 1 and 64.
+step planner_S "$BENCH_LIMIT_S" $FORESIGHT bench planner "experiment=$EXPERIMENT" image_height=288 image_width=512 device=cuda \
+    precision=bf16 "batch_sizes=[1,64]" rounds=1 > "$OUT/bench_planner_${EXPERIMENT}.json"
 step imagine_batch32 "$BENCH_LIMIT_S" $FORESIGHT "${bench[@]}" compile=auto hf_baseline=false train_steps=1 warmup_steps=1 \
     imagine_batch=32 imagine_windows=32 > "$OUT/bench_${EXPERIMENT}_imagine_batch32.json"
 tail -n 5 "$OUT/demo_smoke.log"
@@ -64,4 +68,8 @@ for name in ("compiled", "eager", "imagine_batch32"):
             "imagine_batch", "imagine_frame_s_plain", "imagine_frame_s", "imagine_frame_s_static", "imagine_static_compile",
             "imagine_identical", "imagine_static_identical", "model_calls_per_frame")
     print(name, json.dumps({k: r.get(k) for k in keys}))
+try:
+    print("planner", open(f"{out}/bench_planner_{experiment}.json").read().strip())
+except OSError as exc:
+    print("planner no result:", exc)
 EOF

@@ -10,7 +10,9 @@ frames at the model's frame period (the checkpoint's, or 1 / world_model.fps).
 
 Timings (`planner.vam.benchmark_planner`): median per-call encode_ms (tokenizer, one new frame per
 call after warm-up), context_ms (world-model pass filling the video keys/values), flow_ms (10 Euler
-steps of the action expert), total_ms, the same with 1 step, and ratio_10step_vs_1step.
+steps of the action expert), total_ms, the same with 1 step, and ratio_10step_vs_1step; then for
+each of `batch_sizes`, plans_per_s_batch<N> and plan_batch_ms_batch<N>: N episodes planned by one
+`plan_batch` call per observation, as the batched closed loop asks (`planner.vam.benchmark_plan_batch`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from planner.inference import InferenceSettings
-from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_planner, synthetic_observations
+from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_plan_batch, benchmark_planner, synthetic_observations
 
 
 def random_planner(cfg: Mapping[str, Any], config: VAMPlannerConfig) -> VAMPlanner:
@@ -64,6 +66,9 @@ def run_bench(cfg: Mapping[str, Any]) -> dict[str, Any]:
     observations = synthetic_observations(int(cfg["observations"]), int(cfg["image_height"]), int(cfg["image_width"]), seed=seed,
                                           n_frames=int(cfg["n_frames"]), period_s=frame_period_s)
     result = benchmark_planner(planner, observations, warmup=int(cfg["warmup"]), rounds=int(cfg["rounds"]))
+    for batch in cfg["batch_sizes"]:
+        timed = benchmark_plan_batch(planner, observations, int(batch), warmup=int(cfg["warmup"]))
+        result.update({f"plans_per_s_batch{int(batch)}": timed["plans_per_s"], f"plan_batch_ms_batch{int(batch)}": timed["plan_batch_ms"]})
     result.update(
         checkpoint=None if not checkpoint else str(checkpoint),
         image_hw=[int(cfg["image_height"]), int(cfg["image_width"])],

@@ -369,6 +369,25 @@ def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_fra
     return observations
 
 
+def benchmark_plan_batch(planner: VAMPlanner, observations: Sequence[Observation], batch: int, warmup: int = 2) -> dict[str, float]:
+    """Plans per second of `planner` asked for `batch` episodes at once (`plan_batch`, as the batched
+    closed loop asks), each episode a replica seeing the same stream; the first `warmup` calls are
+    not timed. Returns plan_batch_ms (median per call) and plans_per_s (batch / that)."""
+    if batch < 1 or len(observations) <= warmup:
+        raise ValueError(f"benchmark_plan_batch: need batch >= 1 and more than warmup={warmup} observations, got {batch}, {len(observations)}")
+    replicas = [planner.replica() for _ in range(batch)]
+    for i, replica in enumerate(replicas):
+        replica.reset(EpisodeInfo(f"benchmark-{i}"))
+    times_ms = []
+    for i, observation in enumerate(observations):
+        started = time.perf_counter()
+        VAMPlanner.plan_batch(replicas, [observation] * batch)  # plans come back as numpy: the device has finished
+        if i >= warmup:
+            times_ms.append((time.perf_counter() - started) * 1e3)
+    call_ms = median(times_ms)
+    return {"plan_batch_ms": call_ms, "plans_per_s": batch / call_ms * 1e3}
+
+
 def benchmark_planner(planner: VAMPlanner, observations: Sequence[Observation], warmup: int = 2, rounds: int = 2) -> dict[str, Any]:
     """Median per-call timings [ms] of `planner` with 10 and with 1 Euler step over the same stream.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from foresight.cli import main
 
 KEYS = {"encode_ms", "context_ms", "flow_ms", "total_ms", "flow_ms_1step", "total_ms_1step", "ratio_10step_vs_1step"}
@@ -21,6 +23,8 @@ def test_bench_without_a_checkpoint_times_a_random_model_of_the_profile(capsys):
     assert KEYS <= set(result) and all(result[k] > 0 for k in KEYS)
     assert result["checkpoint"] is None and result["world_model_params"] > 3_000_000  # the tiny profile's GPT (4 x 256)
     assert result["n_timed_calls"] == 2 * 1 and result["torch_threads"] == 1
+    assert result["plans_per_s_batch1"] > 0 and result["plans_per_s_batch8"] > 0
+    assert result["plans_per_s_batch8"] == pytest.approx(8e3 / result["plan_batch_ms_batch8"])
 
 
 def test_bench_with_a_checkpoint(speed_keeping_planner, capsys):
