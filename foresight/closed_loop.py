@@ -11,6 +11,7 @@ from typing import Any
 
 from configs import build, plain
 from foresight.planners import BASELINES, planner_options, planner_source
+from foresight.run_dir import integer_key, prepare_out_dir
 from sim_eval.ablation import AblationVariant
 from sim_eval.ablation import run_ablation as run_variants
 from sim_eval.evaluate import ClosedLoopRun, evaluate
@@ -47,11 +48,14 @@ def run_closed_loop(cfg: Any) -> ClosedLoopRun:
     """Run `cfg.planner` on `cfg.suite` (configs/eval/closed_loop.yaml); writes out/metrics.json."""
     d = plain(cfg)
     name = str(d["planner"])
+    episodes, seed, workers, videos = _counts(d)
     options = planner_options(name, d)
     runner = runner_config(d["runner"], options.get("checkpoint") if name == "vam" else None)
-    episodes, workers = int(d["episodes"]), int(d["workers"])
     batch = batch_size(d["batch_size"], name, options, episodes, workers)
-    run = evaluate(planner_source(name, options), d["suite"], episodes, int(d["seed"]), d["out"], runner, workers, int(d["videos"]), batch)
+    source = planner_source(name, options)
+    source.make()  # a bad name or checkpoint fails before the output dir is touched
+    out = prepare_out_dir(d["out"], d["overwrite"])
+    run = evaluate(source, d["suite"], episodes, seed, out, runner, workers, videos, batch)
     m = run.metrics
     print(
         f"{name} on {run.suite} ({run.num_episodes} episodes): score {m.score:.3f}"
@@ -59,6 +63,12 @@ def run_closed_loop(cfg: Any) -> ClosedLoopRun:
         + f", collision rate {m.collision_rate:.2f}; wrote {Path(d['out']) / 'metrics.json'}"
     )
     return run
+
+
+def _counts(d: dict[str, Any]) -> tuple[int, int, int, int]:
+    """episodes (>= 1), seed (>= 0), workers (>= 1) and videos (>= 0) of an eval command, validated."""
+    return (integer_key(d, "episodes", 1), integer_key(d, "seed", 0), integer_key(d, "workers", 1),
+            integer_key(d, "videos", 0))
 
 
 def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
@@ -74,8 +84,8 @@ def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
     mode = vam_metadata(checkpoint)["action_model"]["video_mode"]
     if mode == "none":
         raise ValueError(f"{checkpoint} is a no-video model; the ablation needs a video checkpoint (pass it as no_video_checkpoint=)")
-    episodes, workers = int(d["episodes"]), int(d["workers"])
-    vam_options = {**planner_options("vam", {"vam": d["vam"]}), "seed": int(d["seed"])}  # the vam.* section: device, precision, ...
+    episodes, seed, workers, _ = _counts(d)
+    vam_options = {**planner_options("vam", {"vam": d["vam"]}), "seed": seed}  # the vam.* section: device, precision, ...
 
     def row(name: str, planner: str, options: dict[str, Any], description: str) -> AblationVariant:
         batch = batch_size(d["batch_size"], planner, options, episodes, workers)
@@ -86,7 +96,7 @@ def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
     if imagine:
         rows.append(row("imagine", "vam", {**vam_options, "checkpoint": str(imagine)}, f"{imagine} (trained in imagine mode)"))
     else:
-        n = int(d["n_imagined_frames"])
+        n = integer_key(d, "n_imagined_frames", 1)
         options = {**vam_options, "checkpoint": checkpoint, "video_mode": "imagine", "n_imagined_frames": n}
         rows.append(row("imagine", "vam", options, f"{checkpoint} run in imagine mode ({n} imagined frame(s), same weights)"))
     no_video = d.get("no_video_checkpoint")
@@ -108,6 +118,9 @@ def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
 def run_ablation(cfg: Any) -> dict[str, Any]:
     """`foresight eval ablation` (configs/eval/ablation.yaml); returns out/metrics.json's content."""
     d = plain(cfg)
+    episodes, seed, workers, videos = _counts(d)
     runner = runner_config(d["runner"], str(d["checkpoint"]))
     suites = [str(s) for s in d["suites"]]
-    return run_variants(ablation_variants(d), suites, int(d["episodes"]), int(d["seed"]), d["out"], runner, int(d["workers"]), int(d["videos"]))
+    variants = ablation_variants(d)
+    out = prepare_out_dir(d["out"], d["overwrite"])
+    return run_variants(variants, suites, episodes, seed, out, runner, workers, videos)

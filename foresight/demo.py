@@ -210,14 +210,14 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
     for planner in cl["planners"]:
         for suite in cl["suites"]:
             overrides = [f"planner={planner}", f"suite={suite}", f"episodes={suite_episodes(cl, suite)}", "seed=0", f"out={p.closed_loop(planner, suite)}",
-                         f"workers={workers}", f"videos={cl.get('videos', 1)}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}"]
+                         "overwrite=true", f"workers={workers}", f"videos={cl.get('videos', 1)}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}"]
             if planner == "vam":
                 overrides += [f"checkpoint={p.vam}", *vam_options]
             stages.append(stage(f"closed_loop_{planner}_{suite}", "eval closed_loop", *overrides, expected_key="closed_loop"))
     ab = profile.get("ablation")
     if ab and ab.get("suites"):
         stages.append(stage("ablation", "eval ablation", f"checkpoint={p.vam}", f"suites=[{','.join(ab['suites'])}]", f"episodes={ab['episodes']}",
-                            "seed=0", f"out={p.ablation}", f"workers={workers}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}",
+                            "seed=0", f"out={p.ablation}", "overwrite=true", f"workers={workers}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}",
                             *vam_options))
     return stages
 

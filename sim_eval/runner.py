@@ -7,14 +7,15 @@ collision (NeuroNCAP's rule); other suites run to the end, as nuPlan does.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
+import math
+import threading
 import time
 from collections import deque
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from sim_eval.render.camera_model import PinholeCamera
 from sim_eval.scenarios.scenario import Scenario
 from sim_eval.scenarios.suites import build_scenario
 from sim_eval.simulation import Simulation
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -52,11 +55,16 @@ class RunnerConfig:
     plan_timeout_s: float
 
     def __post_init__(self) -> None:
-        for name in ("dt_s", "planner_period_s", "history_s", "plan_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"runner.{name} must be > 0, got {getattr(self, name)}")
-        if self.camera_period_s is not None and not self.camera_period_s > 0:
-            raise ValueError(f"runner.camera_period_s must be > 0 or null, got {self.camera_period_s}")
+        for name in ("dt_s", "planner_period_s", "history_s", "plan_timeout_s", "camera_period_s"):
+            value = getattr(self, name)
+            if value is None and name == "camera_period_s":
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not value > 0:
+                raise ValueError(f"runner.{name} must be a finite number > 0{' or null' if name == 'camera_period_s' else ''}, got {value!r}")
+        for name in ("n_frames", "fallback_image_height", "fallback_image_width", "image_height", "image_width"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"runner.{name} must be an integer{' or null' if name.startswith('image') else ''}, got {value!r}")
         if (self.image_height is None) != (self.image_width is None):
             raise ValueError(f"runner: set both image_height and image_width, or neither, got {self.image_height} x {self.image_width}")
         sizes = [self.n_frames, self.fallback_image_height, self.fallback_image_width, self.image_height or 1, self.image_width or 1]
@@ -130,12 +138,27 @@ def expert_run(suite: str, index: int, seed: int, dt_s: float | None = None) -> 
     return ExpertRun(np.asarray(result.log.time_s), poses, float(s[-1] - s[0]))
 
 
-def _call_with_timeout(fn: Callable[[], Plan], timeout_s: float) -> Plan:
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(fn).result(timeout=timeout_s)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+def _call_with_timeout(fn: Callable[[], T], timeout_s: float) -> T:
+    """fn() if it returns within timeout_s [s], else TimeoutError. The call runs in a daemon thread:
+    a planner that never returns is abandoned (its episode fails) and cannot keep the process from
+    exiting, as a thread pool's worker would (they are joined at interpreter exit)."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="planner-call", daemon=True).start()
+    if not done.wait(timeout_s):
+        raise TimeoutError(f"no answer within {timeout_s} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 class _Observer:
@@ -272,7 +295,7 @@ def _ask(planner: Planner, observation: Observation, timeout_s: float) -> PlanRe
     t0 = time.perf_counter()
     try:
         plan = _call_with_timeout(lambda: planner.plan(observation), timeout_s)
-    except concurrent.futures.TimeoutError:
+    except TimeoutError:
         return PlanReply(None, 0.0, f"planner timed out (> {timeout_s} s) at t={observation.time_s:.1f} s")
     except Exception as exc:  # noqa: BLE001
         return PlanReply(None, 0.0, f"planner raised {type(exc).__name__}: {exc} at t={observation.time_s:.1f} s")
