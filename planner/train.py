@@ -12,7 +12,9 @@ config group: devices, strategy, precision, loggers, checkpoints, resume, progre
 
 Outputs in `out/`:
   checkpoints/last.ckpt (+ every `checkpoint_every_n_steps`): Lightning checkpoints; a rerun of the
-      same command resumes from last.ckpt and continues bit-exactly (same batches, same noise);
+      same command resumes from the newest intact one and continues bit-exactly (same batches, same
+      noise); a rerun with another config is refused unless trainer.overwrite=true;
+  run_config.json: the run's config (what a rerun is checked against);
   logs/version_*/metrics.csv: train/loss, train/lr, val/loss, val/min_ade, val/min_fde, val/l2_*s;
   plots/step_XXXXXX.png: sampled plans vs the logged trajectory (bird's-eye view) of fixed
       validation windows, every `plot_every_n_steps`;
@@ -297,7 +299,12 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     c = TrainPlannerConfig.from_config(cfg)
     p, t = c.planner, c.planner.train
     out = Path(c.out)
-    prepare_run(c.trainer, t.seed, out)
+    stage = TrainingStage(
+        name="planner", out=out, max_steps=t.max_steps, val_every_n_steps=t.val_every_n_steps, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
+        log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, architecture=("world_model", "action_model"), fsdp_units=(),
+        config=c.raw, max_steps_key="planner.train.max_steps", exports=("vam", "plots"),
+    )
+    start = prepare_run(stage, c.trainer, t.seed)
     action = p.action_model
 
     loaded_wm = load_world_model(c.world_model)
@@ -344,10 +351,6 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     if t.plot_windows:
         plot_batch = next(iter(planner_loader(evenly_spaced_subset(val_ds if has_val else train_ds, t.plot_windows), t.plot_windows)))
         stage_callbacks.append(TrajectoryPlotCallback(plot_batch, t.plot_every_n_steps, out / "plots", min(p.flow.eval_samples, 10), p.flow.eval_steps, t.seed))
-    stage = TrainingStage(
-        name="planner", out=out, max_steps=t.max_steps, val_every_n_steps=t.val_every_n_steps, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
-        log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, architecture=("world_model", "action_model"), fsdp_units=(),
-    )
 
     def export(result: FitResult) -> dict[str, Any]:
         if not result.is_global_zero:
@@ -381,4 +384,4 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
         log.info("planner: %s", fields.get("val_open_loop"))
         return fields
 
-    return train_stage(stage, module, c.trainer, export, datamodule=data, callbacks=[*stage_callbacks, *(callbacks or [])])
+    return train_stage(stage, module, c.trainer, export, start, datamodule=data, callbacks=[*stage_callbacks, *(callbacks or [])])

@@ -3,8 +3,10 @@ the one loop of every stage (`foresight.training.train_stage`; the `trainer` con
 
 Outputs in `out/`:
   checkpoints/last.ckpt (+ step-N checkpoints every `checkpoint_every_n_steps`): rerunning the same
-    command resumes from last.ckpt and continues the same loss curve (model, optimizer, schedule,
-    data order, RNG and the source-mix counts are restored); checkpoints/final.ckpt: the state at the end;
+    command resumes from the newest intact one and continues the same loss curve (model, optimizer,
+    schedule, data order, RNG and the source-mix counts are restored); a rerun with another config
+    is refused unless trainer.overwrite=true; checkpoints/final.ckpt: the state at the end;
+  run_config.json: the run's config (what a rerun is checked against);
   world_model.safetensors + world_model.json: the final weights with the GPT config, the frame
     rate and the tokenizer identity (`world_model.artifact.load_world_model` reads them; so does
     it the .ckpt files);
@@ -26,7 +28,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback
 
 from foresight.training import FitResult, TrainingStage, prepare_run, train_stage
-from world_model.artifact import WorldModelMeta, export_world_model
+from world_model.artifact import WEIGHTS_NAME, WorldModelMeta, export_world_model
 from world_model.datamodule import TokenDataModule
 from world_model.gpt.lightning_module import GPTLightningModule, load_gpt_from_checkpoint
 from world_model.gpt.model import Block
@@ -54,7 +56,13 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
     `callbacks` are added to the Trainer's (tests use them to observe or interrupt a run)."""
     p = c.world_model
     out = Path(c.out)
-    resume = prepare_run(c.trainer, p.seed, out)
+    stage = TrainingStage(
+        name="world model", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps,
+        checkpoint_every_n_steps=p.checkpoint_every_n_steps, log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip,
+        architecture=("gpt",), fsdp_units=(Block,), config={k: v for k, v in c.raw.items() if k not in ("tokenizer", "planner")},
+        max_steps_key="world_model.max_steps", exports=(WEIGHTS_NAME, str(Path(WEIGHTS_NAME).with_suffix(".json"))),
+    )
+    resume = prepare_run(stage, c.trainer, p.seed)
 
     sources = parse_sources(c.tokens, c.sources)
     stores = {s.name: TokenStore(s.tokens) for s in sources}
@@ -80,11 +88,6 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
     module = GPTLightningModule(gpt, optim, compile_model=p.compile)
     mix = SourceMixCounter([s.name for s in sources])
     data = TokenDataModule(windows, proportions, p.batch_size, p.checkpoint_every_n_steps, p.val_windows, p.seed, p.num_workers)
-    stage = TrainingStage(
-        name="world model", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps,
-        checkpoint_every_n_steps=p.checkpoint_every_n_steps, log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip,
-        architecture=("gpt",), fsdp_units=(Block,),
-    )
 
     def export(result: FitResult) -> dict[str, Any]:
         val_metrics: dict[str, float] = {}
@@ -116,5 +119,5 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
         return fields
 
     stage_callbacks = [*([init] if init else []), mix, CheckpointMeta(meta.to_dict()), *callbacks]
-    summary = train_stage(stage, module, c.trainer, export, datamodule=data, callbacks=stage_callbacks)
+    summary = train_stage(stage, module, c.trainer, export, resume, datamodule=data, callbacks=stage_callbacks)
     return TrainWorldModelResult(summary, module, None if init is None else init.loaded_global_step)

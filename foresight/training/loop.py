@@ -5,14 +5,24 @@ What the loop owns, from the `trainer` config group (`TrainerSettings`) and the 
 (`TrainingStage`): accelerator, devices, nodes, strategy (DDP, FSDP with the stage's blocks as
 units), precision (`auto` decided on this machine), CPU threads, loggers (CSV, offline wandb),
 checkpoints (every N steps and `last.ckpt`, retention, RNG states, `final.ckpt` with the state at
-the end), resuming from `out/checkpoints/last.ckpt` (weights_only=True, after checking the
-checkpoint is a run of the same model), the progress bar with ETA, the clock, and `out/train_summary.json` (written atomically by
-rank 0).
+the end), resuming from the newest intact checkpoint in `out/checkpoints` (`foresight.training.resume`;
+weights_only=True, after checking the checkpoint is a run of the same model and config), the
+progress bar with ETA, the clock, and `out/train_summary.json` (written atomically by rank 0).
 
-    settings = TrainerSettings.from_mapping(cfg.trainer)
-    start = prepare_run(settings, seed, out).start_step      # where a resumed run goes on
-    ... build the module and data (samplers start at `start`) ...
-    summary = train_stage(stage, module, settings, export, train=loader, val=val_loader)
+How a run fails (`prepare_run`, `train_stage`):
+- a NaN or inf in the stage's config is refused before work starts, naming the key;
+- a rerun whose config differs from the run it would resume (out/run_config.json) is refused,
+  listing the keys, unless trainer.overwrite=true, which replaces that run with a fresh one;
+- a non-finite loss or weights stop training naming the step (`NonFiniteTrainingError`); no
+  checkpoint of that state is written and nothing is exported;
+- a run stopped by SIGTERM (or otherwise before max_steps) is not finished: nothing is exported,
+  no train_summary.json is written, and `TrainingInterrupted` exits the process with 128 + the
+  signal number.
+
+    stage = TrainingStage(...)                                # the stage's cadence and its config
+    start = prepare_run(stage, settings, seed)                # checks; where a resumed run goes on
+    ... build the module and data ...                         # the data order depends only on (seed, step)
+    summary = train_stage(stage, module, settings, export, start, datamodule=data)
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,14 +41,21 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from data.store.manifest import atomic_write_text
+from foresight.training.finite import FiniteTrainingGuard, require_finite
 from foresight.training.progress import Clock, StepProgressBar
+from foresight.training.resume import FRESH, ResumePoint, UnreadableCheckpoints, checkpoint_dir, find_resume_point
 from foresight.training.rng_state import RngStateCheckpoint
+from foresight.training.run_record import RECORD_NAME, RunRecord, discard_run, flatten
 from foresight.training.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "train_summary.json"
+# What the loop writes in a run's directory (removed, with the stage's exports, when trainer.overwrite replaces a run).
+RUN_FILES = ("checkpoints", "logs", "wandb", SUMMARY_NAME, RECORD_NAME)
 
 
 @dataclass(frozen=True)
@@ -45,11 +63,16 @@ class TrainingStage:
     """What a stage tells the loop.
 
     name: the stage ("tokenizer", "world model", "planner"), for the progress bar and logs.
-    out: the run directory (checkpoints/, logs/, train_summary.json, the export).
+    out: the run directory (checkpoints/, logs/, run_config.json, train_summary.json, the export).
     max_steps, val_every_n_steps, checkpoint_every_n_steps, log_every_n_steps: the cadence [optimizer steps].
     grad_clip: gradient-norm clip (0: none).
     architecture: hparams keys that must equal a checkpoint's for it to be resumed (e.g. ("gpt",)).
     fsdp_units: module classes each wrapped as one FSDP unit under strategy=fsdp (e.g. the GPT block).
+    config: the stage command's resolved config (what the run computes from), recorded in
+        out/run_config.json; a rerun resuming the run must ask for the same (`foresight.training.run_record`).
+        Every stage command passes it; empty (a stage built outside a command) records and checks nothing.
+    max_steps_key: the dotted key of max_steps in `config` (e.g. "world_model.max_steps").
+    exports: names of what the stage's export writes in `out` (removed when trainer.overwrite replaces the run).
     """
 
     name: str
@@ -61,14 +84,28 @@ class TrainingStage:
     grad_clip: float
     architecture: tuple[str, ...]
     fsdp_units: tuple[type[torch.nn.Module], ...]
+    config: Mapping[str, Any]
+    max_steps_key: str
+    exports: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        require_finite(self.config, f"train {self.name}")
+        configured = flatten(self.config).get(self.max_steps_key)
+        if self.config and configured != self.max_steps:
+            raise ValueError(f"train {self.name}: config key {self.max_steps_key!r} is {configured!r}, the stage trains {self.max_steps} steps")
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """Where a run starts: `checkpoint` (out/checkpoints/last.ckpt, or None for a fresh run) and its step."""
+class TrainingInterrupted(SystemExit):
+    """A stage stopped before max_steps by a signal (or anything else that ended fit early): the run
+    is not finished, nothing was exported, and the process exits with 128 + the signal number (1
+    without one). Rerunning the same command resumes from its last checkpoint."""
 
-    checkpoint: Path | None
-    start_step: int
+    def __init__(self, message: str, signum: int | None) -> None:
+        super().__init__(128 + signum if signum else 1)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -93,30 +130,55 @@ class FitResult:
         return checkpoint_dir(Path(self.trainer.default_root_dir)) / "final.ckpt"
 
 
-def checkpoint_dir(out: Path) -> Path:
-    return Path(out) / "checkpoints"
-
-
-def checkpoint_step(path: Path) -> int:
-    """The optimizer step stored in a Lightning checkpoint (0 when it has none)."""
-    return int(torch.load(path, map_location="cpu", weights_only=True).get("global_step", 0))
-
-
-def prepare_run(settings: TrainerSettings, seed: int, out: str | Path, resume: bool = True) -> ResumePoint:
-    """Set this process up for a stage (CPU threads, seeds) and find where the run starts: the step
-    of out/checkpoints/last.ckpt when it exists (and `resume`), else 0."""
+def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> ResumePoint:
+    """Set this process up for `stage` (CPU threads, seeds) and decide where its run starts, before
+    any work: the newest intact checkpoint in out/checkpoints (`find_resume_point`), after checking
+    that the run it holds was started with the same config (out/run_config.json). A run of another
+    config, or one with no readable checkpoint, is refused with the reason (ValueError /
+    UnreadableCheckpoints) unless trainer.overwrite=true: then it is removed and a fresh run starts.
+    Records the config of the run (rank 0) and returns where it starts."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     L.seed_everything(seed, workers=True, verbose=False)
-    last = checkpoint_dir(Path(out)) / "last.ckpt"
-    if resume and last.is_file():
-        return ResumePoint(last, checkpoint_step(last))
-    return ResumePoint(None, 0)
+    out = Path(stage.out)
+    try:
+        start, record = _run_to_resume(stage)
+    except (UnreadableCheckpoints, ValueError) as exc:
+        if not settings.overwrite:
+            raise type(exc)(f"{exc}. Rerun with trainer.overwrite=true to replace that run with a fresh one, or choose another `out`") from exc
+        log.warning("%s; trainer.overwrite=true: replacing that run with a fresh one", exc)
+        if rank_zero_only.rank == 0:
+            discard_run(out, (*RUN_FILES, *stage.exports))
+        start, record = FRESH, None
+    if stage.config and rank_zero_only.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if record is not None:
+            record.continued(stage.config, start.start_step, stage.max_steps).write(out)
+        else:
+            RunRecord.fresh(stage.config, stage.max_steps).write(out)
+    return start
+
+
+def _run_to_resume(stage: TrainingStage) -> tuple[ResumePoint, RunRecord | None]:
+    """Where the run in stage.out goes on, and its record (None for a fresh or unrecorded run).
+    ValueError when that run was started with another config; UnreadableCheckpoints when none of
+    its checkpoints can be read."""
+    start = find_resume_point(stage.out, stage.max_steps)
+    if start.checkpoint is None or not stage.config:
+        return start, None
+    record = RunRecord.read(stage.out)
+    if record is None:
+        log.warning("%s has no %s: cannot check that the run it resumes had this config; recording it now", stage.out, RECORD_NAME)
+        return start, None
+    differences = record.differences(stage.config, stage.max_steps_key, start.start_step)
+    if differences:
+        raise ValueError(f"{stage.out} holds a run of another model or config (recorded -> requested): {'; '.join(differences)}")
+    return start, record
 
 
 def check_resumable(checkpoint: Path, module: L.LightningModule, keys: Sequence[str]) -> None:
     """ValueError unless the checkpoint's hparams[k] equal the module's for every k in `keys`."""
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     for key in keys:
         theirs, ours = saved.get(key), module.hparams.get(key)
         if theirs != ours:
@@ -158,7 +220,7 @@ def _checkpointing(settings: TrainerSettings, stage: TrainingStage) -> ModelChec
 
 def build_trainer(stage: TrainingStage, settings: TrainerSettings, has_validation: bool, callbacks: Sequence[Callback] = ()) -> L.Trainer:
     """The Lightning Trainer of a stage (see the module docstring)."""
-    all_callbacks: list[Callback] = [RngStateCheckpoint(), _checkpointing(settings, stage)]
+    all_callbacks: list[Callback] = [RngStateCheckpoint(), FiniteTrainingGuard(stage.name), _checkpointing(settings, stage)]
     if settings.progress_bar:
         all_callbacks.append(StepProgressBar(f"train {stage.name}"))
     all_callbacks.extend(callbacks)
@@ -188,45 +250,51 @@ def train_stage(
     module: L.LightningModule,
     settings: TrainerSettings,
     export: Callable[[FitResult], dict[str, Any]],
+    start: ResumePoint,
     *,
     train: Any = None,
     val: Any = None,
     datamodule: Any = None,
     callbacks: Sequence[Callback] = (),
-    resume: bool = True,
 ) -> dict[str, Any]:
-    """Fit `module` (resuming from out/checkpoints/last.ckpt, or from final.ckpt when that run already
-    reached max_steps), save the final state as final.ckpt, call
-    `export` on every rank (it exports and returns the stage's summary fields on rank 0), then write
+    """Fit `module` from `start` (what `prepare_run` returned: a checkpoint to resume, the end state
+    of a finished run, or nothing), save the final state as final.ckpt, call `export` on every rank
+    (it exports and returns the stage's summary fields on rank 0), then write
     out/train_summary.json (steps, steps_this_run, train_seconds, world_size, precision and the
     export's fields) on rank 0 and return it ({} on other ranks).
 
     Data: `train` (and optionally `val`) DataLoaders, or a `datamodule` with a `has_validation()` method.
     `callbacks` are added to the loop's own (tests use them to observe or interrupt a run).
+    Raises NonFiniteTrainingError on a non-finite loss or weights (nothing is exported), and
+    TrainingInterrupted when fit stopped before max_steps (nothing is exported) or SIGTERM came
+    during the export (no train_summary.json).
     """
     out = Path(stage.out)
     out.mkdir(parents=True, exist_ok=True)
-    last, final = checkpoint_dir(out) / "last.ckpt", checkpoint_dir(out) / "final.ckpt"
-    resume_from = last if resume and last.is_file() else None
-    if resume and final.is_file() and checkpoint_step(final) >= stage.max_steps:
-        resume_from = final  # a finished run: nothing to train, the export is made again from its end state
+    resume_from = start.checkpoint
     if resume_from is not None:
         check_resumable(resume_from, module, stage.architecture)
-        log.info("resuming %s training from %s (step %d)", stage.name, resume_from, checkpoint_step(resume_from))
+        log.info("resuming %s training from %s (step %d)", stage.name, resume_from, start.start_step)
     has_validation = datamodule.has_validation() if datamodule is not None else val is not None
     clock = Clock()
     trainer = build_trainer(stage, settings, has_validation, [clock, *callbacks])
-    if datamodule is not None:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
-    else:
-        trainer.fit(module, train, val if has_validation else None, ckpt_path=str(resume_from) if resume_from else None, weights_only=True)
-    seconds = time.perf_counter() - clock.t0
-    start = trainer.global_step if clock.start_step is None else clock.start_step
-    result = FitResult(trainer, module, resume_from, start, trainer.global_step - start, seconds)
-    # Not over last.ckpt: Lightning's periodic checkpoints are the consistent points to resume from
-    # (a state saved after fit ends has already moved on to the next epoch).
-    trainer.save_checkpoint(result.final_checkpoint, weights_only=False)
-    fields = export(result)
+    ckpt_path = str(resume_from) if resume_from else None
+    try:  # SIGTERM in fit, or in a validation the export runs, raises Lightning's SIGTERMException: a SystemExit with status 0
+        if datamodule is not None:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        else:
+            trainer.fit(module, train, val if has_validation else None, ckpt_path=ckpt_path, weights_only=True)
+        if trainer.global_step < stage.max_steps:
+            raise _interrupted(stage, trainer, signal.SIGTERM if trainer.received_sigterm else None)
+        seconds = time.perf_counter() - clock.t0
+        begin = trainer.global_step if clock.start_step is None else clock.start_step
+        result = FitResult(trainer, module, resume_from, begin, trainer.global_step - begin, seconds)
+        # Not over last.ckpt: Lightning's periodic checkpoints are the consistent points to resume from
+        # (a state saved after fit ends has already moved on to the next epoch).
+        trainer.save_checkpoint(result.final_checkpoint, weights_only=False)
+        fields = export(result)
+    except SIGTERMException as exc:
+        raise _interrupted(stage, trainer, signal.SIGTERM) from exc
     if not trainer.is_global_zero:
         return {}
     summary = {
@@ -239,3 +307,13 @@ def train_stage(
     }
     atomic_write_text(out / SUMMARY_NAME, json.dumps(summary, indent=1, default=str))
     return summary
+
+
+def _interrupted(stage: TrainingStage, trainer: L.Trainer, signum: int | None) -> TrainingInterrupted:
+    cause = f"by {signal.Signals(signum).name}" if signum else "early"
+    message = (
+        f"{stage.name} training stopped {cause} at step {trainer.global_step} of {stage.max_steps}: the run is not finished. "
+        f"Rerun the same command to resume from its last checkpoint in {checkpoint_dir(stage.out)}"
+    )
+    log.error(message)
+    return TrainingInterrupted(message, signum)

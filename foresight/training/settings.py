@@ -27,7 +27,8 @@ class TrainerSettings:
     Lightning precision; threads: torch CPU threads of the process (None: torch's default);
     loggers: csv and/or wandb (`wandb_mode` offline or disabled, never online; `wandb_project`);
     progress_bar: one rich bar over all steps with ETA; keep_checkpoints: periodic checkpoints kept
-    besides last.ckpt (-1: all, N: the newest N)."""
+    besides last.ckpt (-1: all, N: the newest N); overwrite: a run in `out` that cannot be resumed as
+    asked (another config, no readable checkpoint) is replaced by a fresh run instead of refused."""
 
     accelerator: str
     devices: Any
@@ -41,6 +42,7 @@ class TrainerSettings:
     wandb_project: str
     progress_bar: bool
     keep_checkpoints: int
+    overwrite: bool
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:

@@ -49,7 +49,7 @@ def test_every_experiment_composes_into_valid_configs(experiment):
 @pytest.mark.parametrize("trainer", ["default", "cpu", "ddp", "fsdp"])
 def test_trainer_configs(trainer):
     c = world_model_config(["tokens=t", "out=o"], trainer=trainer)
-    stage = TrainingStage("world model", Path("o"), 10, 5, 5, 1, 1.0, ("gpt",), (Block,))
+    stage = TrainingStage("world model", Path("o"), 10, 5, 5, 1, 1.0, ("gpt",), (Block,), config={}, max_steps_key="", exports=())
     strategy = lightning_strategy(c.trainer, stage)
     if trainer == "fsdp":
         assert type(strategy).__name__ == "FSDPStrategy" and c.trainer.accelerator == "gpu"

@@ -1,8 +1,9 @@
 """`run_train(cfg)`: train a ConvTokenizer on the frames of a clip store, export it, measure it.
 
-Outputs in `out/`: checkpoints/last.ckpt (+ every `checkpoint_every_n_steps`; a rerun resumes from
-last.ckpt), tokenizer.safetensors + tokenizer.json (the final weights and config, no pickle),
-logs/ (CSV metrics) and train_summary.json (reconstruction quality and speed).
+Outputs in `out/`: checkpoints/last.ckpt (+ every `checkpoint_every_n_steps`; a rerun of the same
+config resumes from the newest intact one, bit for bit), run_config.json (the run's config),
+tokenizer.safetensors + tokenizer.json (the final weights and config, no pickle), logs/ (CSV
+metrics) and train_summary.json (reconstruction quality and speed).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from configs import build, plain
 from data.store.reader import ClipStore
 from foresight.training import FitResult, ResumableData, TrainerSettings, TrainingStage, prepare_run, train_stage
 from world_model.tokenizer.encoding import ImageTokenizer
-from world_model.tokenizer.export import export_tokenizer
+from world_model.tokenizer.export import WEIGHTS_NAME, export_tokenizer
 from world_model.tokenizer.frames import StoreFrameDataset, all_frame_refs, evenly_spaced, split_frames
 from world_model.tokenizer.lightning_module import TokenizerLightningModule
 from world_model.tokenizer.metrics import psnr_db, ssim
@@ -85,8 +86,12 @@ class TrainTokenizerConfig:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "TrainTokenizerConfig":
-        d = plain(cfg)
-        return build(cls, {k: v for k, v in d.items() if k not in ("world_model", "planner")}, "train tokenizer")  # other stages' profiles
+        return build(cls, own_config(cfg), "train tokenizer")
+
+
+def own_config(cfg: Any) -> dict[str, Any]:
+    """The keys of the composed config that `train tokenizer` reads (not the other stages' profiles)."""
+    return {k: v for k, v in plain(cfg).items() if k not in ("world_model", "planner")}
 
 
 @torch.no_grad()
@@ -138,7 +143,12 @@ def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, An
     c = TrainTokenizerConfig.from_config(cfg)
     p = c.tokenizer
     out = Path(c.out)
-    prepare_run(c.trainer, p.seed, out)
+    stage = TrainingStage(
+        name="tokenizer", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps, checkpoint_every_n_steps=p.checkpoint_every_n_steps,
+        log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip, architecture=("tokenizer",), fsdp_units=(),
+        config=own_config(cfg), max_steps_key="tokenizer.max_steps", exports=(WEIGHTS_NAME, str(Path(WEIGHTS_NAME).with_suffix(".json"))),
+    )
+    start = prepare_run(stage, c.trainer, p.seed)
     arch = tokenizer_config(p.size, **p.model)
     store = ClipStore(c.clips)
     split = split_frames(store, p.val_frames)
@@ -149,10 +159,6 @@ def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, An
         total_steps=p.max_steps, min_lr_ratio=p.min_lr_ratio,
         loss_weights={"l1": p.l1_weight, "l2": p.l2_weight, "perceptual": p.perceptual_weight},
         perceptual_weights=p.perceptual_weights,
-    )
-    stage = TrainingStage(
-        name="tokenizer", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps, checkpoint_every_n_steps=p.checkpoint_every_n_steps,
-        log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip, architecture=("tokenizer",), fsdp_units=(),
     )
 
     def export(result: FitResult) -> dict[str, Any]:
@@ -173,4 +179,4 @@ def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, An
         log.info("tokenizer: %s", json.dumps(quality))
         return fields
 
-    return train_stage(stage, module, c.trainer, export, datamodule=data, callbacks=callbacks or [])
+    return train_stage(stage, module, c.trainer, export, start, datamodule=data, callbacks=callbacks or [])

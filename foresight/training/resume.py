@@ -1,0 +1,95 @@
+"""Where a run starts: the newest intact checkpoint in out/checkpoints.
+
+A finished run (final.ckpt at or past max_steps) starts from its end state and trains nothing.
+Otherwise the run resumes from last.ckpt, or, when last.ckpt is unreadable (a kill during its
+write leaves it truncated) or older than a periodic checkpoint, from the newest readable periodic
+checkpoint (`epoch=E-step=N.ckpt`), with a warning naming each unreadable file. Checkpoints are
+read with weights_only=True and memory-mapped, so checking one reads its index, not its tensors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+LAST, FINAL = "last.ckpt", "final.ckpt"
+_PERIODIC_STEP = re.compile(r"step=(\d+)")
+
+
+class UnreadableCheckpoints(OSError):
+    """Checkpoints exist, but none of them can be read to resume from."""
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a run starts: `checkpoint` (None for a fresh run) and its optimizer step; `finished`:
+    the checkpoint is the end state of a run that already reached max_steps (final.ckpt)."""
+
+    checkpoint: Path | None
+    start_step: int
+    finished: bool
+
+
+FRESH = ResumePoint(None, 0, False)
+
+
+def checkpoint_dir(out: str | Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step stored in a Lightning checkpoint (0 when it has none)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+
+
+def readable_step(path: Path) -> int | str:
+    """The optimizer step of the checkpoint at `path`, or why it cannot be read."""
+    try:
+        return checkpoint_step(path)
+    except Exception as exc:  # noqa: BLE001 - any failure to read makes it unusable; the reason is reported
+        return str(exc).splitlines()[0][:200] or type(exc).__name__
+
+
+def periodic_checkpoints(directory: Path) -> list[Path]:
+    """The periodic checkpoints in `directory`, newest (highest step in the name) first."""
+    named = [(int(m.group(1)), p) for p in directory.glob("*.ckpt") if p.name not in (LAST, FINAL) and (m := _PERIODIC_STEP.search(p.name))]
+    return [p for _, p in sorted(named, key=lambda item: (-item[0], item[1].name))]
+
+
+def find_resume_point(out: str | Path, max_steps: int) -> ResumePoint:
+    """The checkpoint a run of `max_steps` steps in `out` starts from (see the module docstring).
+    UnreadableCheckpoints when checkpoints exist but none can be read."""
+    directory = checkpoint_dir(out)
+    final = directory / FINAL
+    if final.is_file():
+        step = readable_step(final)
+        if isinstance(step, str):
+            log.warning("%s is unreadable (%s); ignoring it", final, step)
+        elif step >= max_steps:
+            return ResumePoint(final, step, True)
+    best: tuple[Path, int] | None = None
+    unreadable: list[str] = []
+    for path in [directory / LAST, *periodic_checkpoints(directory)]:
+        if not path.is_file():
+            continue
+        named = _PERIODIC_STEP.search(path.name) if path.name != LAST else None
+        if best is not None and named is not None and int(named.group(1)) <= best[1]:
+            break  # the rest are older than what we have
+        step = readable_step(path)
+        if isinstance(step, str):
+            log.warning("checkpoint %s is unreadable (%s): falling back to an older one", path, step)
+            unreadable.append(f"{path.name} ({step})")
+        elif best is None or step > best[1]:
+            best = (path, step)
+    if best is not None:
+        if unreadable:
+            log.warning("resuming from %s (step %d) instead of the unreadable %s", best[0], best[1], ", ".join(unreadable))
+        return ResumePoint(best[0], best[1], False)
+    if unreadable:
+        raise UnreadableCheckpoints(f"no intact checkpoint to resume from in {directory}: {'; '.join(unreadable)}")
+    return FRESH
