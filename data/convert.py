@@ -9,12 +9,14 @@ from typing import Callable, Iterable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from data.errors import BadFileReporter, DataError, MissingFileError
+from data.errors import BadFileReporter, DataError, MissingFileError, NothingConvertedError
 from data.schema import Clip
+from data.settings import FrameSettings
 from data.store.manifest import Manifest
 from data.store.writer import ClipStoreWriter
 
 log = logging.getLogger(__name__)
+MAX_LISTED_REASONS = 20  # per-item reasons in a NothingConvertedError message (all are in the manifest)
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,15 @@ def _nonempty(key: str, clips: Iterable[Clip]) -> Iterator[Clip]:
 def convert_to_store(cfg, source: str, items: list[SourceItem], description: str) -> Manifest:
     """Standard ending of every `foresight data <source>` command: write `items` into `cfg.out`.
 
+    The frame and store keys (configs/data/frames.yaml) are validated before anything is written.
     The store's recorded config is the composed config minus `out`, `overwrite` and `workers` (none
     changes what is written), so rerunning the same command resumes, and a different config is
-    refused instead of mixed in.
+    refused instead of mixed in. A store left without a single clip (every item skipped, or no
+    item) is not a finished conversion: NothingConvertedError lists each item's reason.
     """
     from omegaconf import OmegaConf
 
+    frames = FrameSettings.from_cfg(cfg)
     config = OmegaConf.to_container(cfg, resolve=True)
     for key in ("out", "overwrite", "workers"):
         config.pop(key, None)
@@ -94,14 +99,28 @@ def convert_to_store(cfg, source: str, items: list[SourceItem], description: str
         cfg.out,
         source=source,
         config=config,
-        codec=cfg.codec,
-        jpeg_quality=cfg.jpeg_quality,
-        clips_per_shard=cfg.clips_per_shard,
-        overwrite=cfg.overwrite,
+        codec=frames.codec,
+        jpeg_quality=frames.jpeg_quality,
+        clips_per_shard=frames.clips_per_shard,
+        overwrite=frames.overwrite,
     )
     manifest = convert_items(writer, items, len(items), description)
     print(
         f"{source}: {manifest.num_clips} clips, {manifest.num_frames} frames in {cfg.out}; "
         f"skipped {len(manifest.skipped)} items and {len(manifest.skipped_files)} files"
     )
+    if manifest.num_clips == 0:
+        manifest.complete = False  # an empty store is no finished conversion; a rerun retries what may
+        manifest.save(writer.out_dir)
+        raise NothingConvertedError(_nothing_converted_message(cfg.out, len(items), manifest.skipped), manifest.skipped)
     return manifest
+
+
+def _nothing_converted_message(out, num_items: int, skipped: list[dict[str, str]]) -> str:
+    if not skipped:
+        return f"nothing converted into {out}: there were {num_items} items to convert"
+    lines = [f"nothing converted into {out}: all {len(skipped)} items were skipped:"]
+    lines += [f"  {s['item']}: {s['reason']}" for s in skipped[:MAX_LISTED_REASONS]]
+    if len(skipped) > MAX_LISTED_REASONS:
+        lines.append(f"  ... and {len(skipped) - MAX_LISTED_REASONS} more (every reason is in {out}/manifest.json)")
+    return "\n".join(lines)

@@ -32,3 +32,14 @@ class CorruptFileError(DataError):
 
 class EmptySourceError(DataError):
     """The item holds no usable frames or poses (an empty scene, a video shorter than its trims)."""
+
+
+class NothingConvertedError(DataError):
+    """A conversion ended with no clip in its store: every item was skipped (or there was none).
+
+    skipped: the manifest's {"item", "reason"} records, so callers can show every item's reason.
+    """
+
+    def __init__(self, message: str, skipped: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.skipped = skipped

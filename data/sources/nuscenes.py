@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -43,6 +44,7 @@ from data.errors import (
 from data.frames import load_frames_at_rate
 from data.png_window import UnsupportedPngError, png_size, read_png_gray8_window
 from data.schema import CameraIntrinsics, Clip, FrameObjects, MapPatch
+from data.settings import MAX_FRAME_SIDE_PX, FrameSettings, check_bool, check_int, check_real
 from data.store.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -77,31 +79,32 @@ class SceneSettings:
     max_clip_frames: int  # 0 = unlimited
 
     def __post_init__(self) -> None:
-        if not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
-        if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"height and width must be > 0, got {self.height}x{self.width}")
-        if self.map_margin_m < 0:
-            raise ValueError(f"map_margin_m must be >= 0, got {self.map_margin_m}")
-        if self.min_clip_frames < 1 or self.max_clip_frames < 0:
-            raise ValueError(
-                f"need min_clip_frames >= 1 and max_clip_frames >= 0, "
-                f"got {self.min_clip_frames} and {self.max_clip_frames}"
-            )
+        if not isinstance(self.camera, str) or not self.camera:
+            raise ValueError(f"camera must be a channel name such as CAM_FRONT, got {self.camera!r}")
+        object.__setattr__(self, "fps", check_real("fps", self.fps, 0.0, low_open=True))
+        check_int("height", self.height, 1, MAX_FRAME_SIDE_PX)
+        check_int("width", self.width, 1, MAX_FRAME_SIDE_PX)
+        for key in ("use_sweeps", "with_objects", "with_map"):
+            check_bool(key, getattr(self, key))
+        object.__setattr__(self, "map_margin_m", check_real("map_margin_m", self.map_margin_m, 0.0))
+        check_int("min_clip_frames", self.min_clip_frames, 1)
+        check_int("max_clip_frames", self.max_clip_frames, 0)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "SceneSettings":
+        """The settings from the composed `data nuscenes` config, checked key by key (no coercion:
+        `height=1.5` is an error, not 1)."""
         return cls(
-            camera=str(cfg.camera),
-            fps=float(cfg.fps),
-            height=int(cfg.height),
-            width=int(cfg.width),
-            use_sweeps=bool(cfg.use_sweeps),
-            with_objects=bool(cfg.with_objects),
-            with_map=bool(cfg.with_map),
-            map_margin_m=float(cfg.map_margin_m),
-            min_clip_frames=int(cfg.min_clip_frames),
-            max_clip_frames=int(cfg.max_clip_frames),
+            camera=cfg.camera,
+            fps=cfg.fps,
+            height=cfg.height,
+            width=cfg.width,
+            use_sweeps=cfg.use_sweeps,
+            with_objects=cfg.with_objects,
+            with_map=cfg.with_map,
+            map_margin_m=cfg.map_margin_m,
+            min_clip_frames=cfg.min_clip_frames,
+            max_clip_frames=cfg.max_clip_frames,
         )
 
     @property
@@ -234,7 +237,10 @@ class GlobalPoses:
 
 
 def log_poses(nusc) -> dict[str, GlobalPoses]:
-    """Per log token, the ego poses of all its sample_data (every sensor, keyframes and sweeps)."""
+    """Per log token, the ego poses of all its sample_data (every sensor, keyframes and sweeps).
+
+    A pose record whose timestamp is not an integer or whose translation / rotation is not 3 / 4
+    finite numbers is a CorruptFileError naming ego_pose.json and the record."""
     scene_log = {s["token"]: s["log_token"] for s in nusc.scene}
     sample_log = {s["token"]: scene_log.get(s["scene_token"]) for s in nusc.sample}
     rows: dict[str, list[tuple[int, list[float], list[float]]]] = {}
@@ -243,6 +249,7 @@ def log_poses(nusc) -> dict[str, GlobalPoses]:
         if log_token is None:
             continue  # a sample_data outside every scene carries no pose of interest
         pose = nusc.get("ego_pose", sd["ego_pose_token"])
+        _check_pose_record(nusc, pose)
         rows.setdefault(log_token, []).append((pose["timestamp"], pose["translation"], pose["rotation"]))
     out = {}
     for log_token, r in rows.items():
@@ -253,6 +260,21 @@ def log_poses(nusc) -> dict[str, GlobalPoses]:
         rot = np.array([p[2] for p in r], dtype=np.float64)[keep]
         out[log_token] = GlobalPoses(ts[keep], xyz, rot)
     return out
+
+
+def _check_pose_record(nusc, pose: dict[str, Any]) -> None:
+    """CorruptFileError unless `pose` has an integer timestamp [us], a translation of 3 and a rotation
+    of 4 finite numbers (JSON null would otherwise become a TypeError, or a silent NaN)."""
+    where = f"nuScenes table {Path(nusc.table_root) / 'ego_pose.json'}, record {pose.get('token')!r}"
+    t = pose.get("timestamp")
+    if not isinstance(t, int) or isinstance(t, bool):
+        raise CorruptFileError(f"{where}: timestamp must be an integer [us], got {t!r}")
+    for key, n in (("translation", 3), ("rotation", 4)):
+        v = pose.get(key)
+        ok = isinstance(v, list) and len(v) == n
+        ok = ok and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+        if not ok:
+            raise CorruptFileError(f"{where}: {key} must be {n} finite numbers, got {v!r}")
 
 
 # ----------------------------------------------------------------------------- camera stream
@@ -516,6 +538,7 @@ def scene_items(nusc, settings: SceneSettings, scenes: Sequence[str] = ()) -> li
 
 def run(cfg) -> Manifest:
     """`foresight data nuscenes`: convert the scenes of `cfg.dataroot`/`cfg.version` into `cfg.out`."""
+    FrameSettings.from_cfg(cfg)  # the store keys too, before the tables are read
     settings = SceneSettings.from_cfg(cfg)
     nusc = load_nuscenes(cfg.dataroot, cfg.version)
     items = scene_items(nusc, settings, [str(s) for s in cfg.scenes])

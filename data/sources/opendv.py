@@ -31,10 +31,12 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from configs import build
 from data.convert import SourceItem, convert_to_store
 from data.errors import BadFileReporter, CorruptFileError, DataError, EmptySourceError, MissingFileError, MissingTableError
 from data.frames import load_frames_at_rate
 from data.schema import Clip
+from data.settings import FrameSettings, check_real
 from data.store.manifest import Manifest
 from data.video_decode import FrameChunk, decode_at_rate, probe_video
 
@@ -501,20 +503,42 @@ def frame_folder_items(cfg) -> list[SourceItem]:
     return items
 
 
+@dataclass(frozen=True)
+class OpendvConfig(FrameSettings):
+    """`foresight data opendv` (configs/data/opendv.yaml with frames.yaml): exactly one of `videos`
+    (with `metadata`) or `frames_dir` (pre-extracted frames at `frames_dir_fps` [Hz]); `split` keeps
+    one split of the metadata (None: all). Checked before any file is read, each bad key named."""
+
+    videos: str | None
+    metadata: str | None
+    frames_dir: str | None
+    frames_dir_fps: float
+    out: str
+    split: str | None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "frames_dir_fps", check_real("frames_dir_fps", self.frames_dir_fps, 0.0, low_open=True))
+        if (self.videos is None) == (self.frames_dir is None):
+            raise ValueError("opendv: give exactly one of videos=DIR (with metadata=CSV) or frames_dir=DIR")
+        if self.videos is not None and self.metadata is None:
+            raise ValueError("opendv: videos= needs metadata= (the OpenDV-YouTube CSV or JSON with the per-video trims)")
+
+    @classmethod
+    def from_cfg(cls, cfg: Any) -> OpendvConfig:
+        """The settings from the composed `data opendv` config; unknown or missing keys are errors."""
+        return build(cls, cfg, "data opendv")
+
+
 def run(cfg) -> Manifest:
     """`foresight data opendv`: convert videos (videos= + metadata=) or frame folders (frames_dir=)."""
-    if cfg.fps <= 0 or cfg.frames_dir_fps <= 0:
-        raise ValueError(f"opendv: fps and frames_dir_fps must be > 0, got {cfg.fps}, {cfg.frames_dir_fps}")
-    if (cfg.videos is None) == (cfg.frames_dir is None):
-        raise ValueError("opendv: give exactly one of videos=DIR (with metadata=CSV) or frames_dir=DIR")
-    if cfg.videos is not None:
-        if cfg.metadata is None:
-            raise ValueError("opendv: videos= needs metadata= (the OpenDV-YouTube CSV or JSON with the per-video trims)")
-        items = video_items(cfg)
+    c = OpendvConfig.from_cfg(cfg)
+    if c.videos is not None:
+        items = video_items(c)
         description = "OpenDV-YouTube videos"
     else:
-        items = frame_folder_items(cfg)
+        items = frame_folder_items(c)
         description = "OpenDV-YouTube frame folders"
     if not items:
-        raise EmptySourceError(f"opendv: nothing to convert (split={cfg.split}; check videos=/frames_dir= and metadata=)")
+        raise EmptySourceError(f"opendv: nothing to convert (split={c.split}; check videos=/frames_dir= and metadata=)")
     return convert_to_store(cfg, SOURCE, items, description)

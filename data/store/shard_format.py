@@ -4,7 +4,7 @@ Tensor names are prefixed by the clip's index in the shard (`"3/pose_xyz_m"`). F
 encoded images concatenated into one uint8 buffer with an offsets array (`jpeg`, `png`) or a raw
 (T, H, W, 3) uint8 tensor (`raw`); safetensors memory-maps the file, so a reader slices out just the
 frames a window needs. Per-clip metadata (ids, intrinsics, provenance, object labels) is JSON in the
-safetensors header.
+safetensors header, with sorted keys everywhere, so equal clips give byte-identical shards.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import save
 
 from data.ego_motion import PoseStream
 from data.image import encode_frame
@@ -113,7 +114,25 @@ def clip_from_parts(meta: dict[str, Any], frames: np.ndarray, get, prefix: str, 
 
 
 def encode_header(metas: list[dict[str, Any]], codec: str) -> dict[str, str]:
-    return {"clips": json.dumps(metas), "codec": codec}
+    return {"clips": json.dumps(metas, sort_keys=True), "codec": codec}
+
+
+def shard_bytes(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """The safetensors file of `tensors` with `metadata`, byte-reproducible.
+
+    safetensors keeps the metadata in a Rust HashMap whose order changes from one save to the next,
+    so the same shard had different bytes (and manifest checksums) in every run. The header is
+    rewritten here: metadata keys sorted, tensor entries in the order of their data. The tensor
+    bytes and their offsets are untouched (offsets count from the end of the header).
+    """
+    raw = save(tensors, metadata=metadata)
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    entries = sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: (kv[1]["data_offsets"], kv[0]))
+    ordered = {"__metadata__": dict(sorted(header.get("__metadata__", {}).items())), **dict(entries)}
+    text = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # safetensors pads the header with spaces to 8-byte alignment
+    return len(text).to_bytes(8, "little") + text + raw[8 + n :]
 
 
 def decode_header(header: dict[str, str] | None, path: str) -> tuple[list[dict[str, Any]], str]:

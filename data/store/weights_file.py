@@ -15,6 +15,8 @@ from safetensors.torch import load_file, save
 
 from data.store.manifest import atomic_write_bytes, atomic_write_text, read_json, sha256_file
 
+MAX_DESCRIBED_JSON_BYTES = 1 << 20  # describe_dir reads the format of exports' JSON, not of big data tables
+
 
 @dataclass(frozen=True)
 class WeightsPaths:
@@ -51,11 +53,33 @@ def read_meta(weights: Path, config: Path, fmt: str, version: int, what: str, al
     `what` names the artifact in errors ("tokenizer"); `alternative` adds to the missing-file message."""
     for p in (weights, config):
         if not p.is_file():
-            raise FileNotFoundError(f"{what} file not found: {p} (need both {weights.name} and {config.name}{alternative})")
+            raise FileNotFoundError(f"{what} file not found: {p} (need both {weights.name} and {config.name}{alternative}); {describe_dir(p.parent)}")
     meta = read_json(config, f"{what} config")
     if meta.get("format") != fmt or meta.get("format_version") != version:
         raise ValueError(f"{config}: not a {fmt} v{version} file (format={meta.get('format')}, version={meta.get('format_version')})")
     return meta
+
+
+def describe_dir(directory: Path, max_names: int = 10) -> str:
+    """What `directory` holds, for an error about a file missing there: the exports in it (by the
+    `format` of their JSON, e.g. "a foresight-world-model export (world_model.json)"), else its
+    first entries, so a path to the wrong kind of output says what it is."""
+    if not directory.is_dir():
+        return f"{directory} does not exist" if not directory.exists() else f"{directory} is not a directory"
+    exports = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text()) if path.stat().st_size <= MAX_DESCRIBED_JSON_BYTES else None
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("format"), str):
+            exports.append(f"a {doc['format']} export ({path.name})")
+    if exports:
+        return f"{directory} holds {', '.join(exports)}"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in directory.iterdir())
+    if not names:
+        return f"{directory} is empty"
+    return f"{directory} holds {', '.join(names[:max_names])}{' ...' if len(names) > max_names else ''}"
 
 
 def read_state(weights: Path, config: Path, meta: Mapping[str, Any], device: str = "cpu") -> dict[str, torch.Tensor]:

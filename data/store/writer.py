@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
-from safetensors.numpy import save
 
 from data.image import FRAME_CODECS
 from data.schema import Clip
 from data.store.manifest import MANIFEST_NAME, Manifest, ShardRecord, atomic_write_bytes, sha256_file
-from data.store.shard_format import clip_to_tensors, encode_header
+from data.store.shard_format import clip_to_tensors, encode_header, shard_bytes
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ class ClipStoreWriter:
         name = f"shard-{len(self.manifest.shards):05d}.safetensors"
         path = self.out_dir / name
         header = encode_header(self._pending_metas, self.codec)
-        atomic_write_bytes(path, save(self._pending_tensors, metadata=header))
+        atomic_write_bytes(path, shard_bytes(self._pending_tensors, header))
         self.manifest.shards.append(
             ShardRecord(
                 file=name,

@@ -14,7 +14,7 @@ import pytest
 
 from configs import compose
 from data.command import Command
-from data.errors import DataError, EmptySourceError, MissingTableError
+from data.errors import DataError, EmptySourceError, MissingTableError, NothingConvertedError
 from data.restricted_unpickle import UnsafePickleError, restricted_loads
 from data.sources.nuplan import NuplanSettings, load_log
 from data.sources.nuplan_schema import TABLE_DDL, create_tables
@@ -303,7 +303,9 @@ def test_malicious_camera_blob_skips_the_log_without_running_it(tmp_path):
     sensor_root, marker = tmp_path / "sensor_blobs", tmp_path / "pwned"
     blob = pickle.dumps(_RunsShell(f"touch {marker}"))
     write_straight_log(tmp_path / "evil.db", sensor_root, intrinsic_blob=blob, n_images=12)
-    manifest = _convert(tmp_path / "evil.db", sensor_root, tmp_path / "out")
+    with pytest.raises(NothingConvertedError):  # its only log skipped: nothing converted, a failed command
+        _convert(tmp_path / "evil.db", sensor_root, tmp_path / "out")
+    manifest = ClipStore(tmp_path / "out").manifest
     (skipped,) = manifest.skipped
     assert "evil.db camera.intrinsic" in skipped["reason"] and "refusing to unpickle" in skipped["reason"]
     assert manifest.num_clips == 0 and not marker.exists()

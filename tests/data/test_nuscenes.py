@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from data.command import Command
-from data.errors import CorruptFileError, DataError, MissingTableError
+from data.errors import CorruptFileError, DataError, MissingTableError, NothingConvertedError
 from data.png_window import UnsupportedPngError, read_png_gray8_window
 from data.schema import CameraIntrinsics, MapPatch
 from data.sources.nuscenes import (
@@ -26,6 +26,7 @@ from data.sources.nuscenes import (
     scene_clips,
 )
 from data.store import ClipStore
+from data.store.manifest import Manifest
 from foresight.cli import main, run_subcommand
 from tests.conftest import shared_data
 
@@ -332,7 +333,9 @@ def test_corrupt_table_is_named(tmp_path, dataroot):
 
 def test_scene_without_images_is_skipped_by_name(tmp_path, dataroot):
     root = _dataroot_copy(dataroot, tmp_path / "root", images=False)
-    manifest = _convert(root, tmp_path / "out", *SMALL)
+    with pytest.raises(NothingConvertedError, match=SCENE):  # nothing converted: a failed command
+        _convert(root, tmp_path / "out", *SMALL)
+    manifest = Manifest.load(tmp_path / "out")
     assert manifest.num_clips == 0 and [s["item"] for s in manifest.skipped] == [SCENE]
     assert SCENE in manifest.skipped[0]["reason"] and "CAM_FRONT" in manifest.skipped[0]["reason"]
 
@@ -372,7 +375,9 @@ def test_sweeps_on_disk_raise_the_frame_rate(tmp_path, dataroot, nusc):
 
 
 def test_rate_above_2hz_without_sweeps_skips_the_scene_with_a_reason(tmp_path, dataroot):
-    manifest = _convert(dataroot, tmp_path / "out", "height=36", "width=64", "fps=4", "with_map=false")
+    with pytest.raises(NothingConvertedError, match="0 of 199 sweeps on disk"):
+        _convert(dataroot, tmp_path / "out", "height=36", "width=64", "fps=4", "with_map=false")
+    manifest = Manifest.load(tmp_path / "out")
     assert manifest.num_clips == 0 and manifest.skipped_files == []  # absent sweeps are not bad files
     assert "0 of 199 sweeps on disk" in manifest.skipped[0]["reason"]
 

@@ -44,8 +44,14 @@ def load_tokenizer(path: str | Path) -> ConvTokenizer:
     files = WeightsPaths.at(path, WEIGHTS_NAME)
     weights, config = files.weights, files.config
     meta = read_meta(weights, config, FORMAT, FORMAT_VERSION, "tokenizer")
+    try:
+        architecture = TokenizerConfig.from_dict(meta["config"])
+    except KeyError:
+        raise ValueError(f"{config}: no 'config' section (the tokenizer's architecture)") from None
+    except (TypeError, ValueError) as exc:  # a hand-edited JSON: name the file (and, from the config's checks, the key)
+        raise ValueError(f"{config}: {exc}") from exc
     state = read_state(weights, config, meta)
-    model = ConvTokenizer(TokenizerConfig.from_dict(meta["config"]))
+    model = ConvTokenizer(architecture)
     load_state_strict(model, state, weights, config)
     return model.eval()
 

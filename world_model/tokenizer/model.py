@@ -40,8 +40,9 @@ class TokenizerConfig:
     vq_dead_code_threshold: float = 1e-2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "channel_mult", tuple(int(m) for m in self.channel_mult))
-        object.__setattr__(self, "fsq_levels", tuple(int(l) for l in self.fsq_levels))
+        self._check_types()
+        object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
+        object.__setattr__(self, "fsq_levels", tuple(self.fsq_levels))
         if self.base_channels < 4 or len(self.channel_mult) < 2 or min(self.channel_mult) < 1 or self.num_res_blocks < 1:
             raise ValueError(
                 f"tokenizer config: need base_channels >= 4, >= 2 levels of channel_mult >= 1 and num_res_blocks >= 1; "
@@ -51,6 +52,38 @@ class TokenizerConfig:
             raise ValueError(f"tokenizer config: quantizer must be one of {QUANTIZERS}, got {self.quantizer!r}")
         if self.codebook_size > 65536:
             raise ValueError(f"tokenizer config: codebook size {self.codebook_size} does not fit the uint16 token store")
+
+    def _check_types(self) -> None:
+        """Each field of the right kind (a config often comes from a hand-editable JSON), naming the key:
+        ints are ints (not bools or floats), the multiplier and level lists are lists of ints, and the
+        float fields are finite numbers in range."""
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        for key in ("base_channels", "num_res_blocks", "vq_codebook_size", "vq_code_dim"):
+            value = getattr(self, key)
+            if not is_int(value) or value < 1:
+                raise ValueError(f"tokenizer config: {key} must be a positive integer, got {value!r}")
+        for key in ("channel_mult", "fsq_levels"):
+            value = getattr(self, key)
+            if not isinstance(value, (list, tuple)) or not value or not all(is_int(v) for v in value):
+                raise ValueError(f"tokenizer config: {key} must be a non-empty list of integers, got {value!r}")
+        if min(self.fsq_levels) < 2:
+            raise ValueError(f"tokenizer config: fsq_levels must all be >= 2, got {list(self.fsq_levels)}")
+        non_negative = ("fsq_prequant_penalty", "vq_commitment", "vq_dead_code_threshold")
+        for key in (*non_negative, "fsq_prequant_bound", "vq_decay"):
+            value = getattr(self, key)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
+                raise ValueError(f"tokenizer config: {key} must be a finite number, got {value!r}")
+        for key in non_negative:
+            if getattr(self, key) < 0:
+                raise ValueError(f"tokenizer config: {key} must be >= 0, got {getattr(self, key)!r}")
+        if not self.fsq_prequant_bound > 0 or not 0 <= self.vq_decay < 1:
+            raise ValueError(
+                f"tokenizer config: need fsq_prequant_bound > 0 and vq_decay in [0, 1), "
+                f"got fsq_prequant_bound={self.fsq_prequant_bound!r}, vq_decay={self.vq_decay!r}"
+            )
 
     @property
     def downsample_factor(self) -> int:
