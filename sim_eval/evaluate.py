@@ -36,6 +36,7 @@ from sim_eval.render.video import side_by_side, write_video
 from sim_eval.runner import RunnerConfig, episode_id, expert_run, run_episode, run_episodes_batched
 from sim_eval.scenarios.suites import build_scenario, suite_names, suite_size
 from sim_eval.simulation import Simulation
+from sim_eval.worker_process import exit_with_parent
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,10 @@ class VideoRecorder:
         self.frames.append(side_by_side(*panels, gap_px=2))
 
 
-def _limit_threads(n: int) -> None:
+def _init_worker(n: int, parent_pid: int) -> None:
     """Episode workers share the cores: n math-library threads each (not one per core each, which
-    oversubscribes them: a 2-core machine ran plans ~50x slower that way)."""
+    oversubscribes them: a 2-core machine ran plans ~50x slower that way); they end with their parent."""
+    exit_with_parent(parent_pid)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     if "torch" in sys.modules:
@@ -217,7 +219,7 @@ def evaluate(
         else:
             ctx = multiprocessing.get_context("spawn")
             threads = max(1, (os.cpu_count() or 1) // min(workers, len(groups)))
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_limit_threads, initargs=(threads,)) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(threads, os.getpid())) as pool:
                 futures = {pool.submit(run_batch, source, [specs[i] for i in group], runner_cfg, video_dir): group for group in groups}
                 for fut in as_completed(futures):
                     group = futures[fut]

@@ -1,5 +1,6 @@
-"""Worker processes die with their parent (issue #17, item 13): `kill -9` of `data synth` alone used
-to leave its spawn workers, and with them multiprocessing's resource tracker, blocked forever."""
+"""Worker processes die with their parent (issue #17, item 13): `kill -9` of `data synth` (or of
+`eval closed_loop`) alone used to leave its spawn workers, and with them multiprocessing's
+resource tracker, blocked forever."""
 
 from __future__ import annotations
 
@@ -44,8 +45,15 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_killing_the_synth_parent_ends_its_workers_and_the_resource_tracker(tmp_path):
-    args = ["data", "synth", f"out={tmp_path / 'out'}", "episodes=200", "workers=2", "height=16", "width=32", "suites=[smoke]"]
+COMMANDS = {
+    "data_synth": ["data", "synth", "episodes=200", "workers=2", "height=16", "width=32", "suites=[smoke]"],
+    "eval_closed_loop": ["eval", "closed_loop", "planner=expert", "suite=nominal", "episodes=60", "workers=2", "videos=0"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_killing_the_parent_ends_its_workers_and_the_resource_tracker(tmp_path, command):
+    args = [*COMMANDS[command], f"out={tmp_path / 'out'}"]
     parent = subprocess.Popen([sys.executable, "-m", "foresight.cli", *args], cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     helpers: list[int] = []
