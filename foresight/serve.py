@@ -23,8 +23,8 @@ class ServeSetup:
 
 def serve_setup(cfg: Any) -> ServeSetup:
     """From configs/serve.yaml: planner (a registry name; learned planners need checkpoint=), host,
-    port, and the ServerConfig fields (camera, num_frames, history_s, frame_hw, max_body_bytes,
-    max_image_pixels, request_timeout_s; absent or null: ServerConfig's defaults)."""
+    port, and the ServerConfig fields (camera, num_frames, history_s, frame_hw, the request limits:
+    all in configs/serve.yaml, which is their only source of defaults)."""
     d = plain(cfg)
     if not d.get("planner"):
         raise ValueError("serve: key `planner` is required (e.g. planner=constant_velocity)")

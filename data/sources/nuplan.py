@@ -423,13 +423,34 @@ class _LogReader:
 
 
 def _float_array(value: Any, shape: tuple[int, ...] | None, what: str) -> np.ndarray:
-    """Plain unpickled numbers as a finite float64 array of `shape` (any 1-D length if None)."""
+    """Plain unpickled numbers as a finite float64 array of `shape` (any 1-D length if None).
+
+    The nesting is checked against `shape` before numpy sees the value, so a value that would expand
+    into a huge array is refused at its first list of the wrong length, having built nothing.
+    """
+    expected = str(shape) if shape is not None else "(N,)"
+    if shape is None:
+        if not isinstance(value, (list, tuple)):
+            raise DataError(f"{what}: expected shape (N,), got a {type(value).__name__}")
+        shape = (len(value),)
+    stack: list[tuple[Any, tuple[int, ...]]] = [(value, ())]
+    while stack:
+        node, index = stack.pop()
+        depth = len(index)
+        if depth == len(shape):
+            if isinstance(node, (list, tuple)):
+                raise DataError(f"{what}: expected shape {expected}, got a nested list at {list(index)}")
+            if not isinstance(node, (int, float)):
+                raise DataError(f"{what}: expected numbers, got a {type(node).__name__} at {list(index)}")
+            continue
+        if not isinstance(node, (list, tuple)) or len(node) != shape[depth]:
+            got = f"a list of {len(node)}" if isinstance(node, (list, tuple)) else f"a {type(node).__name__}"
+            raise DataError(f"{what}: expected shape {expected}, got {got} at {list(index)}")
+        stack.extend((child, (*index, i)) for i, child in enumerate(node))
     try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"{what}: expected numbers, got {type(value).__name__}: {exc}") from exc
-    if (shape is not None and arr.shape != shape) or (shape is None and arr.ndim != 1):
-        raise DataError(f"{what}: expected shape {shape or '(N,)'}, got {arr.shape}")
+        arr = np.asarray(value, dtype=np.float64)  # now exactly `shape`: at most as many numbers as the blob holds
+    except OverflowError as exc:  # an int beyond float64
+        raise DataError(f"{what}: a number is out of float64 range: {exc}") from exc
     if not np.isfinite(arr).all():
         raise DataError(f"{what}: contains NaN or inf")
     return arr

@@ -117,21 +117,46 @@ class InferRequest:
         return np.array([self.ego2world[0, 3], self.ego2world[1, 3], math.atan2(rotation[1, 0], rotation[0, 0])])
 
 
-def parse_json_object(body: bytes) -> dict[str, Any]:
-    """Request body -> JSON object; RequestError 400 if it is not UTF-8 JSON holding an object.
+def parse_json_object(body: bytes, max_depth: int | None = None, max_values: int | None = None) -> dict[str, Any]:
+    """Request body -> JSON object; RequestError 400 if it is not UTF-8 JSON holding an object, nests
+    deeper than `max_depth` containers, or may hold more than `max_values` values (None: no limit).
 
-    NaN / Infinity literals (which Python's json and httpx emit) parse to floats so that the field
-    check can name where they are.
+    The value count is bounded before parsing, from the separators (`,` `[` `{`; a container holds at
+    most one more value than it has commas), because Python objects take ~10x the bytes of their JSON:
+    a 57 MB array of numbers is ~1 GB parsed. NaN / Infinity literals (which Python's json and httpx
+    emit) parse to floats so that the field check can name where they are.
     """
+    if max_values is not None:
+        bound = body.count(b",") + body.count(b"[") + body.count(b"{") + 1
+        if bound > max_values:
+            raise RequestError(400, "", f"body may hold up to {bound} JSON values; the limit is {max_values}")
     try:
-        payload = json.loads(body.decode("utf-8"))
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RequestError(400, "", f"body is not UTF-8: {exc}") from exc
-    except json.JSONDecodeError as exc:
+    del body  # the caller passes its only reference: a 35 MB body is not held three times while parsing
+    try:
+        payload = json.loads(text)
+    except RecursionError as exc:
+        raise RequestError(400, "", f"body nests JSON arrays / objects too deeply (limit {max_depth})") from exc
+    except ValueError as exc:  # JSONDecodeError, and numbers longer than int's 4300-digit limit
         raise RequestError(400, "", f"body is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise RequestError(400, "", f"body must be a JSON object, got {type(payload).__name__}")
+    if max_depth is not None:
+        _check_depth(payload, max_depth)
     return payload
+
+
+def _check_depth(payload: dict[str, Any], max_depth: int) -> None:
+    """RequestError 400 if containers nest deeper than `max_depth` (iterative: any depth is safe to check)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise RequestError(400, "", f"body nests JSON arrays / objects deeper than {max_depth} levels")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
 def parse_infer_request(payload: dict[str, Any], camera: str = "CAM_FRONT", max_pixels: int = 4096 * 4096) -> InferRequest:

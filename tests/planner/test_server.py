@@ -296,7 +296,7 @@ def test_unknown_path_is_404_and_wrong_method_is_405(recording):
 def test_oversized_body_is_413_and_the_server_keeps_serving():
     # 8 MiB overflows the loopback socket buffers: the client is still sending when the 413 is ready,
     # which is the case where the server must drain before closing or the client sees a reset.
-    running = Running(RecordingPlanner(), ServerConfig(max_body_bytes=1 << 20))
+    running = Running(RecordingPlanner(), ServerConfig.default(max_body_bytes=1 << 20))
     try:
         for _ in range(2):
             status, body, _ = running.request("POST", "/infer", b"x" * (8 << 20))
@@ -320,11 +320,11 @@ def test_missing_content_length_is_411(recording):
 
 
 def test_config_keys_build_the_planner_and_the_server_config():
-    cfg = compose("serve", ["port=0", "host=127.0.0.1", "+num_frames=2", "+frame_hw=[18,32]"])
+    cfg = compose("serve", ["port=0", "host=127.0.0.1", "num_frames=2", "frame_hw=[18,32]"])
     setup = serve_setup(cfg)
     assert isinstance(setup.planner, ConstantVelocityPlanner) and (setup.host, setup.port) == ("127.0.0.1", 0)
     assert setup.planner.num_waypoints == cfg.baselines.constant_velocity.num_waypoints  # configs/baselines
-    assert setup.config.num_frames == 2 and setup.config.frame_hw == (18, 32) and setup.config.history_s == ServerConfig().history_s
+    assert setup.config.num_frames == 2 and setup.config.frame_hw == (18, 32) and setup.config.history_s == ServerConfig.default().history_s
     with pytest.raises(ValueError, match="planner"):
         serve_setup(compose("serve", ["planner=null"]))
     with pytest.raises(ValueError, match="privileged"):
