@@ -52,6 +52,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from configs import compose, plain
+from foresight.bench_closed_loop import cpu_model
 from planner.server.app import ServerConfig, server_config_from
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -395,14 +396,6 @@ def final_checks(port: int) -> tuple[bool, bool]:
     return alive, correct
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def percentile_ms(latencies_s: list[float], q: float) -> float | None:
