@@ -15,6 +15,9 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from data.errors import CorruptFileError, MissingFileError
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Largest image or video frame read from a dataset [px] (8K video is 33 Mpx): checked from the header,
+# before the decoder allocates anything, so a crafted header cannot ask for gigabytes.
+MAX_SOURCE_PIXELS = 64 * 1024 * 1024
 FRAME_CODECS = ("jpeg", "png", "raw")
 
 
@@ -25,10 +28,19 @@ def read_image_rgb(path: str | Path) -> np.ndarray:
         raise MissingFileError(f"image file not found: {path}")
     try:
         with Image.open(path) as img:
+            check_source_pixels(img.width, img.height, f"image {path}")
             img.load()
             return np.asarray(img.convert("RGB"))
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, CorruptFileError):
+            raise
         raise CorruptFileError(f"corrupt or truncated image {path}: {exc}") from exc
+
+
+def check_source_pixels(width: int, height: int, what: str) -> None:
+    """CorruptFileError unless a header's width x height is positive and at most MAX_SOURCE_PIXELS."""
+    if width < 1 or height < 1 or width * height > MAX_SOURCE_PIXELS:
+        raise CorruptFileError(f"{what} declares {width}x{height} px, outside 1..{MAX_SOURCE_PIXELS} px: refused before decoding")
 
 
 def resize_rgb(image: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import av
 import numpy as np
 
 from data.errors import BadFileReporter, CorruptFileError, MissingFileError
-from data.image import resize_rgb
+from data.image import check_source_pixels, resize_rgb
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,12 @@ def _open(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise CorruptFileError(f"video file {path} has no video stream")
+    ctx = container.streams.video[0].codec_context
+    try:
+        check_source_pixels(int(ctx.width), int(ctx.height), f"video {path}")
+    except CorruptFileError:
+        container.close()
+        raise
     return container
 
 
