@@ -39,6 +39,7 @@ from data.errors import BadFileReporter, DataError, EmptySourceError, MissingFil
 from data.frames import FrameSegment, load_frames_at_rate
 from data.restricted_unpickle import restricted_loads
 from data.schema import CameraIntrinsics, Clip, FrameObjects
+from data.settings import check_bool, check_int, check_real
 from data.sources.nuplan_schema import (
     OBJECT_TABLES,
     REQUIRED_TABLES,
@@ -79,30 +80,19 @@ class NuplanSettings:
     def __post_init__(self) -> None:
         if not self.camera:
             raise ValueError("camera: a channel name such as CAM_F0 is required")
-        if not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
-        if self.height <= 0 or self.width <= 0:
-            raise ValueError(f"height and width must be > 0, got {self.height}x{self.width}")
-        if self.min_clip_frames < 1 or self.max_clip_frames < 0:
-            raise ValueError(f"min_clip_frames must be >= 1 and max_clip_frames >= 0, got "
-                             f"{self.min_clip_frames}, {self.max_clip_frames}")
-        if self.pose_margin_s < 0 or self.object_tolerance_s < 0:
-            raise ValueError("pose_margin_s and object_tolerance_s must be >= 0")
+        check_real("fps", self.fps, 0.0, low_open=True)
+        check_int("height", self.height, 1)
+        check_int("width", self.width, 1)
+        check_int("min_clip_frames", self.min_clip_frames, 1)
+        check_int("max_clip_frames", self.max_clip_frames, 0)
+        check_bool("with_objects", self.with_objects)
+        check_real("pose_margin_s", self.pose_margin_s, 0.0)
+        check_real("object_tolerance_s", self.object_tolerance_s, 0.0)
 
     @classmethod
     def from_cfg(cls, cfg: Any) -> "NuplanSettings":
         """The settings from the composed `data nuplan` config (a DictConfig or a plain mapping)."""
-        return cls(
-            camera=str(cfg["camera"]),
-            fps=float(cfg["fps"]),
-            height=int(cfg["height"]),
-            width=int(cfg["width"]),
-            min_clip_frames=int(cfg["min_clip_frames"]),
-            max_clip_frames=int(cfg["max_clip_frames"]),
-            with_objects=bool(cfg["with_objects"]),
-            pose_margin_s=float(cfg["pose_margin_s"]),
-            object_tolerance_s=float(cfg["object_tolerance_s"]),
-        )
+        return cls(**{name: cfg[name] for name in cls.__dataclass_fields__})  # checked in __post_init__, not coerced
 
     @classmethod
     def default(cls, **changes: Any) -> "NuplanSettings":

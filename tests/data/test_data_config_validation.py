@@ -61,12 +61,22 @@ def test_the_reported_synth_inputs_exit_non_zero_with_the_key_and_no_store(tmp_p
     assert not (tmp_path / "out").exists()
 
 
-def test_nuplan_store_settings_are_checked_before_any_log_is_read(tmp_path, capsys):
-    # nuPlan's own settings are nuplan.py's; the store keys are checked by the shared conversion path.
+@pytest.mark.parametrize(
+    "override", ["jpeg_quality=500", "height=nan", "width=0", "fps=inf", "pose_margin_s=nan", "object_tolerance_s=-1", "min_clip_frames=0"]
+)
+def test_nuplan_settings_are_checked_before_any_log_is_read(tmp_path, capsys, override):
+    # nuPlan's own settings in NuplanSettings; the store keys by the shared conversion path.
     (tmp_path / "a.db").write_bytes(b"not a database")
     args = ["data", "nuplan", f"db={tmp_path / 'a.db'}", f"sensor_root={tmp_path}", f"out={tmp_path / 'out'}"]
-    assert main([*args, "jpeg_quality=500"]) == 1
-    assert "jpeg_quality" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main([*args, override]) == 1
+    assert override.split("=")[0] in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override", ["batch_size=nan", "batch_size=0", "num_workers=-1"])
+def test_tokenize_numbers_are_checked_naming_the_key(tmp_path, capsys, override):
+    args = ["data", "tokenize", f"clips={tmp_path}", f"tokenizer={tmp_path}", f"out={tmp_path / 'out'}"]
+    assert main([*args, override]) == 1
+    assert override.split("=")[0] in capsys.readouterr().err and not (tmp_path / "out").exists()
 
 
 def test_the_default_configs_are_valid(tmp_path):

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from configs import build, defaults
 from data.convert import progress_bar
+from data.settings import check_bool, check_int
 from data.store.manifest import MANIFEST_NAME as CLIP_MANIFEST_NAME
 from data.store.manifest import sha256_file
 from data.store.reader import ClipStore
@@ -54,8 +55,9 @@ class TokenizeConfig:
     def __post_init__(self) -> None:
         if not self.clips or not self.tokenizer or not self.out:
             raise ValueError("tokenize: `clips`, `tokenizer` and `out` are required")
-        if self.batch_size < 1 or self.num_workers < 0:
-            raise ValueError(f"tokenize: batch_size must be >= 1 and num_workers >= 0, got {self.batch_size}, {self.num_workers}")
+        check_int("batch_size", self.batch_size, 1)
+        check_int("num_workers", self.num_workers, 0)
+        check_bool("overwrite", self.overwrite)
         if self.precision not in PRECISIONS:
             raise ValueError(f"tokenize: precision must be one of {PRECISIONS}, got {self.precision!r}")
 
