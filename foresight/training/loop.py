@@ -154,8 +154,9 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
         out.mkdir(parents=True, exist_ok=True)
         if record is not None:
             record.continued(stage.config, start.start_step, stage.max_steps).write(out)
-        else:
+        elif start.checkpoint is None:
             RunRecord.fresh(stage.config, stage.max_steps).write(out)
+        # else: a run from before run records; nothing is written into a directory not yet known to be this stage's
     return start
 
 
@@ -168,7 +169,7 @@ def _run_to_resume(stage: TrainingStage) -> tuple[ResumePoint, RunRecord | None]
         return start, None
     record = RunRecord.read(stage.out)
     if record is None:
-        log.warning("%s has no %s: cannot check that the run it resumes had this config; recording it now", stage.out, RECORD_NAME)
+        log.warning("%s has no %s: cannot check that the run it resumes had this config", stage.out, RECORD_NAME)
         return start, None
     differences = record.differences(stage.config, stage.max_steps_key, start.start_step)
     if differences:
@@ -181,6 +182,10 @@ def check_resumable(checkpoint: Path, module: L.LightningModule, keys: Sequence[
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
     for key in keys:
         theirs, ours = saved.get(key), module.hparams.get(key)
+        if theirs is None and ours is not None:
+            found = ", ".join(sorted(saved)) or "none"
+            raise ValueError(f"{checkpoint} is not a checkpoint of this stage: it has no {key!r} settings (its hyper-parameters: {found}); "
+                             f"choose another `out`")
         if theirs != ours:
             if isinstance(theirs, dict) and isinstance(ours, dict):
                 diff = {k: (theirs.get(k), ours.get(k)) for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)}

@@ -191,7 +191,7 @@ def test_a_finished_run_refuses_another_config_and_overwrite_starts_a_fresh_one(
     assert segments == [{"from_step": 0, "max_steps": 6}, {"from_step": 6, "max_steps": 8}]
 
 
-def test_a_world_model_rerun_with_another_lr_is_refused(tokens_dir, tmp_path):
+def test_a_world_model_rerun_with_another_lr_is_refused(tokens_dir, clips_dir, tmp_path):
     args = [
         f"tokens={tokens_dir}",
         f"out={tmp_path / 'wm'}",
@@ -204,6 +204,13 @@ def test_a_world_model_rerun_with_another_lr_is_refused(tokens_dir, tmp_path):
     with pytest.raises(ValueError, match=r"world_model\.lr: 0\.002 -> 0\.5"):
         train_world_model(world_model_config([*args, "world_model.lr=0.5"]))
     assert (tmp_path / "wm" / "world_model.json").read_text() == exported
+    # The tokenizer pointed at that dir (as a run from before run records: no run_config.json) is told
+    # what the checkpoint is, and writes nothing there.
+    (tmp_path / "wm" / "run_config.json").unlink()
+    before = sorted(p.name for p in (tmp_path / "wm").iterdir())
+    with pytest.raises(ValueError, match=r"not a checkpoint of this stage: it has no 'tokenizer' settings"):
+        run_train(tokenizer_config(clips_dir, tmp_path / "wm"))
+    assert sorted(p.name for p in (tmp_path / "wm").iterdir()) == before
 
 
 # --- item 6: the tokenizer resumes bit for bit ----------------------------------------------------
