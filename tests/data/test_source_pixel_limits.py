@@ -29,10 +29,11 @@ def png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("size, message", [(10000, r"bomb\.png declares 10000x10000 px"), (40000, r"bomb\.png: .*decompression bomb")])
+@pytest.mark.parametrize("size, message", [(10000, r"bomb\.png declares 10000x10000 px"), (40000, r"bomb\.png(: .*decompression bomb| declares 40000x40000 px)")])
 def test_a_png_declaring_huge_sizes_is_refused_before_decoding(tmp_path, size, message):
     """10000 x 10000 (past our limit, where Pillow only warns) and 40000 x 40000 (Pillow's own
-    DecompressionBombError, which used to escape as a traceback)."""
+    DecompressionBombError, which used to escape as a traceback; our check when another module has
+    lifted Pillow's limit)."""
     path = tmp_path / "bomb.png"
     path.write_bytes(png_header_only(size, size))
     tracemalloc.start()
