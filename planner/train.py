@@ -15,10 +15,11 @@ Outputs in `out/`:
       same command resumes from the newest intact one and continues bit-exactly (same batches, same
       noise); a rerun with another config is refused unless trainer.overwrite=true;
   run_config.json: the run's config (what a rerun is checked against);
-  logs/version_*/metrics.csv: train/loss, train/lr, val/loss, val/min_ade, val/min_fde, val/l2_*s;
+  logs/version_*/metrics.csv: train/loss, train/lr, val/loss, val/min_ade, val/min_fde, val/l2_*s and the
+      trainer.monitors (tensorboard/ and wandb/ with trainer.loggers);
   plots/step_XXXXXX.png: sampled plans vs the logged trajectory (bird's-eye view) of fixed
       validation windows, every `plot_every_n_steps`;
-  vam/: the exported action model (vam.safetensors + vam.json with the tokenizer's identity, frame
+  vam/: the exported action model (with trainer.ema_decay: its moving average; vam.safetensors + vam.json with the tokenizer's identity, frame
       period and inference settings), a copy of the tokenizer (tokenizer.safetensors + .json) so the
       directory alone is a closed-loop planner, and the ego-status-only MLP baseline (ego_mlp.*);
   train_summary.json: steps, time, parameter counts and open-loop validation metrics of the action
@@ -251,6 +252,7 @@ class TrajectoryPlotCallback(Callback):
     def __init__(self, batch: PlannerBatch, every_n_steps: int, directory: Path, n_samples: int, n_steps: int, seed: int) -> None:
         self.batch, self.every, self.directory = batch, every_n_steps, directory
         self.n_samples, self.n_steps, self.seed = n_samples, n_steps, seed
+        self._plotted_step = -1
 
     def plot(self, module: VAMLightningModule, step: int) -> Path:
         was_training = module.training
@@ -264,8 +266,11 @@ class TrajectoryPlotCallback(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
+        if step == self._plotted_step:  # an accumulated batch that made no optimizer step
+            return
         if trainer.is_global_zero and (step % self.every == 0 or step == trainer.max_steps):
             self.plot(pl_module, step)
+            self._plotted_step = step
 
 
 def _tokenizer_files(path: str) -> list[Path]:
@@ -302,7 +307,7 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     stage = TrainingStage(
         name="planner", out=out, max_steps=t.max_steps, val_every_n_steps=t.val_every_n_steps, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, architecture=("world_model", "action_model"), fsdp_units=(),
-        config=c.raw, max_steps_key="planner.train.max_steps", exports=("vam", "plots"),
+        config=c.raw, max_steps_key="planner.train.max_steps", exports=("vam", "plots"), batch_size=t.batch_size,
     )
     start = prepare_run(stage, c.trainer, t.seed)
     action = p.action_model
@@ -361,7 +366,7 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
                                   hidden_width=ego_settings.hidden_width, n_layers=ego_settings.n_layers)
         ego_mlp = train_ego_mlp(train_ds, ego_config, ego_settings.steps, ego_settings.batch_size, ego_settings.lr, t.seed)
         fields: dict[str, Any] = {
-            "train_windows_per_s": round(result.steps_run * t.batch_size / max(result.seconds, 1e-9), 2),
+            "train_windows_per_s": round(result.samples_per_second(t.batch_size), 2),
             "train_windows": len(train_ds),
             "val_windows": len(val_ds) if has_val else 0,
             "train_windows_skipped_perturbed": train_ds.skipped_perturbed,

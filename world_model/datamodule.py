@@ -50,6 +50,12 @@ class TokenDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return int(trainer.world_size) if trainer is not None else 1
 
+    def _accumulate(self) -> int:
+        """Batches per optimizer step (trainer.accumulate_grad_batches): an epoch of steps_per_epoch
+        optimizer steps draws that many batches per step."""
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.accumulate_grad_batches) if trainer is not None else 1
+
     def _loader_kwargs(self) -> dict:
         # An explicit generator: DataLoader worker seeds never consume the global RNG, so resumed
         # runs (which restore it) see the same random stream as uninterrupted ones.
@@ -60,8 +66,8 @@ class TokenDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        # Lightning shards the sampler's draws over ranks: draw for all of them.
-        num_samples = self.steps_per_epoch * self.batch_size * self._world_size()
+        # Lightning shards the sampler's draws over ranks: draw for all of them, every accumulated batch.
+        num_samples = self.steps_per_epoch * self._accumulate() * self.batch_size * self._world_size()
         self.sampler = MixingSampler({n: w.train for n, w in self.windows.items()}, self.proportions, num_samples, seed=self.seed)
         return DataLoader(self.sampler.dataset, batch_size=self.batch_size, sampler=self.sampler, drop_last=True, **self._loader_kwargs())
 

@@ -10,7 +10,8 @@ Outputs in `out/`:
   world_model.safetensors + world_model.json: the final weights with the GPT config, the frame
     rate and the tokenizer identity (`world_model.artifact.load_world_model` reads them; so does
     it the .ckpt files);
-  logs/ (CSV metrics: train/loss, train/lr, mix/<source>, val/loss[/<source>]) and
+  logs/ (CSV metrics: train/loss, train/lr, mix/<source>, val/loss[/<source>], the trainer.monitors;
+    tensorboard/ and wandb/ with trainer.loggers) and
   train_summary.json (steps, speed, configured vs realised source mix, final losses).
 
 Stage 2 (`init_from=<stage-1 checkpoint>`) starts from stage 1's weights and optimizer state and runs
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
         checkpoint_every_n_steps=p.checkpoint_every_n_steps, log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip,
         architecture=("gpt",), fsdp_units=(Block,), config={k: v for k, v in c.raw.items() if k not in ("tokenizer", "planner")},
         max_steps_key="world_model.max_steps", exports=(WEIGHTS_NAME, str(Path(WEIGHTS_NAME).with_suffix(".json"))),
+        batch_size=p.batch_size,
     )
     resume = prepare_run(stage, c.trainer, p.seed)
 
@@ -74,6 +76,7 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
         raise ValueError(f"token sources have different frame rates {store_fps}: set world_model.fps to train at one rate")
     fps = float(p.fps) if p.fps is not None else (store_fps[0] if store_fps else None)
     gpt = p.gpt(space.codebook_size, space.grid_hw)
+    stage = replace(stage, tokens_per_sample=gpt.max_tokens)  # known once the token stores are read
     optim = OptimConfig(schedule=p.wsd(), lr=p.lr, weight_decay=p.weight_decay, betas=p.betas, eps=p.eps)
     source_info = {
         s.name: {"tokens": str(Path(s.tokens).resolve()), "weight": s.weight, "proportion": proportions[s.name],
@@ -96,9 +99,8 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
         if not result.is_global_zero:
             return {}
         train_loss = result.trainer.callback_metrics.get("train/loss")
-        tokens_per_step = p.batch_size * result.trainer.world_size * gpt.max_tokens
         fields = {
-            "train_tokens_per_s": round(result.steps_run * tokens_per_step / max(result.seconds, 1e-9), 1),
+            "train_tokens_per_s": round(result.samples_per_second(p.batch_size) * gpt.max_tokens, 1),
             "num_params": module.model.num_params(),
             "fps": fps,
             "grid_hw": list(space.grid_hw),

@@ -1,7 +1,8 @@
 """The one training loop of every stage (`train_stage`), the `trainer` settings it reads, and the
 pieces around it: precision decided per machine, resumable data order, RNG state in checkpoints,
-resuming from the newest intact checkpoint, the recorded config of a run, non-finite numbers
-stopping a run, progress with ETA."""
+resuming from the newest intact checkpoint (or a chosen one), checkpoint retention, the recorded
+config of a run, non-finite numbers stopping a run, progress with ETA, loggers with learning-rate and
+throughput monitors, a moving average of the weights."""
 
 from foresight.training.data import ResumableData
 from foresight.training.finite import NonFiniteTrainingError

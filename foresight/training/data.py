@@ -1,6 +1,7 @@
 """A stage's training and validation data, in the resumable order (`ResumableRandomSampler`), as a
-LightningDataModule: it learns the number of processes from the trainer, so every process gets its
-share of each step under DDP."""
+LightningDataModule: it learns the number of processes and of batches per optimizer step
+(trainer.accumulate_grad_batches) from the trainer, so every process gets its share of each step
+under DDP and an accumulated step sees the samples of one batch that many times larger."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from foresight.training.sampler import ResumableRandomSampler
 
 
 class ResumableData(L.LightningDataModule):
-    """train: the training dataset, drawn `batch_size` items per process per step for `max_steps`
-    steps in Lightning epochs of `steps_per_epoch` steps (the checkpoint interval, so checkpoints fall
-    on epoch boundaries); val: the validation dataset (None: no validation), in order; repeats:
+    """train: the training dataset, drawn `batch_size` items per process per batch for `max_steps`
+    optimizer steps (of the trainer's accumulate_grad_batches batches each) in Lightning epochs of
+    `steps_per_epoch` steps (the checkpoint interval, so checkpoints fall on epoch boundaries); val: the validation dataset (None: no validation), in order; repeats:
     optional per-item repeats per pass over `train`; collate_fn: how items become a batch."""
 
     def __init__(self, train: Dataset, batch_size: int, max_steps: int, steps_per_epoch: int, seed: int, val: Dataset | None = None,
@@ -36,7 +37,9 @@ class ResumableData(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         replicas = int(self.trainer.world_size) if self.trainer is not None else 1
-        sampler = ResumableRandomSampler(len(self.train), self.batch_size, self.max_steps, self.seed, self.steps_per_epoch, replicas, self.repeats)
+        accumulate = int(self.trainer.accumulate_grad_batches) if self.trainer is not None else 1
+        sampler = ResumableRandomSampler(len(self.train), self.batch_size, self.max_steps * accumulate, self.seed, self.steps_per_epoch * accumulate,
+                                         replicas, self.repeats)
         return self._loader(self.train, sampler)
 
     def val_dataloader(self) -> DataLoader | list:

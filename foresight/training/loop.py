@@ -3,11 +3,15 @@ LightningModule, its data and its export; the loop owns everything around Lightn
 
 What the loop owns, from the `trainer` config group (`TrainerSettings`) and the stage's cadence
 (`TrainingStage`): accelerator, devices, nodes, strategy (DDP, FSDP with the stage's blocks as
-units), precision (`auto` decided on this machine), CPU threads, loggers (CSV, offline wandb),
-checkpoints (every N steps and `last.ckpt`, retention, RNG states, `final.ckpt` with the state at
-the end), resuming from the newest intact checkpoint in `out/checkpoints` (`foresight.training.resume`;
-weights_only=True, after checking the checkpoint is a run of the same model and config), the
-progress bar with ETA, the clock, and `out/train_summary.json` (written atomically by rank 0).
+units), precision (`auto` decided on this machine), CPU threads, gradient accumulation (every
+cadence counts optimizer steps), loggers (CSV, TensorBoard, wandb offline unless asked for online)
+with learning-rate and throughput monitors (`foresight.training.tracking`), an optional moving
+average of the weights (`foresight.training.ema`), checkpoints (every N steps and `last.ckpt`,
+the newest `keep_checkpoints` periodic ones kept, RNG states, `final.ckpt` with the state at the
+end), resuming from the newest intact checkpoint in `out/checkpoints` or the one trainer.ckpt_path
+names (`foresight.training.resume`; weights_only=True, after checking the checkpoint is a run of
+the same model and config), the progress bar with ETA, the clock, and `out/train_summary.json`
+(written atomically by rank 0).
 
 How a run fails (`prepare_run`, `train_stage`):
 - a NaN or inf in the stage's config is refused before work starts, naming the key;
@@ -29,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,23 +42,33 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from data.store.manifest import atomic_write_text
+from foresight.training.checkpointing import PeriodicCheckpoints
+from foresight.training.ema import ExponentialMovingAverage
 from foresight.training.finite import FiniteTrainingGuard, require_finite
 from foresight.training.progress import Clock, StepProgressBar
-from foresight.training.resume import FRESH, ResumePoint, UnreadableCheckpoints, checkpoint_dir, find_resume_point
+from foresight.training.resume import (
+    FRESH,
+    ResumePoint,
+    UnreadableCheckpoints,
+    checkpoint_dir,
+    chosen_resume_point,
+    find_resume_point,
+    set_aside_newer,
+)
 from foresight.training.rng_state import RngStateCheckpoint
-from foresight.training.run_record import RECORD_NAME, RunRecord, discard_run, flatten
+from foresight.training.run_record import RECORD_NAME, RunRecord, as_json, discard_run, flatten
 from foresight.training.settings import TrainerSettings
+from foresight.training.tracking import LOG_DIRS, finish_loggers, run_loggers, run_monitors
 
 log = logging.getLogger(__name__)
 SUMMARY_NAME = "train_summary.json"
 # What the loop writes in a run's directory (removed, with the stage's exports, when trainer.overwrite replaces a run).
-RUN_FILES = ("checkpoints", "logs", "wandb", SUMMARY_NAME, RECORD_NAME)
+RUN_FILES = ("checkpoints", *LOG_DIRS, SUMMARY_NAME, RECORD_NAME)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,9 @@ class TrainingStage:
         Every stage command passes it; empty (a stage built outside a command) records and checks nothing.
     max_steps_key: the dotted key of max_steps in `config` (e.g. "world_model.max_steps").
     exports: names of what the stage's export writes in `out` (removed when trainer.overwrite replaces the run).
+    batch_size: samples per batch and process, for the throughput monitor (None: not known).
+    tokens_per_sample: tokens the model trains on per sample (e.g. a world-model window), for the
+        throughput monitor (None: the stage does not count tokens).
     """
 
     name: str
@@ -87,6 +103,8 @@ class TrainingStage:
     config: Mapping[str, Any]
     max_steps_key: str
     exports: tuple[str, ...]
+    batch_size: int | None = None
+    tokens_per_sample: int | None = None
 
     def __post_init__(self) -> None:
         require_finite(self.config, f"train {self.name}")
@@ -123,6 +141,12 @@ class FitResult:
     def is_global_zero(self) -> bool:
         return bool(self.trainer.is_global_zero)
 
+    def samples_per_second(self, batch_size: int) -> float:
+        """Training samples per second of this run, all processes and accumulated batches together,
+        for `batch_size` samples per batch and process."""
+        samples = self.steps_run * batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        return samples / max(self.seconds, 1e-9)
+
     @property
     def final_checkpoint(self) -> Path:
         """The full training state at the end of the run (checkpoints/final.ckpt): what an export
@@ -136,11 +160,14 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
     that the run it holds was started with the same config (out/run_config.json). A run of another
     config, or one with no readable checkpoint, is refused with the reason (ValueError /
     UnreadableCheckpoints) unless trainer.overwrite=true: then it is removed and a fresh run starts.
+    With trainer.ckpt_path, the run starts from that checkpoint instead (`_chosen_run`).
     Records the config of the run (rank 0) and returns where it starts."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     L.seed_everything(seed, workers=True, verbose=False)
     out = Path(stage.out)
+    if settings.ckpt_path is not None:
+        return _chosen_run(stage, settings)
     try:
         start, record = _run_to_resume(stage)
     except (UnreadableCheckpoints, ValueError) as exc:
@@ -157,6 +184,46 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
         elif start.checkpoint is None:
             RunRecord.fresh(stage.config, stage.max_steps).write(out)
         # else: a run from before run records; nothing is written into a directory not yet known to be this stage's
+    return start
+
+
+def _chosen_run(stage: TrainingStage, settings: TrainerSettings) -> ResumePoint:
+    """Where a run with trainer.ckpt_path starts: the chosen checkpoint (`chosen_resume_point`),
+    whose own run (its run_config.json beside checkpoints/) must have been started with this config.
+    A checkpoint of the run in `out`: its later checkpoints are set aside (`set_aside_newer`) and the
+    run goes on from it. One of another directory: `out` must hold no run of its own (or
+    trainer.overwrite=true replaces it); the new run's record continues the chosen run's."""
+    out = Path(stage.out)
+    start = chosen_resume_point(Path(settings.ckpt_path), stage.max_steps, stage.architecture, stage.name)
+    chosen = start.checkpoint
+    assert chosen is not None
+    own = chosen.resolve().parent == checkpoint_dir(out).resolve()
+    source = out if own else (chosen.parent.parent if chosen.parent.name == checkpoint_dir("").name else None)
+    record = RunRecord.read(source) if (source is not None and stage.config) else None
+    if record is not None:
+        differences = record.differences(stage.config, stage.max_steps_key, start.start_step)
+        if differences:
+            raise ValueError(f"trainer.ckpt_path={chosen} is a checkpoint of a run of another model or config (recorded -> requested): "
+                             f"{'; '.join(differences)}")
+    elif stage.config:
+        log.warning("trainer.ckpt_path=%s: no %s beside it; cannot check that its run had this config", chosen, RECORD_NAME)
+    if not own and (any(checkpoint_dir(out).glob("*.ckpt")) or (out / RECORD_NAME).is_file()):
+        if not settings.overwrite:
+            raise ValueError(f"{out} holds a run of its own; resuming trainer.ckpt_path={chosen} there would mix the two. "
+                             f"Rerun with trainer.overwrite=true to replace that run, or choose another `out`")
+        log.warning("trainer.overwrite=true: replacing the run in %s by one going on from %s", out, chosen)
+        if rank_zero_only.rank == 0:
+            discard_run(out, (*RUN_FILES, *stage.exports))
+    if own and rank_zero_only.rank == 0:
+        moved = set_aside_newer(out, start.start_step)
+        if moved:
+            log.warning("resuming from %s (step %d): its run's later checkpoints moved to %s: %s", chosen, start.start_step,
+                        moved[0].parent, ", ".join(p.name for p in moved))
+    if stage.config and rank_zero_only.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        base = record or RunRecord(as_json(stage.config), ())
+        base.continued(stage.config, start.start_step, stage.max_steps, ckpt_path=str(chosen.resolve())).write(out)
+    log.info("%s: starting from the chosen checkpoint %s (step %d)", stage.name, chosen, start.start_step)
     return start
 
 
@@ -204,31 +271,18 @@ def lightning_strategy(settings: TrainerSettings, stage: TrainingStage) -> Any:
     return FSDPStrategy(sharding_strategy=settings.fsdp_sharding, auto_wrap_policy=units, state_dict_type="full")
 
 
-def _loggers(settings: TrainerSettings, out: Path) -> list[Logger]:
-    loggers: list[Logger] = []
-    if "csv" in settings.loggers:
-        loggers.append(CSVLogger(str(out), name="logs"))
-    if "wandb" in settings.loggers:
-        os.environ["WANDB_MODE"] = settings.wandb_mode  # belt and braces: never online
-        from lightning.pytorch.loggers import WandbLogger
-
-        loggers.append(WandbLogger(project=settings.wandb_project, save_dir=str(out), offline=settings.wandb_mode == "offline", mode=settings.wandb_mode))
-    return loggers
-
-
-def _checkpointing(settings: TrainerSettings, stage: TrainingStage) -> ModelCheckpoint:
-    """Every `checkpoint_every_n_steps` steps, plus last.ckpt; `keep_checkpoints` N keeps the newest N."""
-    keep = settings.keep_checkpoints
-    retention = {"save_top_k": -1} if keep == -1 else {"save_top_k": keep, "monitor": "step", "mode": "max"}
-    return ModelCheckpoint(dirpath=checkpoint_dir(stage.out), save_last=True, every_n_train_steps=stage.checkpoint_every_n_steps, **retention)
-
-
 def build_trainer(stage: TrainingStage, settings: TrainerSettings, has_validation: bool, callbacks: Sequence[Callback] = ()) -> L.Trainer:
     """The Lightning Trainer of a stage (see the module docstring)."""
-    all_callbacks: list[Callback] = [RngStateCheckpoint(), FiniteTrainingGuard(stage.name), _checkpointing(settings, stage)]
+    loggers = run_loggers(settings, Path(stage.out))
+    checkpoints = PeriodicCheckpoints(checkpoint_dir(stage.out), stage.checkpoint_every_n_steps, settings.keep_checkpoints)
+    all_callbacks: list[Callback] = [RngStateCheckpoint(), FiniteTrainingGuard(stage.name), checkpoints]
+    if settings.ema_decay is not None:
+        all_callbacks.append(ExponentialMovingAverage(settings.ema_decay))
+    all_callbacks.extend(run_monitors(settings, stage.batch_size, stage.tokens_per_sample))
     if settings.progress_bar:
         all_callbacks.append(StepProgressBar(f"train {stage.name}"))
     all_callbacks.extend(callbacks)
+    accumulate = settings.accumulate_grad_batches
     return L.Trainer(
         max_steps=stage.max_steps,
         accelerator=settings.accelerator,
@@ -237,9 +291,11 @@ def build_trainer(stage: TrainingStage, settings: TrainerSettings, has_validatio
         strategy=lightning_strategy(settings, stage),
         precision=settings.resolved_precision,
         gradient_clip_val=stage.grad_clip or None,
-        logger=_loggers(settings, stage.out) or False,
+        accumulate_grad_batches=accumulate,
+        logger=loggers or False,
         callbacks=all_callbacks,
-        val_check_interval=min(stage.val_every_n_steps, stage.max_steps) if has_validation else None,
+        # Lightning counts validation intervals in batches, the stage in optimizer steps.
+        val_check_interval=min(stage.val_every_n_steps, stage.max_steps) * accumulate if has_validation else None,
         check_val_every_n_epoch=None,
         limit_val_batches=None if has_validation else 0,
         log_every_n_steps=stage.log_every_n_steps,
@@ -284,6 +340,7 @@ def train_stage(
     clock = Clock()
     trainer = build_trainer(stage, settings, has_validation, [clock, *callbacks])
     ckpt_path = str(resume_from) if resume_from else None
+    finished = False
     try:  # SIGTERM in fit, or in a validation the export runs, raises Lightning's SIGTERMException: a SystemExit with status 0
         if datamodule is not None:
             trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
@@ -298,8 +355,11 @@ def train_stage(
         # (a state saved after fit ends has already moved on to the next epoch).
         trainer.save_checkpoint(result.final_checkpoint, weights_only=False)
         fields = export(result)
+        finished = True
     except SIGTERMException as exc:
         raise _interrupted(stage, trainer, signal.SIGTERM) from exc
+    finally:
+        finish_loggers(trainer, finished)
     if not trainer.is_global_zero:
         return {}
     summary = {

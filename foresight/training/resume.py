@@ -5,11 +5,17 @@ Otherwise the run resumes from last.ckpt, or, when last.ckpt is unreadable (a ki
 write leaves it truncated) or older than a periodic checkpoint, from the newest readable periodic
 checkpoint (`epoch=E-step=N.ckpt`), with a warning naming each unreadable file. Checkpoints are
 read with weights_only=True and memory-mapped, so checking one reads its index, not its tensors.
+
+A checkpoint the user chooses (trainer.ckpt_path, `chosen_resume_point`) replaces that search; when
+it is an older checkpoint of the run itself, the run's later checkpoints are set aside in
+out/checkpoints/superseded/ (`set_aside_newer`), so neither a later rerun nor the retention of
+checkpoints mixes them with the run going on from the chosen one.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +24,9 @@ import torch
 
 log = logging.getLogger(__name__)
 LAST, FINAL = "last.ckpt", "final.ckpt"
+SUPERSEDED = "superseded"
+# What every Lightning checkpoint written during fit holds (a weights-only save lacks the training state).
+_TRAINING_STATE = ("global_step", "state_dict", "optimizer_states", "loops")
 _PERIODIC_STEP = re.compile(r"step=(\d+)")
 
 
@@ -93,3 +102,44 @@ def find_resume_point(out: str | Path, max_steps: int) -> ResumePoint:
     if unreadable:
         raise UnreadableCheckpoints(f"no intact checkpoint to resume from in {directory}: {'; '.join(unreadable)}")
     return FRESH
+
+
+def chosen_resume_point(path: Path, max_steps: int, architecture: tuple[str, ...], stage: str) -> ResumePoint:
+    """Where a run starts when trainer.ckpt_path names `path`: that checkpoint, after checking that
+    it is a file (FileNotFoundError), a readable Lightning training checkpoint and one of this stage
+    (hyper-parameters with every `architecture` key) (ValueError). Finished when its step is at or
+    past max_steps (then nothing is trained and the stage exports that state)."""
+    what = f"trainer.ckpt_path={path}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - whatever stops it loading, it cannot be resumed; the reason is reported
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise ValueError(f"{what} is not a readable Lightning checkpoint ({reason})") from exc
+    missing = [key for key in _TRAINING_STATE if not isinstance(checkpoint, dict) or key not in checkpoint]
+    if missing:
+        raise ValueError(f"{what} is not a Lightning training checkpoint (it has no {missing}); choose one from a run's checkpoints/")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    absent = [key for key in architecture if key not in hparams]
+    if absent:
+        found = ", ".join(sorted(hparams)) or "none"
+        raise ValueError(f"{what} is not a checkpoint of the {stage} stage: it has no {absent} settings (its hyper-parameters: {found})")
+    step = int(checkpoint["global_step"])
+    return ResumePoint(path, step, step >= max_steps)
+
+
+def set_aside_newer(out: str | Path, step: int) -> list[Path]:
+    """Move the readable checkpoints in out/checkpoints of a step past `step` (last.ckpt and
+    final.ckpt included) to out/checkpoints/superseded/, replacing files of the same name there.
+    Returns where they went."""
+    directory = checkpoint_dir(out)
+    moved = []
+    for path in sorted(directory.glob("*.ckpt")):
+        found = readable_step(path)
+        if isinstance(found, int) and found > step:
+            target = directory / SUPERSEDED / path.name
+            target.parent.mkdir(exist_ok=True)
+            os.replace(path, target)
+            moved.append(target)
+    return moved

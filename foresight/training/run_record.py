@@ -4,7 +4,8 @@ A rerun that would resume a run (its checkpoints) must ask for what that run was
 the optimizer state, schedule, data order and RNG come from the checkpoint, so a new lr or seed
 would be silently ignored or mixed in. Only keys that change how a run is shown, logged or fed
 (NEUTRAL_KEYS, NEUTRAL_LEAVES) may differ, and max_steps, which may move to any step the run has
-not passed yet (continuing a run for longer; each such change is kept in `segments`).
+not passed yet (continuing a run for longer; each such change is kept in `segments`). A key that a
+run recorded before it existed (LEGACY_DEFAULTS) counts as its value of then.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from data.store.manifest import atomic_write_text
 
 RECORD_NAME = "run_config.json"
 # Keys that never change what a run computes: its output dir, how it reports progress and logs,
-# how many checkpoints it keeps, how fast it loads data or how many CPU threads it uses.
+# how many checkpoints it keeps, which checkpoint it resumes from (trainer.ckpt_path: checked against
+# that checkpoint's own run instead), how fast it loads data or how many CPU threads it uses.
 NEUTRAL_KEYS = frozenset(
     {
         "out",
@@ -29,10 +31,14 @@ NEUTRAL_KEYS = frozenset(
         "trainer.loggers",
         "trainer.wandb_mode",
         "trainer.wandb_project",
+        "trainer.monitors",
         "trainer.threads",
         "trainer.keep_checkpoints",
+        "trainer.ckpt_path",
     }
 )
+# Keys that change what a run computes, added after runs were recorded without them: their value then.
+LEGACY_DEFAULTS = {"trainer.accumulate_grad_batches": 1, "trainer.ema_decay": None}
 NEUTRAL_LEAVES = frozenset({"num_workers", "log_every_n_steps"})
 _ABSENT = object()
 
@@ -61,10 +67,10 @@ def _show(value: Any) -> str:
 @dataclass(frozen=True)
 class RunRecord:
     """config: the run's resolved command config (JSON values); segments: [{"from_step", "max_steps"}],
-    one per max_steps the run has trained towards."""
+    one per max_steps the run has trained towards (with "ckpt_path" when it went on from a chosen checkpoint)."""
 
     config: dict[str, Any]
-    segments: tuple[dict[str, int], ...]
+    segments: tuple[dict[str, Any], ...]
 
     @classmethod
     def read(cls, out: str | Path) -> RunRecord | None:
@@ -89,7 +95,8 @@ class RunRecord:
         for key in sorted(set(old) | set(new)):
             if key in NEUTRAL_KEYS or key.rsplit(".", 1)[-1] in NEUTRAL_LEAVES:
                 continue
-            theirs, ours = old.get(key, _ABSENT), new.get(key, _ABSENT)
+            then = LEGACY_DEFAULTS.get(key, _ABSENT)
+            theirs, ours = old.get(key, then), new.get(key, then)
             if theirs == ours:
                 continue
             if key == max_steps_key:
@@ -100,10 +107,13 @@ class RunRecord:
                 lines.append(f"{key}: {_show(theirs)} -> {_show(ours)}")
         return lines
 
-    def continued(self, requested: Mapping[str, Any], from_step: int, max_steps: int) -> RunRecord:
-        """This record for a rerun with `requested` (its neutral keys and max_steps may differ) from `from_step`."""
+    def continued(self, requested: Mapping[str, Any], from_step: int, max_steps: int, ckpt_path: str | None = None) -> RunRecord:
+        """This record for a rerun with `requested` (its neutral keys and max_steps may differ) from
+        `from_step`; `ckpt_path`: the chosen checkpoint it goes on from (always a new segment)."""
         segments = self.segments
-        if not segments or segments[-1]["max_steps"] != max_steps:
+        if ckpt_path is not None:
+            segments = (*segments, {"from_step": from_step, "max_steps": max_steps, "ckpt_path": ckpt_path})
+        elif not segments or segments[-1]["max_steps"] != max_steps:
             segments = (*segments, {"from_step": from_step, "max_steps": max_steps})
         return RunRecord(as_json(requested), segments)
 

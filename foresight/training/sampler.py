@@ -9,10 +9,11 @@ from torch.utils.data import Sampler
 
 
 class ResumableRandomSampler(Sampler[int]):
-    """Indices of a dataset for `total_batches` optimizer steps of `batch_size` windows on each of
-    `replicas` processes, from a fresh seeded permutation every pass over the data.
+    """Indices of a dataset for `total_batches` steps of `batch_size` windows on each of `replicas`
+    processes, from a fresh seeded permutation every pass over the data.
 
-    The run is cut into Lightning epochs of `batches_per_epoch` steps (the checkpoint interval);
+    A step here is one batch: with gradient accumulation, an optimizer step of k batches is k steps,
+    and its k batches of B hold the indices of one batch of k * B (`ResumableData`). The run is cut into Lightning epochs of `batches_per_epoch` steps (the checkpoint interval);
     Lightning calls `set_epoch(e)` at the start of epoch e and the sampler then yields the indices of
     steps e * batches_per_epoch ... (fewer at the end of the run). The order depends only on (seed,
     step), and checkpoints fall on epoch boundaries, so a run resumed from a checkpoint sees exactly

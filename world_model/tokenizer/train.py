@@ -3,7 +3,8 @@
 Outputs in `out/`: checkpoints/last.ckpt (+ every `checkpoint_every_n_steps`; a rerun of the same
 config resumes from the newest intact one, bit for bit), run_config.json (the run's config),
 tokenizer.safetensors + tokenizer.json (the final weights and config, no pickle), logs/ (CSV
-metrics) and train_summary.json (reconstruction quality and speed).
+metrics; tensorboard/ and wandb/ with trainer.loggers) and train_summary.json (reconstruction
+quality and speed).
 """
 
 from __future__ import annotations
@@ -147,6 +148,7 @@ def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, An
         name="tokenizer", out=out, max_steps=p.max_steps, val_every_n_steps=p.val_every_n_steps, checkpoint_every_n_steps=p.checkpoint_every_n_steps,
         log_every_n_steps=p.log_every_n_steps, grad_clip=p.grad_clip, architecture=("tokenizer",), fsdp_units=(),
         config=own_config(cfg), max_steps_key="tokenizer.max_steps", exports=(WEIGHTS_NAME, str(Path(WEIGHTS_NAME).with_suffix(".json"))),
+        batch_size=p.batch_size,
     )
     start = prepare_run(stage, c.trainer, p.seed)
     arch = tokenizer_config(p.size, **p.model)
@@ -167,7 +169,7 @@ def run_train(cfg: Any, callbacks: list[Callback] | None = None) -> dict[str, An
         model = result.module.model.eval()
         quality = evaluate_reconstruction(model, store, p.eval_frames, p.batch_size, device=result.module.device)
         fields = {
-            "train_images_per_s": round(result.steps_run * p.batch_size / max(result.seconds, 1e-9), 2),
+            "train_images_per_s": round(result.samples_per_second(p.batch_size), 2),
             "num_params": sum(t.numel() for t in model.parameters()),
             "grid_hw": [int(size) // arch.downsample_factor for size in train_ds[0].shape[:2]],
             "codebook_size": arch.codebook_size,
