@@ -1,4 +1,5 @@
-"""`foresight serve`: a planner from the registry behind the NeuroNCAP HTTP contract (planner/server/app.py)."""
+"""`foresight serve`: a planner from the registry (a name or a plug-in's `package.module:ClassName`)
+behind the NeuroNCAP HTTP contract (planner/server/app.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ class ServeSetup:
 
 
 def serve_setup(cfg: Any) -> ServeSetup:
-    """From configs/serve.yaml: planner (a registry name; learned planners need checkpoint=), host,
+    """From configs/serve.yaml: planner (a registry name, learned planners need checkpoint=; or a
+    plug-in `package.module:ClassName` built with `planner_options`), host,
     port, and the ServerConfig fields (camera, num_frames, history_s, frame_hw, the request limits:
     all in configs/serve.yaml, which is their only source of defaults)."""
     d = plain(cfg)
