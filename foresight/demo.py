@@ -1,10 +1,12 @@
 """`foresight demo out=DIR`: the whole idea on one machine, stage by stage, then a report.
 
 synthetic data (train + held-out) -> tokenizer -> tokens -> world model -> world-model eval ->
-planner -> open-loop eval -> closed-loop eval (learned planner and baselines) -> ablation -> report.
+planner -> open-loop eval -> closed-loop eval (learned planner and baselines) -> ablation -> the
+notebooks executed on these outputs and exported as HTML -> report.
 
-Every stage is an ordinary `foresight` command (printed as it runs, so any stage can be rerun by
-hand) writing into its own folder of DIR. A finished stage leaves DIR/stages/<name>.json (its
+Every stage is an ordinary command, `foresight ...` (the notebook export: its `jupyter nbconvert`
+equivalent), printed as it runs so that any stage can be rerun by hand, writing into its own folder
+of DIR. A finished stage leaves DIR/stages/<name>.json (its
 command and its duration); rerunning the demo skips finished stages and resumes an interrupted one
 (the commands themselves resume: clip stores, token stores and training runs pick up where they
 stopped). `profile=` picks the sizes (configs/profile/<name>.yaml).
@@ -50,6 +52,11 @@ class Stage:
     def command_line(self) -> str:
         return "foresight " + " ".join([*self.words, *map(shlex.quote, self.overrides)])
 
+    def run(self) -> Any:
+        from foresight.cli import run_subcommand
+
+        return run_subcommand(self.words[0], self.words[1] if len(self.words) > 1 else None, list(self.overrides))
+
     def fingerprint(self) -> str:
         """SHA-256 of the stage's composed config: it changes with the command line AND with any
         config file the command reads (a profile edit), unlike the command line alone; sections the
@@ -67,18 +74,49 @@ class Stage:
         return hashlib.sha256(OmegaConf.to_yaml(OmegaConf.create(composed)).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class NotebookExportStage(Stage):
+    """The last stage: every notebook of notebooks/ executed on the demo's outputs, written with its
+    figures as `out`/<name>.html (foresight/notebooks.py). Its fingerprint is the notebooks' text;
+    it runs again whenever a stage before it ran (run_stages), so the pages show this run."""
+
+    demo: Path = Path(".")
+
+    def command_line(self) -> str:  # what the stage does, by hand
+        return (f"FORESIGHT_DEMO_DIR={shlex.quote(str(self.demo))} jupyter nbconvert --to html --execute notebooks/*.ipynb "
+                f"--output-dir {shlex.quote(str(self.out))}")
+
+    def fingerprint(self) -> str:
+        from foresight.notebooks import NOTEBOOKS, NOTEBOOKS_DIR
+
+        digest = hashlib.sha256()
+        for name in NOTEBOOKS:
+            digest.update(name.encode() + b"\0" + (NOTEBOOKS_DIR / name).read_bytes())
+        return digest.hexdigest()
+
+    def run(self) -> Any:
+        from foresight.notebooks import export_notebooks
+
+        exported = export_notebooks(self.demo, self.out)
+        for e in exported:
+            console.print(f"{e.html}: {e.images} figures, {e.seconds:.0f} s")
+        return exported
+
+
+def notebook_export_stage(paths: DemoPaths, expected_s: float = 60.0) -> NotebookExportStage:
+    return NotebookExportStage("export_notebooks", ("notebooks",), (), expected_s, paths.notebooks, demo=paths.root)
+
+
 def _marker(out: Path, stage: Stage) -> Path:
     return out / "stages" / f"{stage.name}.json"
 
 
-def _run_foresight(stage: Stage) -> Any:
-    from foresight.cli import run_subcommand
-
-    return run_subcommand(stage.words[0], stage.words[1] if len(stage.words) > 1 else None, list(stage.overrides))
+def _run_stage(stage: Stage) -> Any:
+    return stage.run()
 
 
-def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = _run_foresight,
-               fingerprint: Callable[[Stage], str] = Stage.fingerprint) -> dict[str, float]:
+def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = _run_stage,
+               fingerprint: Callable[[Stage], str] | None = None) -> dict[str, float]:
     """Run the stages not yet done; returns seconds per stage (earlier runs' for the skipped ones).
 
     A stage is done when its marker holds the same config fingerprint. A finished stage whose config
@@ -92,7 +130,7 @@ def run_stages(out: Path, stages: list[Stage], runner: Callable[[Stage], Any] = 
     for i, stage in enumerate(stages, 1):
         marker = _marker(out, stage)
         done = json.loads(marker.read_text()) if marker.is_file() else None
-        key = fingerprint(stage)
+        key = fingerprint(stage) if fingerprint else stage.fingerprint()
         if done is not None and done.get("fingerprint") == key and not upstream_ran:
             seconds[stage.name] = float(done["seconds"])
             remaining -= stage.expected_s
@@ -172,6 +210,10 @@ class DemoPaths:
     def closed_loop(self, planner: str, suite: str) -> Path:
         return self.root / "eval" / "closed_loop" / planner / suite
 
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
 
 def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -> list[Stage]:
     """The demo's stage list for a profile (configs/profile/<name>.yaml); `precision` is every
@@ -238,6 +280,12 @@ def run(cfg) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     paths = DemoPaths(out)
     stages = build_stages(profile, paths, str(cfg.precision))
+    if cfg.get("notebooks", True):
+        from foresight.notebooks import check_export_possible
+
+        if not cfg.get("report_only"):
+            check_export_possible()  # before any stage: a missing Jupyter package must not stop the demo at its end
+        stages.append(notebook_export_stage(paths, float((profile.get("expected_s") or {}).get("export_notebooks", 60.0))))
     (out / "stages").mkdir(parents=True, exist_ok=True)
     (out / "stages" / "profile.json").write_text(json.dumps(profile, indent=1))
     if cfg.get("report_only"):

@@ -1,7 +1,9 @@
 """The demo's report: DIR/report.md and DIR/report.html (images embedded) from the stages' outputs.
 
-Every number comes from a metrics.json that a stage wrote in this run; a section whose stage did
-not run says so instead of showing anything made up.
+Pictures first (the closed-loop summary with standard errors, a still strip per episode video, the
+world-model rollouts, training curves, the exported notebooks), tables after. Every number comes
+from a metrics.json that a stage wrote in this run; a section whose stage did not run says so
+instead of showing anything made up.
 """
 
 from __future__ import annotations
@@ -11,14 +13,13 @@ import csv
 import json
 import re
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import markdown
-import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from foresight.report_figures import plot_closed_loop_summary, plot_training_curves, video_strip, world_model_rollout_grid
 
 if TYPE_CHECKING:
     from foresight.demo import DemoPaths
@@ -66,54 +67,6 @@ def read_csv_metrics(path: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
-def plot_training_curves(run_dirs: dict[str, Path], out_png: Path) -> Path | None:
-    """One panel per training run: its loss curves (train and val) against the step."""
-    found = {k: read_run_metrics(p) for k, p in run_dirs.items()}
-    found = {k: v for k, v in found.items() if any("loss" in m for m in v)}
-    if not found:
-        return None
-    fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.2), squeeze=False)
-    for ax, (stage, series) in zip(axes[0], found.items()):
-        for name, points in sorted(series.items()):
-            if "loss" not in name or "/" in name.split("loss", 1)[1]:
-                continue
-            steps, values = zip(*points)
-            ax.plot(steps, values, label=name, marker="." if len(points) < 30 else None)
-        ax.set_title(stage)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
-
-
-def plot_closed_loop_bars(closed_loop: dict[str, dict[str, dict[str, Any]]], out_png: Path) -> Path | None:
-    """Bars: nuPlan-style score per suite and NCAP score per planner."""
-    if not closed_loop:
-        return None
-    planners = list(closed_loop)
-    suites = sorted({s for p in closed_loop.values() for s in p})
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
-    width = 0.8 / max(1, len(planners))
-    for i, planner in enumerate(planners):
-        xs = [j + i * width for j in range(len(suites))]
-        axes[0].bar(xs, [closed_loop[planner].get(s, {}).get("score") or 0 for s in suites], width, label=planner)
-        axes[1].bar(xs, [closed_loop[planner].get(s, {}).get("ncap_score") or 0 for s in suites], width, label=planner)
-    for ax, title, top in ((axes[0], "score (0-1)", 1.0), (axes[1], "NCAP score (0-5)", 5.0)):
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(suites))], suites, rotation=15, fontsize=8)
-        ax.set_ylim(0, top)
-        ax.set_title(title)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
-
-
-
-
 SUBMETRIC_COLUMNS = (
     "no_at_fault_collisions",
     "drivable_area_compliance",
@@ -155,6 +108,13 @@ def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float
     return {"gain": statistics.fmean(diffs), "stderr": statistics.stdev(diffs) / len(diffs) ** 0.5, "episodes": len(diffs)}
 
 
+def mean_stderr(values: list[float | None]) -> float | None:
+    """Standard error of the mean of the non-missing `values` (sample standard deviation / sqrt(n));
+    None with fewer than 2 of them."""
+    present = [float(v) for v in values if v is not None]
+    return statistics.stdev(present) / len(present) ** 0.5 if len(present) >= 2 else None
+
+
 def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
     """Every number of the report, read from what the stages wrote (a stage that did not run is absent)."""
     metrics: dict[str, Any] = {"profile": profile.get("name"), "stage_seconds": stage_seconds, "total_seconds": sum(stage_seconds.values())}
@@ -173,8 +133,11 @@ def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: di
         for suite in profile["closed_loop"]["suites"]:
             m = _load(paths.closed_loop(planner, suite) / "metrics.json")
             if m:
+                episodes = m.get("episodes") or []
                 closed.setdefault(planner, {})[suite] = {
                     "score": m["score"], "ncap_score": m["ncap_score"], "collision_rate": m["collision_rate"],
+                    "score_stderr": mean_stderr([e.get("score") for e in episodes]),
+                    "ncap_score_stderr": mean_stderr([e.get("ncap_score") for e in episodes]) if m["ncap_score"] is not None else None,
                     "num_episodes": m["num_episodes"], "plan_latency_ms_mean": m.get("plan_latency_ms_mean"),
                     "submetrics": m.get("submetrics", {}),
                 }  # fmt: skip
@@ -240,8 +203,59 @@ def _noise_note(gain: float, stderr: float | None) -> str:
     return ", within noise: less than 2 standard errors" if stderr is not None and abs(gain) < 2 * stderr else ""
 
 
-def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: list[str], figures: dict[str, Path], videos: list[Path], root: Path) -> str:
-    """The report text; figures and videos are linked relative to `root`."""
+@dataclass(frozen=True)
+class EpisodeStill:
+    """One closed-loop episode video of the report and its still strip (PNG), files under the demo dir."""
+
+    planner: str
+    suite: str
+    video: Path
+    strip: Path
+
+
+@dataclass(frozen=True)
+class ReportMedia:
+    """The report's pictures and pages, files under the demo directory (None / empty: not made)."""
+
+    summary: Path | None = None  # closed-loop scores with standard errors, every planner and suite
+    episodes: tuple[EpisodeStill, ...] = ()
+    rollout_grid: Path | None = None  # the world-model evaluation's rollouts as one image grid
+    rollout_videos: tuple[Path, ...] = ()
+    training_curves: Path | None = None
+    planner_fans: Path | None = None
+    notebooks: tuple[Path, ...] = ()  # DIR/notebooks/*.html
+
+
+SUMMARY_ALT = "Summary: closed-loop scores of every planner on every suite"
+SUMMARY_ID = "summary-figure"
+METRIC_DEFINITIONS = """\
+- `score` (0-1), nuPlan's closed-loop score of one run: the product of four multipliers times
+  (5 `ego_progress` + 5 `time_to_collision_within_bound` + 4 `speed_limit_compliance` + 2 `comfort`) / 16;
+  0 for a failed planner run. A suite's score is the mean over its runs.
+- Multipliers: `no_at_fault_collisions` (0 after an at-fault collision with a vehicle, pedestrian or
+  bicycle; 0.5 after one with a static object, 0 after two), `drivable_area_compliance` (0 once a corner
+  of the ego is more than 0.3 m outside the drivable area), `driving_direction_compliance` (1, 0.5 or 0 for
+  a worst 1-s wrong-way progress under 2 m, under 6 m, or more), `making_progress` (0 below 20% of the
+  expert's progress along the route).
+- Weighted: `ego_progress` (progress along the expert's route over the expert's, at most 1),
+  `time_to_collision_within_bound` (0 once the time to collision drops to 0.95 s),
+  `speed_limit_compliance` (1 - overspeed integrated over the run / (2.23 m/s x duration)), `comfort` (0 once
+  acceleration, jerk or yaw rate leaves nuPlan's bounds).
+- `failure_rate`: the share of runs in which the planner raised, timed out or returned an invalid plan.
+- `ncap_score` (0-5), NeuroNCAP's safety score of an NCAP run: 5 without a collision, else
+  4 x max(0, 1 - impact speed / reference speed); a suite's is the mean per scenario, then per scenario type.
+  It does not apply to the other suites (n/a).
+- `collision_rate`: the share of runs with any contact between the ego and another agent.
+
+The code: `sim_eval/metrics/` (`scenario_score.py`, one file per sub-metric, `ncap.py`, `aggregate.py`)."""
+
+
+def _link(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: list[str], media: ReportMedia, root: Path) -> str:
+    """The report text: the pictures first, then the tables; files are linked relative to `root`."""
     parts = [
         "# Foresight demo report",
         "",
@@ -249,13 +263,46 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
         f"simulation, all on this machine with no downloads. Profile `{profile.get('name')}`; every number below was "
         "measured by the stages of this run (DIR/metrics.json holds them all).",
         "",
-        "## Verdict",
-        "",
-        *(_verdict_lines(metrics) or ["No comparison available: the evaluation stages did not run."]),
-        "",
-        "## Stage times",
-        "",
     ]
+    cl = metrics.get("closed_loop")
+    if media.summary is not None:
+        episodes = {s: m["num_episodes"] for suites in (cl or {}).values() for s, m in suites.items()}
+        parts += [f"![{SUMMARY_ALT}]({_link(media.summary, root)})", "",
+                  f"Closed loop, every planner on every suite (episodes per planner: {', '.join(f'{s} {n}' for s, n in episodes.items())}): mean and +-1 standard "
+                  "error of the per-episode mean; n/a where a score does not apply (the NCAP score outside the NCAP suites) or "
+                  "the run is missing. Definitions: Metric definitions below.", ""]
+    else:
+        parts += ["No closed-loop results: the summary figure needs the closed-loop stages.", ""]
+    parts += ["## Verdict", "", *(_verdict_lines(metrics) or ["No comparison available: the evaluation stages did not run."]), ""]
+    parts += ["## Closed-loop episodes", ""]
+    if media.episodes:
+        parts += ["A still strip of each recorded episode (the first frame, evenly spaced ones, the last); below it the video.", ""]
+        for e in media.episodes:
+            video = _link(e.video, root)
+            parts += [f"**{e.planner} on {e.suite}** (`{e.video.stem}`)", "", f"![{e.planner} on {e.suite}: still strip]({_link(e.strip, root)})", "",
+                      f"[{video}]({video})", ""]
+    else:
+        parts += ["No closed-loop episode video was recorded.", ""]
+    parts += ["## World-model rollouts", ""]
+    if media.rollout_grid is not None:
+        parts += [f"![World-model rollouts on held-out windows]({_link(media.rollout_grid, root)})", "",
+                  "Each cell: the true frame (left) beside the world model's (right); green bar: context frames, through the "
+                  "tokenizer; red bar: frames the world model predicted greedily from the context.", ""]
+        parts += [f"- [{_link(v, root)}]({_link(v, root)})" for v in media.rollout_videos] + [""]
+    else:
+        parts += ["No world-model rollout video was recorded.", ""]
+    parts += ["## Figures", ""]
+    for title, path in (("Training curves", media.training_curves),
+                        ("Planner: flow-sample fans vs the logged future (bird's-eye view, held-out windows, last training step)", media.planner_fans)):
+        if path is not None:
+            parts += [f"**{title}**", "", f"![{title}]({_link(path, root)})", ""]
+    parts += ["## Notebooks", ""]
+    if media.notebooks:
+        parts += ["Each notebook of `notebooks/`, executed on this run's outputs (code, text and figures in one page):", ""]
+        parts += [f"- [{p.stem}]({_link(p, root)})" for p in media.notebooks] + [""]
+    else:
+        parts += ["The notebooks were not exported (`notebooks=false`, or the export stage has not run).", ""]
+    parts += ["## Stage times", ""]
     stage_s = metrics.get("stage_seconds", {})
     parts.append(md_table(["stage", "seconds"], [[k, v] for k, v in stage_s.items()] + [["**total**", sum(stage_s.values())]]))
     parts += ["", "## World model vs copy-last-frame (held-out episodes)", ""]
@@ -285,13 +332,13 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
     else:
         parts.append("The open-loop evaluation did not run.")
     parts += ["", "## Closed loop", ""]
-    cl = metrics.get("closed_loop")
     if cl:
-        rows = [[p, s, m["score"], m["ncap_score"], m["collision_rate"], m["num_episodes"], m.get("plan_latency_ms_mean")]
-                for p, suites in cl.items() for s, m in suites.items()]
-        parts.append(md_table(["planner", "suite", "score (0-1)", "NCAP score (0-5)", "collision rate", "episodes", "plan latency ms"], rows))
+        rows = [[p, s, m["score"], m.get("score_stderr"), m["ncap_score"], m.get("ncap_score_stderr"), m["collision_rate"], m["num_episodes"],
+                 m.get("plan_latency_ms_mean")] for p, suites in cl.items() for s, m in suites.items()]
+        parts.append(md_table(["planner", "suite", "score (0-1)", "+- s.e.", "NCAP score (0-5)", "+- s.e.", "collision rate", "episodes",
+                               "plan latency ms"], rows))
         sub = [[p, s, *[m["submetrics"].get(k) for k in SUBMETRIC_COLUMNS]] for p, suites in cl.items() for s, m in suites.items()]
-        parts += ["", "Sub-metrics (means over episodes; sim_eval.md defines them):", "", md_table(["planner", "suite", *SUBMETRIC_COLUMNS], sub)]
+        parts += ["", "Sub-metrics (means over episodes; Metric definitions below):", "", md_table(["planner", "suite", *SUBMETRIC_COLUMNS], sub)]
     else:
         parts.append("The closed-loop evaluation did not run.")
     parts += ["", "## Ablation: what the video is worth", ""]
@@ -303,14 +350,8 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
                   "generates; `no_video`: the ego-status-only MLP; baselines for reference."]
     else:
         parts.append("The ablation did not run.")
-    if figures:
-        parts += ["", "## Figures", ""]
-        for name, path in figures.items():
-            parts += [f"**{name}**", "", f"![{name}]({path.relative_to(root).as_posix()})", ""]
-    if videos:
-        parts += ["", "## Videos", ""]
-        parts += [f"- [{v.relative_to(root).as_posix()}]({v.relative_to(root).as_posix()})" for v in videos]
-    parts += ["", "## Commands", "", "Each stage is one `foresight` command; any can be rerun by hand:", "", "```"]
+    parts += ["", "## Metric definitions", "", METRIC_DEFINITIONS]
+    parts += ["", "## Commands", "", "Each stage is one command; any can be rerun by hand:", "", "```"]
     parts += commands
     parts += ["```", "", "## Profile", "", "```json", json.dumps(profile, indent=1), "```"]
     return "\n".join(parts) + "\n"
@@ -337,10 +378,21 @@ def markdown_to_html(text: str, root: Path) -> str:
 
     body = re.sub(r'(<img[^>]*?)src="([^"]+\.png)"', image, body)
     body = re.sub(r'<a href="([^"]+\.mp4)">[^<]*</a>', video, body)
+    body = body.replace(f'<img alt="{SUMMARY_ALT}"', f'<img id="{SUMMARY_ID}" alt="{SUMMARY_ALT}"', 1)  # what a reader sees first
     style = ("body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:.5em 0}"
              "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}img,video{max-width:100%}"
              "pre{background:#f4f4f4;padding:.6em;overflow:auto;font-size:12px}")
     return f"<!doctype html><html><head><meta charset='utf-8'><title>Foresight demo report</title><style>{style}</style></head><body>{body}</body></html>"
+
+
+def episode_stills(paths: DemoPaths, profile: dict[str, Any], out_dir: Path) -> list[EpisodeStill]:
+    """A still strip (out_dir/<planner>_<suite>_<video>.png) of every closed-loop episode video of the demo."""
+    stills = []
+    for planner in profile["closed_loop"]["planners"]:
+        for suite in profile["closed_loop"]["suites"]:
+            for video in sorted(paths.closed_loop(planner, suite).glob("videos/*.mp4")):
+                stills.append(EpisodeStill(planner, suite, video, video_strip(video, out_dir / f"{planner}_{suite}_{video.stem}.png")))
+    return stills
 
 
 def write_demo_report(paths: DemoPaths, profile: dict[str, Any], metrics: dict[str, Any], commands: list[str]) -> tuple[Path, Path]:
@@ -348,24 +400,22 @@ def write_demo_report(paths: DemoPaths, profile: dict[str, Any], metrics: dict[s
     root = paths.root
     fig_dir = root / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    figures: dict[str, Path] = {}
-    curves = plot_training_curves({"tokenizer": paths.tokenizer, "world model": paths.world_model, "planner": paths.planner}, fig_dir / "training_curves.png")
-    if curves:
-        figures["Training curves"] = curves
-    bars = plot_closed_loop_bars(metrics.get("closed_loop", {}), fig_dir / "closed_loop.png")
-    if bars:
-        figures["Closed-loop scores"] = bars
+    rollout_videos = sorted(paths.world_model_eval.glob("videos/*.mp4"))[:4]
+    runs = {"tokenizer": paths.tokenizer, "world model": paths.world_model, "planner": paths.planner}
     fans = sorted((paths.planner / "plots").glob("step_*.png"))
-    if fans:
-        figures["Planner: flow-sample fans vs the logged future (bird's-eye view, held-out windows, last training step)"] = fans[-1]
-    videos = sorted(paths.world_model_eval.glob("videos/*.mp4"))[:2]
-    for planner in profile["closed_loop"]["planners"]:
-        for suite in profile["closed_loop"]["suites"]:
-            videos += sorted(paths.closed_loop(planner, suite).glob("videos/*.mp4"))[:1]
+    media = ReportMedia(
+        summary=plot_closed_loop_summary(metrics.get("closed_loop") or {}, fig_dir / "summary.png"),
+        episodes=tuple(episode_stills(paths, profile, fig_dir / "strips")),
+        rollout_grid=world_model_rollout_grid(rollout_videos, fig_dir / "world_model_rollouts.png"),
+        rollout_videos=tuple(rollout_videos),
+        training_curves=plot_training_curves({k: read_run_metrics(p) for k, p in runs.items()}, fig_dir / "training_curves.png"),
+        planner_fans=fans[-1] if fans else None,
+        notebooks=tuple(sorted(paths.notebooks.glob("*.html"))),
+    )
     atomic = root / "metrics.json.tmp"
     atomic.write_text(json.dumps(metrics, indent=1, allow_nan=False))
     atomic.replace(root / "metrics.json")
-    text = build_markdown(metrics, profile, commands, figures, videos, root)
+    text = build_markdown(metrics, profile, commands, media, root)
     md_path, html_path = root / "report.md", root / "report.html"
     md_path.write_text(text)
     html_path.write_text(markdown_to_html(text, root))

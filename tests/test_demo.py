@@ -15,9 +15,10 @@ import pytest
 
 from foresight.cli import main
 from foresight.demo import DemoPaths, Stage, build_stages, run_stages
-from foresight.report import build_markdown, collect_metrics
+from foresight.notebooks import NOTEBOOKS
+from foresight.report import ReportMedia, build_markdown, collect_metrics
+from foresight.report_check import check_report_html
 from tests.conftest import REPO_ROOT
-from tests.test_notebooks import execute
 
 pytestmark = pytest.mark.xdist_group("demo")
 README = (REPO_ROOT / "README.md").read_text()
@@ -53,8 +54,10 @@ def test_demo_writes_every_number_the_report_promises(demo):
     assert 5 < wm["psnr_t1"] < 60 and 5 < wm["psnr_copy_last_t1"] < 60 and "gain_vs_copy_last_t1_stderr" in wm
     assert m["open_loop"]["vam"]["min_ade"] >= 0 and m["open_loop"]["constant_velocity"]["min_ade"] >= 0
     assert set(m["ablation"]) >= {"observed", "imagine", "no_video", "constant_velocity"}
-    stages = [s.name for s in build_stages(m_profile(demo), DemoPaths(demo), "auto")]
+    stages = [s.name for s in build_stages(m_profile(demo), DemoPaths(demo), "auto")] + ["export_notebooks"]
     assert list(m["stage_seconds"]) == stages and all(v > 0 for v in m["stage_seconds"].values())
+    vam = m["closed_loop"]["vam"]["ncap_stationary"]
+    assert "score_stderr" in vam and "ncap_score_stderr" in vam  # None at one episode: no spread to estimate
     assert set(m["verdict"]) >= {"world_model_beats_copy_last_t1", "vam_beats_constant_velocity_closed_loop_ncap_stationary"}
 
 
@@ -64,13 +67,24 @@ def m_profile(demo) -> dict:
 
 def test_report_has_every_section_and_embeds_its_media(demo):
     md = (demo / "report.md").read_text()
-    for heading in ("Verdict", "Stage times", "World model vs copy-last-frame", "Open loop", "Closed loop", "Ablation", "Figures", "Videos", "Commands"):
-        assert f"## {heading}" in md, heading
-    assert "did not run" not in md
-    for link in re.findall(r"\]\(([^)]+)\)", md):
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    order = ["Verdict", "Closed-loop episodes", "World-model rollouts", "Figures", "Notebooks", "Stage times", "World model vs copy-last-frame",
+             "Open loop", "Closed loop", "Ablation", "Metric definitions", "Commands"]
+    assert [next(h for h in headings if h.startswith(o)) for o in order] == [h for h in headings if any(h.startswith(o) for o in order)]
+    assert md.index("![Summary") < md.index("## Verdict") < md.index("| ")  # the summary figure first, the tables after the pictures
+    assert "did not run" not in md and "sim_eval.md" not in md and "## Metric definitions" in md
+    links = re.findall(r"\]\(([^)]+)\)", md)
+    for link in links:
         assert (demo / link).is_file(), link
+    videos = sorted(p.relative_to(demo).as_posix() for p in (demo / "eval" / "closed_loop").glob("*/*/videos/*.mp4"))
+    strips = [link for link in links if link.startswith("figures/strips/")]
+    assert len(videos) == 3 and set(videos) <= set(links) and len(strips) == len(videos)  # a still strip above every episode video
+    assert "figures/world_model_rollouts.png" in links
+    assert sorted(link for link in links if link.startswith("notebooks/")) == sorted(f"notebooks/{Path(n).stem}.html" for n in NOTEBOOKS)
     html = (demo / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "data:video/mp4;base64," in html and "<table>" in html
+    assert html.count("data:image/png;base64,") >= 7 and "data:video/mp4;base64," in html and "<table>" in html
+    page = check_report_html(html, demo)
+    assert page.ok and page.figure_before_table and page.broken_images == ()
     # The planner's closed-loop video shows camera | predicted next frame | bird's-eye view.
     import imageio.v3 as iio
 
@@ -137,25 +151,51 @@ def test_a_report_without_runs_says_so(tmp_path):
 
     profile = OmegaConf.to_container(compose("demo", ["out=x"]).profile, resolve=True)
     metrics = collect_metrics(DemoPaths(tmp_path), profile, {})
-    md = build_markdown(metrics, profile, [], {}, [], tmp_path)
+    md = build_markdown(metrics, profile, [], ReportMedia(), tmp_path)
     assert md.count("did not run") == 5 and metrics["verdict"] == {}
 
 
-def test_trajectory_notebook(demo, monkeypatch):
-    nb = execute("trajectories.ipynb", {"FORESIGHT_DEMO_DIR": str(demo)}, monkeypatch)
-    text = outputs_text(nb)
+def exported(demo: Path, name: str) -> nbformat.NotebookNode:
+    """The notebook as the demo executed it (cwd notebooks/, FORESIGHT_DEMO_DIR only); its HTML page
+    embeds the same figures."""
+    nb = nbformat.read(demo / "notebooks" / name, as_version=4)
+    html = (demo / "notebooks" / name.replace(".ipynb", ".html")).read_text()
+    assert html.count('src="data:image/png;base64,') == images(nb) > 0
+    return nb
+
+
+def test_trajectory_notebook(demo):
+    text = outputs_text(exported(demo, "trajectories.ipynb"))
     assert "windows in" in text and text.count("minADE") == 4
-    assert images(nb) == 2
+    assert images(exported(demo, "trajectories.ipynb")) == 2
 
 
-def test_world_model_rollout_notebook(demo, monkeypatch):
-    nb = execute("world_model_rollout.ipynb", {"FORESIGHT_DEMO_DIR": str(demo)}, monkeypatch)
+def test_world_model_rollout_notebook(demo):
+    nb = exported(demo, "world_model_rollout.ipynb")
     assert "t+1: PSNR predicted" in outputs_text(nb) and images(nb) == 1
 
 
-def test_closed_loop_viewer_replays_the_demo_planner(demo, monkeypatch):
-    nb = execute("closed_loop_viewer.ipynb", {"FORESIGHT_EVAL_DIR": str(demo / "eval" / "closed_loop" / "vam" / "ncap_stationary")}, monkeypatch)
-    assert "vam on ncap_stationary" in outputs_text(nb)
+def test_closed_loop_viewer_replays_the_demo_planner(demo):
+    """Without FORESIGHT_EVAL_DIR, the viewer opens the demo's planner run (its only suite here)."""
+    nb = exported(demo, "closed_loop_viewer.ipynb")
+    assert "vam on ncap_stationary" in outputs_text(nb) and images(nb) == 2
+
+
+def test_report_screenshot_in_chromium(demo, tmp_path):
+    """benchmarks/report_screenshot.py: the browser loads every image and shows the summary figure
+    above the first table (skipped where Chromium is not installed)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if not any(shutil.which(c) for c in ("/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")):
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    shot = tmp_path / "shot.png"
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "report_screenshot.py"), str(demo), "--screenshot", str(shot)],
+                         capture_output=True, text=True, timeout=300)
+    result = json.loads(run.stdout)
+    assert run.returncode == 0 and result["ok"] and result["broken_images"] == 0 and result["figure_before_table"], run.stdout + run.stderr
+    assert result["images"] >= 7 and shot.stat().st_size > 10_000
 
 
 def test_the_demo_planner_is_the_same_in_python_and_in_the_cli(demo):
