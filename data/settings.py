@@ -61,7 +61,9 @@ class FrameSettings:
     height, width: stored frame size [px]; fps: target frame rate [Hz]; codec: jpeg | png | raw;
     jpeg_quality: 1-100; clips_per_shard: clips per safetensors shard; min_clip_frames /
     max_clip_frames: segment limits (max 0 = unlimited, else >= min); overwrite: replace a store
-    made with another configuration. A command's settings extend this class with its own keys.
+    made with another configuration; workers: processes converting items at once (0 = one per
+    core; the store is the same for any number). A command's settings extend this class with its
+    own keys.
     """
 
     height: int
@@ -73,6 +75,7 @@ class FrameSettings:
     max_clip_frames: int
     min_clip_frames: int
     overwrite: bool
+    workers: int
 
     def __post_init__(self) -> None:
         check_int("height", self.height, 1, MAX_FRAME_SIDE_PX)
@@ -87,6 +90,7 @@ class FrameSettings:
         if 0 < self.max_clip_frames < self.min_clip_frames:
             raise ValueError(f"max_clip_frames must be 0 (unlimited) or >= min_clip_frames ({self.min_clip_frames}), got {self.max_clip_frames}")
         check_bool("overwrite", self.overwrite)
+        check_int("workers", self.workers, 0)
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> FrameSettings:

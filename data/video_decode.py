@@ -1,14 +1,19 @@
 """Frames of a video file at a target rate and size, decoded sequentially with PyAV.
 
 The video is decoded once from its start (no seeking: seeks land on keyframes and are unreliable in
-badly muxed web videos). Of the decoded frames inside [start_s, end_s), the one nearest each point
-of the uniform grid start_s + k / fps (k = 0, 1, ... while the point is < end_s) is kept, converted
-to RGB, resized with `data.image.resize_rgb`, and handed out in chunks, so memory stays bounded
-for hour-long videos. Timestamps are microseconds from the start of the video stream.
+badly muxed web videos), with FFmpeg's frame and slice threads. Of the decoded frames inside
+[start_s, end_s), the one nearest each point of the uniform grid start_s + k / fps (k = 0, 1, ...
+while the point is < end_s) is kept; only kept frames leave the decoder's YUV: swscale resizes
+each in YUV to the output size (area filter when shrinking, bilinear when enlarging, no crop) and
+converts the small frame to RGB, so a conversion at 2 Hz of a 30 fps video costs little beyond
+decoding it.
+Frames are handed out in chunks, so memory stays bounded for hour-long videos. Timestamps are
+microseconds from the start of the video stream.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -18,7 +23,9 @@ import av
 import numpy as np
 
 from data.errors import BadFileReporter, CorruptFileError, MissingFileError
-from data.image import check_source_pixels, resize_rgb
+from data.image import check_source_pixels
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,14 +191,15 @@ def decode_at_rate(
     end_s: float | None = None,
     on_bad_file: BadFileReporter | None = None,
     chunk_frames: int = 64,
-    threaded: bool = True,
+    threads: int = 0,
 ) -> Iterator[FrameChunk]:
     """Yield the frames of `path` nearest the grid start_s + k / fps, k >= 0, grid point < end_s.
 
     Only frames with start_s <= t < end_s are used, so no kept frame lies in the trimmed parts
     (end_s None: to the end of the video). Grid points with no frame within half a period (a
     hole in the video) are left out; callers split clips there. Frames are resized to
-    (height, width). A file that cannot be opened or decodes no frame at all raises
+    (height, width). threads: decoder threads (0: FFmpeg picks, one per core; 1: none, for one
+    worker per core). A file that cannot be opened or decodes no frame at all raises
     CorruptFileError naming it; a video that breaks off or fails midway keeps what was decoded and
     reports the file and reason through `on_bad_file` (raises if it is None).
     """
@@ -209,7 +217,7 @@ def decode_at_rate(
 
     def take(kept: list[tuple[int, int, object]]) -> Iterator[FrameChunk]:
         for t, i, vf in kept:
-            frames.append(resize_rgb(vf.to_ndarray(format="rgb24"), height, width))
+            frames.append(rgb_at_size(vf, height, width))
             times.append(t)
             indices.append(i)
             if len(frames) >= chunk_frames:
@@ -225,13 +233,14 @@ def decode_at_rate(
     container = _open(path)
     try:
         stream = container.streams.video[0]
-        if threaded:
-            stream.thread_type = "AUTO"
+        stream.thread_type = "AUTO"  # frame and slice threads; decoded frames are the same bytes for any count
+        if threads > 0:  # else FFmpeg's own choice (one per core)
+            stream.codec_context.thread_count = threads
         header_duration_s = _stream_duration_s(container, stream)
         time_base = stream.time_base or Fraction(1, 1_000_000)
         origin = stream.start_time
         fallback_step = 1.0 / float(stream.average_rate) if stream.average_rate else None
-        decoded, last_us, failure = 0, None, None
+        decoded, last_us, decode_failed = 0, None, False
         try:
             for vf in container.decode(stream):
                 if origin is None and vf.pts is not None:
@@ -252,13 +261,13 @@ def decode_at_rate(
         except av.FFmpegError as exc:
             if decoded == 0:
                 raise CorruptFileError(f"cannot decode any frame of video {path}: {exc}") from exc
-            at = "" if last_us is None else f" ({last_us / 1e6:.2f} s)"
-            failure = f"decoding failed after {decoded} frames{at}: {exc}; kept the frames before it"
+            # FFmpeg's words for it depend on the decoder's thread count (so would the store's): logged only.
+            log.warning("video %s: decoding failed after %d frames: %s", path, decoded, exc)
+            decode_failed = True
         if decoded == 0:
             raise CorruptFileError(f"video {path} holds no decodable frame (empty or truncated)")
         yield from take(picker.finish(None if fallback_step is None else fallback_step * 1e6))
-        if failure is None:
-            failure = _truncation(picker, last_us, header_duration_s, fallback_step)
+        failure = _break_off(picker, last_us, header_duration_s, fallback_step, decode_failed)
         if failure is not None:
             if on_bad_file is None:
                 raise CorruptFileError(f"video {path}: {failure}")
@@ -267,6 +276,17 @@ def decode_at_rate(
             yield flush()
     finally:
         container.close()
+
+
+def rgb_at_size(vf: av.VideoFrame, height: int, width: int) -> np.ndarray:
+    """(height, width, 3) uint8 RGB of a decoded frame: resized in the decoder's own pixel format
+    (area filter when shrinking, bilinear otherwise), then converted to RGB at the output size.
+    Both are swscale passes; scaling and converting in one pass is faster still but darkens by
+    about 2 grey levels (its low-precision path)."""
+    if (vf.height, vf.width) != (height, width):
+        shrink = height < vf.height or width < vf.width
+        vf = vf.reformat(width=width, height=height, interpolation="AREA" if shrink else "BILINEAR")
+    return np.ascontiguousarray(vf.to_ndarray(format="rgb24"))
 
 
 def _frame_time_us(vf, time_base: Fraction, origin: int | None, last_us: int | None, step_s: float | None) -> int | None:
@@ -278,17 +298,20 @@ def _frame_time_us(vf, time_base: Fraction, origin: int | None, last_us: int | N
     return None if step_s is None else last_us + int(round(step_s * 1e6))
 
 
-def _truncation(picker: _GridPicker, last_us: int | None, header_s: float | None, step_s: float | None) -> str | None:
-    """Why the grid stops early, if the stream ends clearly (> 1 s, or one target period) before
-    its header's duration. The slack absorbs container durations that count a longer audio track."""
+def _break_off(picker: _GridPicker, last_us: int | None, header_s: float | None, step_s: float | None, decode_failed: bool) -> str | None:
+    """Why the video ends early, or None: decoding failed, or the grid stops clearly (> 1 s, or one
+    target period) before the header's duration (the slack absorbs container durations that count
+    a longer audio track). One message for both, since which of the two a truncated file gives
+    depends on the decoder's thread count, and the store must not."""
     missing_us = picker.unfilled_from_us()
-    if missing_us is None or header_s is None or last_us is None:
-        return None
-    # The last frame starts one frame period before the end of the stream.
-    expected_last_us = header_s * 1e6 - (step_s or 0.0) * 1e6
-    if last_us + max(picker.period_us, 1e6) >= expected_last_us:
+    truncated = False
+    if missing_us is not None and header_s is not None and last_us is not None:
+        # The last frame starts one frame period before the end of the stream.
+        expected_last_us = header_s * 1e6 - (step_s or 0.0) * 1e6
+        truncated = last_us + max(picker.period_us, 1e6) < expected_last_us
+    if not (decode_failed or truncated):
         return None  # the stream is as long as its header says; end_s simply lies beyond it
-    return (
-        f"video stops at {last_us / 1e6:.2f} s but its header says {header_s:.2f} s (truncated download?); "
-        f"kept the frames before {missing_us / 1e6:.2f} s"
-    )
+    at = "its first frame" if last_us is None else f"{last_us / 1e6:.2f} s"
+    header = "" if header_s is None else f" of the {header_s:.2f} s its header says"
+    kept = "kept every frame before it" if missing_us is None else f"kept the frames before {missing_us / 1e6:.2f} s"
+    return f"video breaks off at {at}{header} (decoding failed or truncated download); {kept}"

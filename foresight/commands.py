@@ -34,6 +34,7 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "opendv": Subcommand("data/opendv", "data.sources.opendv:run", "OpenDV-YouTube videos or frame folders -> clip store"),
         "synth": Subcommand("data/synth", "sim_eval.synth:run", "Synthetic clips recorded by the expert in the procedural world"),
         "tokenize": Subcommand("data/tokenize", "world_model.cli:run_tokenize", "Clip store -> uint16 image-token store (resumable)"),
+        "merge": Subcommand("data/merge", "data.merge:run", "Merge the journals of conversion ranks run as separate jobs into manifest.json"),
     },
     "train": {
         "tokenizer": Subcommand("train/tokenizer", "world_model.cli:run_train_tokenizer", "Train the image tokenizer on a clip store"),
@@ -53,6 +54,7 @@ COMMANDS: dict[str, dict[str, Subcommand] | Subcommand] = {
         "world_model": Subcommand("bench/world_model", "world_model.cli:run_bench", "World-model training/decoding tokens/s vs Hugging Face GPT-2"),
         "planner": Subcommand("bench/planner", "planner.cli:run_bench", "Planner latency: encode, flow steps, total (JSON)"),
         "closed_loop": Subcommand("bench/closed_loop", "foresight.bench_closed_loop:run", "Closed-loop episodes/s, one at a time vs lockstep batches"),
+        "convert": Subcommand("bench/convert", "data.bench_convert:run", "OpenDV-like video conversion speed: 1 vs 2 workers vs decoding alone"),
     },
     "viz": {
         "clip": Subcommand("viz/clip", "data.viz:run", "PNG strip of a clip's frames beside its bird's-eye trajectory"),

@@ -107,8 +107,13 @@ def run(cfg: Any) -> Manifest:
     sensor_root = Path(str(cfg.sensor_root))
     if not sensor_root.is_dir():
         raise FileNotFoundError(f"sensor_root {sensor_root} is not a directory (nuPlan's sensor_blobs folder)")
-    items = [SourceItem(db.stem, partial(load_log, db, sensor_root, settings)) for db in dbs]
-    return convert_to_store(cfg, SOURCE, items, "nuPlan logs")
+    make_items = partial(log_items, dbs, sensor_root, settings)
+    return convert_to_store(cfg, SOURCE, make_items(), "nuPlan logs", make_items=make_items)
+
+
+def log_items(dbs: list[Path], sensor_root: Path, settings: NuplanSettings) -> list[SourceItem]:
+    """One item per log database (key: its file stem)."""
+    return [SourceItem(db.stem, partial(load_log, db, sensor_root, settings)) for db in dbs]
 
 
 def find_log_dbs(db: Path) -> list[Path]:

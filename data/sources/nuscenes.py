@@ -540,6 +540,10 @@ def run(cfg) -> Manifest:
     """`foresight data nuscenes`: convert the scenes of `cfg.dataroot`/`cfg.version` into `cfg.out`."""
     FrameSettings.from_cfg(cfg)  # the store keys too, before the tables are read
     settings = SceneSettings.from_cfg(cfg)
-    nusc = load_nuscenes(cfg.dataroot, cfg.version)
-    items = scene_items(nusc, settings, [str(s) for s in cfg.scenes])
-    return convert_to_store(cfg, SOURCE_NAME, items, f"nuScenes {cfg.version}")
+    make_items = partial(nuscenes_items, str(cfg.dataroot), str(cfg.version), settings, tuple(str(s) for s in cfg.scenes))
+    return convert_to_store(cfg, SOURCE_NAME, make_items(), f"nuScenes {cfg.version}", make_items=make_items)
+
+
+def nuscenes_items(dataroot: str, version: str, settings: SceneSettings, scenes: tuple[str, ...]) -> list[SourceItem]:
+    """The scene items of nuScenes `version` under `dataroot` (each worker process loads the tables once)."""
+    return scene_items(load_nuscenes(dataroot, version), settings, scenes)

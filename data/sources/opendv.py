@@ -7,8 +7,10 @@ Videos: the published metadata (the OpenDV-YouTube Google sheet as CSV, or the J
 official `meta_preprocess.py` makes of it) lists one row per video: its YouTube id (`VideoID`), split
 (`Train / Val`) and the seconds to discard at the start and end (intros, outros). Videos are found
 anywhere under `videos` as `<id>.mp4|.webm|.mkv` (the official downloader puts them in one folder
-per channel). Each video is decoded sequentially, the trims are cut off, and frames nearest a
-uniform grid at `fps` are kept, in clips of at most `max_clip_frames`.
+per channel). Each video is decoded once from its start with `decode_threads` decoder threads
+(data/video_decode.py: only the frames nearest a uniform grid at `fps` are converted and resized),
+the trims are cut off, and the kept frames become clips of at most `max_clip_frames`, handed on one
+clip at a time so an hour-long video never sits in memory. `workers` videos are converted at once.
 
 Frame folders: every folder under `frames_dir` that holds images (the official extraction writes
 `<channel>/<id>/000000000.jpg` ... at 10 fps) becomes one item; images are taken in name order at
@@ -26,17 +28,18 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from configs import build
-from data.convert import SourceItem, convert_to_store
+from data.convert import SourceItem, available_cores, convert_to_store, resolve_workers
 from data.errors import BadFileReporter, CorruptFileError, DataError, EmptySourceError, MissingFileError, MissingTableError
 from data.frames import load_frames_at_rate
 from data.schema import Clip
-from data.settings import FrameSettings, check_real
+from data.settings import FrameSettings, check_int, check_real
 from data.store.manifest import Manifest
 from data.video_decode import FrameChunk, decode_at_rate, probe_video
 
@@ -285,28 +288,31 @@ class _ClipAssembler:
         self.frames: list[np.ndarray] = []
         self.times: list[int] = []
         self.indices: list[int] = []
-        self.clips: list[Clip] = []
+        self.num_clips = 0
         self.dropped_frames = 0
 
-    def add(self, chunk: FrameChunk) -> None:
+    def add(self, chunk: FrameChunk) -> Iterator[Clip]:
+        """Take the frames of `chunk`; yields each clip they complete."""
         for frame, t, i in zip(chunk.frames, chunk.timestamps_us.tolist(), chunk.source_indices.tolist()):
             if self.times and t - self.times[-1] > self.max_gap_us:
-                self.close()
+                yield from self.close()
             self.frames.append(frame)
             self.times.append(t)
             self.indices.append(i)
             if self.max_frames and len(self.frames) >= self.max_frames:
-                self.close()
+                yield from self.close()
 
-    def close(self) -> None:
+    def close(self) -> Iterator[Clip]:
+        """End the current run of frames: yields it as a clip if it is long enough."""
         if len(self.frames) >= self.min_frames:
             provenance = dict(
                 self.base_provenance,
                 first_source_frame=self.indices[0],
                 last_source_frame=self.indices[-1],
             )
-            clip_id = f"{SOURCE}-{self.video_id}-{len(self.clips):04d}"
-            self.clips.append(_unlabeled_clip(clip_id, self.frames, self.times, self.fps, provenance))
+            clip_id = f"{SOURCE}-{self.video_id}-{self.num_clips:04d}"
+            self.num_clips += 1
+            yield _unlabeled_clip(clip_id, self.frames, self.times, self.fps, provenance)
         else:
             self.dropped_frames += len(self.frames)
         self.frames, self.times, self.indices = [], [], []
@@ -329,8 +335,9 @@ def _unlabeled_clip(
     )
 
 
-def load_video_clips(path: Path, meta: VideoMeta, cfg, report_bad_file: BadFileReporter) -> list[Clip]:
-    """Clips of one video: the trims cut off, frames at cfg.fps and cfg.height x cfg.width."""
+def load_video_clips(path: Path, meta: VideoMeta, cfg, report_bad_file: BadFileReporter, decode_threads: int = 0) -> Iterator[Clip]:
+    """Clips of one video, one at a time: the trims cut off, frames at cfg.fps and cfg.height x
+    cfg.width, decoded with `decode_threads` threads (0: as many as the decoder likes)."""
     info = probe_video(path)
     if info.duration_s is None:
         raise CorruptFileError(f"video {path}: neither the header nor the packets tell its length")
@@ -350,15 +357,15 @@ def load_video_clips(path: Path, meta: VideoMeta, cfg, report_bad_file: BadFileR
         time_origin="video start",
     )
     assembler = _ClipAssembler(meta.video_id, cfg.fps, cfg.min_clip_frames, cfg.max_clip_frames, provenance)
-    for chunk in decode_at_rate(path, cfg.fps, cfg.height, cfg.width, start_s, end_s, on_bad_file=report_bad_file):
-        assembler.add(chunk)
-    assembler.close()
-    if not assembler.clips:
+    frames = decode_at_rate(path, cfg.fps, cfg.height, cfg.width, start_s, end_s, on_bad_file=report_bad_file, threads=decode_threads)
+    for chunk in frames:
+        yield from assembler.add(chunk)
+    yield from assembler.close()
+    if not assembler.num_clips:
         raise EmptySourceError(
             f"video {path}: no run of at least {cfg.min_clip_frames} frames at {cfg.fps} fps between "
             f"{start_s:g} s and {end_s:.1f} s"
         )
-    return assembler.clips
 
 
 def _missing_video(video_id: str, root: Path, metadata: Path) -> Callable[[BadFileReporter], list[Clip]]:
@@ -380,7 +387,7 @@ def _split_matches(meta_split: str | None, wanted: str | None) -> bool:
     return wanted is None or (meta_split is not None and meta_split.strip().lower() == str(wanted).strip().lower())
 
 
-def video_items(cfg) -> list[SourceItem]:
+def video_items(cfg, decode_threads: int = 0) -> list[SourceItem]:
     """One item per metadata row of the chosen split; rows whose video is not on disk are items
     that fail with MissingFileError (the driver records them as skipped)."""
     videos_root, metadata = Path(cfg.videos), Path(cfg.metadata)
@@ -400,7 +407,7 @@ def video_items(cfg) -> list[SourceItem]:
         path = _pick_video(candidates, row.meta.youtuber)
         if len(candidates) > 1:
             log.warning("video %s has %d files; using %s", row.video_id, len(candidates), path)
-        items.append(SourceItem(row.video_id, lambda report, p=path, m=row.meta: load_video_clips(p, m, cfg, report)))
+        items.append(SourceItem(row.video_id, partial(load_video_clips, path, row.meta, cfg, decode_threads=decode_threads)))
     listed = {r.video_id for r in rows}
     unlisted = sorted(set(on_disk) - listed)
     if unlisted:
@@ -507,7 +514,8 @@ def frame_folder_items(cfg) -> list[SourceItem]:
 class OpendvConfig(FrameSettings):
     """`foresight data opendv` (configs/data/opendv.yaml with frames.yaml): exactly one of `videos`
     (with `metadata`) or `frames_dir` (pre-extracted frames at `frames_dir_fps` [Hz]); `split` keeps
-    one split of the metadata (None: all). Checked before any file is read, each bad key named."""
+    one split of the metadata (None: all); `decode_threads`: decoder threads per video (0: the
+    available cores shared among the workers). Checked before any file is read, each bad key named."""
 
     videos: str | None
     metadata: str | None
@@ -515,10 +523,12 @@ class OpendvConfig(FrameSettings):
     frames_dir_fps: float
     out: str
     split: str | None
+    decode_threads: int
 
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "frames_dir_fps", check_real("frames_dir_fps", self.frames_dir_fps, 0.0, low_open=True))
+        check_int("decode_threads", self.decode_threads, 0)
         if (self.videos is None) == (self.frames_dir is None):
             raise ValueError("opendv: give exactly one of videos=DIR (with metadata=CSV) or frames_dir=DIR")
         if self.videos is not None and self.metadata is None:
@@ -530,15 +540,18 @@ class OpendvConfig(FrameSettings):
         return build(cls, cfg, "data opendv")
 
 
+def opendv_items(c: OpendvConfig, decode_threads: int) -> list[SourceItem]:
+    """The items of `c`: one per metadata row (videos=) or per image folder (frames_dir=)."""
+    return video_items(c, decode_threads) if c.videos is not None else frame_folder_items(c)
+
+
 def run(cfg) -> Manifest:
     """`foresight data opendv`: convert videos (videos= + metadata=) or frame folders (frames_dir=)."""
     c = OpendvConfig.from_cfg(cfg)
-    if c.videos is not None:
-        items = video_items(c)
-        description = "OpenDV-YouTube videos"
-    else:
-        items = frame_folder_items(c)
-        description = "OpenDV-YouTube frame folders"
+    workers = resolve_workers(c.workers)
+    make_items = partial(opendv_items, c, c.decode_threads or max(1, available_cores() // workers))
+    items = make_items()
     if not items:
         raise EmptySourceError(f"opendv: nothing to convert (split={c.split}; check videos=/frames_dir= and metadata=)")
-    return convert_to_store(cfg, SOURCE, items, description)
+    description = "OpenDV-YouTube videos" if c.videos is not None else "OpenDV-YouTube frame folders"
+    return convert_to_store(cfg, SOURCE, items, description, make_items=make_items)

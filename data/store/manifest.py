@@ -31,7 +31,12 @@ class ShardRecord:
 
 @dataclass
 class Manifest:
-    """Mutable while a writer owns the store; readers treat it as read-only."""
+    """Mutable while a writer owns the store; readers treat it as read-only.
+
+    items: every item key of the conversion that made the store, in conversion order (empty for a
+    store written item by item with ClipStoreWriter); shards, skips and bad files are listed in
+    that order, and the store is complete once each item has its shards or a final skip.
+    """
 
     source: str
     config: dict[str, Any]
@@ -42,6 +47,7 @@ class Manifest:
     skipped: list[dict[str, str]] = field(default_factory=list)
     skipped_files: list[dict[str, str]] = field(default_factory=list)
     complete: bool = False
+    items: list[str] = field(default_factory=list)
 
     @property
     def num_clips(self) -> int:
@@ -77,16 +83,18 @@ class Manifest:
             skipped=list(d.get("skipped", [])),
             skipped_files=list(d.get("skipped_files", [])),
             complete=bool(d.get("complete", False)),
+            items=list(d.get("items", [])),
         )
 
-    def save(self, directory: Path) -> None:
-        atomic_write_text(Path(directory) / MANIFEST_NAME, json.dumps(self.to_dict(), indent=1))
+    def save(self, directory: Path, name: str = MANIFEST_NAME) -> None:
+        """Write atomically to `directory`/`name` (a rank's journal has its own name)."""
+        atomic_write_text(Path(directory) / name, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, directory: Path) -> "Manifest":
-        path = Path(directory) / MANIFEST_NAME
+    def load(cls, directory: Path, name: str = MANIFEST_NAME) -> "Manifest":
+        path = Path(directory) / name
         if not path.is_file():
-            raise FileNotFoundError(f"no clip store at {directory}: {MANIFEST_NAME} is missing")
+            raise FileNotFoundError(f"no clip store at {directory}: {name} is missing")
         d = read_json(path, "manifest")
         if int(d.get("schema_version", 0)) != SCHEMA_VERSION:
             raise ValueError(
@@ -95,11 +103,22 @@ class Manifest:
         return cls.from_dict(d)
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's 0600 would hide a shared dataset from the other users
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see either the old file or the complete new one."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -32,6 +32,20 @@ def _code_version() -> str:
         return "foresight-drive (not installed)"
 
 
+def write_shard(path: Path, tensors: dict[str, np.ndarray], metas: list[dict[str, Any]], codec: str, items: list[str]) -> ShardRecord:
+    """Write one shard atomically: `tensors` named "<slot>/<name>" for the clips whose metadata is
+    `metas` (slot k = metas[k]), from source `items`; returns its manifest record."""
+    atomic_write_bytes(path, shard_bytes(tensors, encode_header(metas, codec)))
+    return ShardRecord(
+        file=path.name,
+        sha256=sha256_file(path),
+        bytes=path.stat().st_size,
+        items=list(items),
+        clip_ids=[m["clip_id"] for m in metas],
+        clip_num_frames=[m["num_frames"] for m in metas],
+    )
+
+
 class ClipStoreWriter:
     """Write clips into `out_dir`, resuming a previous run with the same config.
 
@@ -144,18 +158,8 @@ class ClipStoreWriter:
         if not self._pending_metas:
             return
         name = f"shard-{len(self.manifest.shards):05d}.safetensors"
-        path = self.out_dir / name
-        header = encode_header(self._pending_metas, self.codec)
-        atomic_write_bytes(path, shard_bytes(self._pending_tensors, header))
         self.manifest.shards.append(
-            ShardRecord(
-                file=name,
-                sha256=sha256_file(path),
-                bytes=path.stat().st_size,
-                items=list(self._pending_items),
-                clip_ids=[m["clip_id"] for m in self._pending_metas],
-                clip_num_frames=[m["num_frames"] for m in self._pending_metas],
-            )
+            write_shard(self.out_dir / name, self._pending_tensors, self._pending_metas, self.codec, self._pending_items)
         )
         self.manifest.skipped_files.extend(self._pending_bad_files)
         self.manifest.save(self.out_dir)

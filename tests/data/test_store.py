@@ -116,8 +116,15 @@ def test_missing_store_is_a_clear_error(tmp_path):
         ClipStore(tmp_path / "nope")
 
 
+def _convert(out, items):
+    from data.convert import ShardFormat, convert_items
+    from data.ranks import DistEnv
+
+    return convert_items(out, "test", {}, items, ShardFormat("jpeg", 95, 1), description="test", env=DistEnv()).manifest
+
+
 def test_an_item_that_fails_midway_leaves_no_clips_behind(tmp_path):
-    from data.convert import SourceItem, convert_items
+    from data.convert import SourceItem
     from data.errors import CorruptFileError
 
     def half_then_fail(report):
@@ -125,20 +132,21 @@ def test_an_item_that_fails_midway_leaves_no_clips_behind(tmp_path):
         raise CorruptFileError("video a.mp4 broke")
 
     items = [SourceItem("a", half_then_fail), SourceItem("b", lambda report: [turning_clip("b0", hw=(8, 8))])]
-    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), items, 2, "test")
+    m = _convert(tmp_path, items)
     assert [s["item"] for s in m.skipped] == ["a"]
     assert [s.clip_ids for s in m.shards] == [["b0"]] and [s.items for s in m.shards] == [["b"]]
     assert ClipStore(tmp_path).load_clip(0).clip_id == "b0"
+    assert sorted(p.name for p in tmp_path.glob("shard-*")) == [m.shards[0].file]  # no shard of "a" left
 
 
 def test_missing_file_skips_are_retried_on_the_next_run(tmp_path):
-    from data.convert import SourceItem, convert_items
+    from data.convert import SourceItem
     from data.errors import MissingFileError
 
     def missing(report):
         raise MissingFileError("video v1.mp4 not downloaded yet")
 
-    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), [SourceItem("v1", missing)], 1, "test")
-    assert m.skipped[0]["retry"] and "v1" not in m.done_items
-    m = convert_items(ClipStoreWriter(tmp_path, "test", {}), [SourceItem("v1", lambda r: [turning_clip(hw=(8, 8))])], 1, "test")
-    assert m.skipped == [] and m.num_clips == 1
+    m = _convert(tmp_path, [SourceItem("v1", missing)])
+    assert m.skipped[0]["retry"] and "v1" not in m.done_items and not m.complete
+    m = _convert(tmp_path, [SourceItem("v1", lambda r: [turning_clip(hw=(8, 8))])])
+    assert m.skipped == [] and m.num_clips == 1 and m.complete

@@ -19,11 +19,6 @@ MANIFEST_NAME = "manifest.json"
 TOKEN_DTYPE = "uint16"
 
 
-def part_name(rank: int) -> str:
-    """Journal file of one rank of a multi-process tokenization."""
-    return f"manifest.part-{rank:04d}.json"
-
-
 def clip_file_name(clip_index: int) -> str:
     return f"clip-{clip_index:06d}.npy"
 

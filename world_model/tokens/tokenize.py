@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from configs import build, defaults
 from data.convert import progress_bar
+from data.ranks import DistEnv, process_group
 from data.settings import check_bool, check_int
 from data.store.manifest import MANIFEST_NAME as CLIP_MANIFEST_NAME
 from data.store.manifest import sha256_file
@@ -73,22 +73,6 @@ class TokenizeConfig:
         return cls.from_mapping({**defaults("data/tokenize"), **paths, **changes})
 
 
-@dataclass(frozen=True)
-class DistEnv:
-    """This process's place in a torchrun launch (rank 0 of 1 when not launched by torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_environ(cls) -> "DistEnv":
-        env = os.environ
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        return cls(rank, world, int(env.get("LOCAL_RANK", str(rank))))
-
-
 def resolve_device(device: str, env: DistEnv) -> torch.device:
     if device == "auto":
         return torch.device(f"cuda:{env.local_rank % torch.cuda.device_count()}") if torch.cuda.is_available() else torch.device("cpu")
@@ -128,16 +112,8 @@ def run_tokenize(cfg: TokenizeConfig | Mapping[str, Any]) -> TokenStoreManifest:
     cfg: the settings, or the composed configs/data/tokenize.yaml (every key)."""
     c = cfg if isinstance(cfg, TokenizeConfig) else TokenizeConfig.from_mapping(cfg)
     env = DistEnv.from_environ()
-    own_group = False
-    if env.world_size > 1 and dist.is_available() and not dist.is_initialized() and "MASTER_ADDR" in os.environ:
-        dist.init_process_group(backend="gloo")
-        own_group = True
-    synced = dist.is_available() and dist.is_initialized()
-    try:
+    with process_group(env) as synced:
         return _tokenize(c, env, synced)
-    finally:
-        if own_group:
-            dist.destroy_process_group()
 
 
 def _tokenize(c: TokenizeConfig, env: DistEnv, synced: bool) -> TokenStoreManifest:

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from data.ranks import PART_GLOB, part_name
 from data.store.manifest import atomic_write_bytes
 from world_model.tokens.manifest import (
     MANIFEST_NAME,
     ClipTokensRecord,
     TokenStoreManifest,
     clip_file_name,
-    part_name,
 )
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class TokenStoreWriter:
         if overwrite and rank == 0:
             self._clear()
         existing = [TokenStoreManifest.load(main)] if main.is_file() else []
-        existing += [TokenStoreManifest.load(p) for p in sorted(self.out_dir.glob("manifest.part-*.json"))]
+        existing += [TokenStoreManifest.load(p) for p in sorted(self.out_dir.glob(PART_GLOB))]
         for m in existing:
             self._check_compatible(m)
         records: dict[int, ClipTokensRecord] = {}
@@ -149,7 +149,7 @@ class TokenStoreWriter:
         ranks saved their journals); complete when every source clip is listed. Removes merged journals."""
         records = dict(self.own)
         main = self.out_dir / MANIFEST_NAME
-        parts = sorted(self.out_dir.glob("manifest.part-*.json"))
+        parts = sorted(self.out_dir.glob(PART_GLOB))
         for p in ([main] if main.is_file() else []) + parts:
             m = TokenStoreManifest.load(p)
             self._check_compatible(m)
