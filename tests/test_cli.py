@@ -5,17 +5,18 @@ import sys
 
 import pytest
 
+from configs import CONFIG_DIR
 from foresight.cli import main
 from foresight.commands import COMMANDS, GROUPS, Subcommand
 from tests.conftest import REPO_ROOT
 
 LEAF = {"serve", "demo"}  # commands without subcommands: `foresight serve key=value ...`
 EXPECTED = {
-    "data": {"nuscenes", "nuplan", "opendv", "synth", "tokenize"},
+    "data": {"nuscenes", "nuplan", "opendv", "synth", "tokenize", "merge"},
     "train": {"tokenizer", "world_model", "planner"},
     "eval": {"closed_loop", "world_model", "open_loop", "ablation"},
     "demo": None,
-    "bench": {"data", "sim", "world_model", "planner", "closed_loop"},
+    "bench": {"data", "sim", "world_model", "planner", "closed_loop", "convert"},
     "viz": {"clip"},
     "serve": None,
 }
@@ -45,6 +46,8 @@ def test_every_subcommand_help_shows_its_config(words, capsys):
     assert main([*words, "--help"]) == 0
     out = capsys.readouterr().out
     assert f"foresight {' '.join(words)}" in out and "Defaults" in out
+    sub = COMMANDS[words[0]] if len(words) == 1 else COMMANDS[words[0]][words[1]]
+    assert (CONFIG_DIR / f"{sub.config}.yaml").read_text().rstrip() in out  # its YAML as written, comments included
 
 
 def test_unknown_and_missing_arguments_are_clear_errors(capsys):
