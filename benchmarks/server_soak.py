@@ -53,6 +53,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from configs import compose, plain
 from foresight.bench_closed_loop import cpu_model
+from planner.server.announce import wait_for_port
 from planner.server.app import ServerConfig, server_config_from
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -338,18 +339,11 @@ def start_server(overrides: list[str]) -> tuple[subprocess.Popen, int]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-c", script, *overrides], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
-    deadline = time.monotonic() + 60
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            # Keep reading its log (dropped clients are logged) so that the pipe never fills.
-            threading.Thread(target=_discard_lines, args=(process.stderr,), daemon=True).start()
-            return process, int(match.group(1))
+    port, lines = wait_for_port(process.stderr, timeout_s=60)
+    if port is not None:
+        # Keep reading its log (dropped clients are logged) so that the pipe never fills.
+        threading.Thread(target=_discard_lines, args=(process.stderr,), daemon=True).start()
+        return process, port
     process.kill()
     raise RuntimeError("the server did not start:\n" + "".join(lines))
 

@@ -35,6 +35,7 @@ from configs import compose, defaults
 from configs.compose import CONFIG_DIR
 from data.errors import DataError
 from foresight.commands import COMMANDS, GROUPS, Subcommand
+from foresight.run_dir import make_out_dir
 
 # Commands whose `out` is a file rather than a directory: they get no run dir.
 OUT_IS_A_FILE = frozenset({"viz/clip"})
@@ -278,16 +279,6 @@ class _RunRecord:
                 directory.rmdir()
 
 
-def _make_run_dir(run_dir: Path) -> None:
-    """Create the run dir up front, refusing a path that cannot be one with a clear error."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as exc:
-        raise NotADirectoryError(f"out={run_dir} cannot be a directory ({exc.strerror or exc})") from exc
-    except PermissionError as exc:
-        raise PermissionError(f"out={run_dir} cannot be created ({exc.strerror or exc}); choose a writable out=") from exc
-
-
 def _run(hydra: Any, sub: Subcommand, overrides: list[str], configure_logging: bool) -> Any:
     """One job, as Hydra's `Hydra.run` runs it (callbacks, run_job: run dir, record, logging), with
     the required keys checked before anything is created, and the handler's own exception raised."""
@@ -304,7 +295,7 @@ def _run(hydra: Any, sub: Subcommand, overrides: list[str], configure_logging: b
     if cfg.hydra.output_subdir is not None:
         run_dir = Path(str(cfg.hydra.run.dir))
         record = _RunRecord.before(run_dir, str(cfg.hydra.output_subdir))
-        _make_run_dir(run_dir)
+        make_out_dir(run_dir)  # created up front; a path that cannot be a directory is a clear error
     callbacks = Callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name=sub.config)
     job = _Job(sub.target, capture=True, out_is_run_dir=False)

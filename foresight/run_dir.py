@@ -36,19 +36,25 @@ def integer_key(d: Mapping[str, Any], key: str, minimum: int) -> int:
     return value
 
 
-def prepare_out_dir(out: str | Path, overwrite: bool, entries: Iterable[str] = RESULT_ENTRIES) -> Path:
-    """Create `out`, refuse it if it holds results of an earlier run (unless `overwrite`, which
-    removes them) and check it can be written; returns it. Raises FileExistsError / PermissionError
-    / NotADirectoryError with the path and what to do."""
-    if not isinstance(overwrite, bool):
-        raise ValueError(f"overwrite must be true or false, got {overwrite!r}")
-    out = Path(out)
+def make_out_dir(out: Path) -> Path:
+    """Create directory `out` (and its parents); a path that cannot be one (a file in the way, no
+    permission) raises NotADirectoryError / PermissionError naming `out=` and what to do."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
         raise NotADirectoryError(f"out={out} cannot be a directory ({exc.strerror or exc})") from exc
     except PermissionError as exc:
         raise PermissionError(f"out={out} cannot be created ({exc.strerror or exc}); choose a writable out=") from exc
+    return out
+
+
+def prepare_out_dir(out: str | Path, overwrite: bool, entries: Iterable[str] = RESULT_ENTRIES) -> Path:
+    """Create `out`, refuse it if it holds results of an earlier run (unless `overwrite`, which
+    removes them) and check it can be written; returns it. Raises FileExistsError / PermissionError
+    / NotADirectoryError with the path and what to do."""
+    if not isinstance(overwrite, bool):
+        raise ValueError(f"overwrite must be true or false, got {overwrite!r}")
+    out = make_out_dir(Path(out))
     earlier = sorted(name for name in entries if (out / name).exists())
     if earlier and not overwrite:
         raise FileExistsError(

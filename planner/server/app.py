@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 from configs import build, defaults
 from contract import EpisodeInfo, Planner
+from planner.server.announce import LISTENING
 from planner.server.episode import BufferConfig, EpisodeBuffer
 from planner.server.schema import RequestError, infer_response, parse_infer_request, parse_json_object
 from planner.server.trajectory import PlanConversionError, plan_to_neuroncap
@@ -515,7 +516,7 @@ def serve(planner: Planner, host: str = "127.0.0.1", port: int = DEFAULT_PORT, c
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, request_stop)
-    log.info("NeuroNCAP planner server for %r listening on %s", planner.name, server.url)
+    log.info(LISTENING, planner.name, server.url)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

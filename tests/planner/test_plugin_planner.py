@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from contract import Observation
 from foresight.cli import main
 from foresight.planners import build_planner, planner_options, planner_source
 from foresight.serve import serve_setup
+from planner.server.announce import wait_for_port
 from tests.planner.test_server import infer_payload
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,15 +106,7 @@ def test_the_readme_planner_is_served_with_its_options(example):
     process = subprocess.Popen([sys.executable, "-c", CONSOLE_SCRIPT, "serve", *serve_tokens, "port=0"], cwd=tmp_path,
                                env=console_env(), stderr=subprocess.PIPE, text=True)
     try:
-        port, lines = None, []
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            port = int(match.group(1)) if match else None
+        port, lines = wait_for_port(process.stderr, timeout_s=60)
         assert port is not None, "".join(lines)
 
         def request(method: str, path: str, body: dict | None = None):

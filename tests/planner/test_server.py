@@ -8,12 +8,10 @@ import io
 import json
 import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from contract import EpisodeInfo, Observation, Plan, Planner
 from foresight.serve import serve_setup
 from planner.baselines import ConstantVelocityPlanner
 from planner.server import ServerConfig, make_server
+from planner.server.announce import wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_LEFT", "CAM_FRONT_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
@@ -337,17 +336,7 @@ def test_run_serves_until_sigterm_then_exits_cleanly():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        url = None
-        deadline = time.monotonic() + 30
-        lines = []
-        while url is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-            if match:
-                url = int(match.group(1))
+        url, lines = wait_for_port(process.stderr, timeout_s=30)
         assert url is not None, "".join(lines)
         connection = http.client.HTTPConnection("127.0.0.1", url, timeout=10)
         connection.request("GET", "/alive")
