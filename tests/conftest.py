@@ -52,3 +52,17 @@ def turning_clip(clip_id: str = "turn", num_frames: int = 20, radius_m: float = 
     frames = np.zeros((num_frames, *hw, 3), np.uint8)
     frames[:] = (np.arange(num_frames) * 10 % 256).astype(np.uint8)[:, None, None, None]
     return Clip(clip_id, "test", frames, frame_ts, 2.0, poses=poses, license="test", provenance={"kind": "analytic"})
+
+
+@pytest.fixture(scope="module")
+def road_clips_dir(tmp_path_factory):
+    """A PNG clip store of two 6-frame 32x64 road-like clips (data.bench.road_like_clip, seeds 0 and
+    1): the smallest input a tokenizer training run takes."""
+    from data.bench import road_like_clip
+    from data.store import ClipStoreWriter
+
+    out = tmp_path_factory.mktemp("clips")
+    with ClipStoreWriter(out, "test", {"t": 1}, codec="png") as w:
+        for i in range(2):
+            w.add(f"item{i}", [road_like_clip(f"clip{i}", 6, 32, 64, seed=i)])
+    return out

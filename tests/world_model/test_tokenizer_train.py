@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from configs import compose
-from data.bench import road_like_clip
-from data.store import ClipStore, ClipStoreWriter
+from data.store import ClipStore
 from tests.training.callbacks import Kill, LossRecorder
 from tests.training.probe import TrainerProbe
 from world_model.tokenizer import load_tokenizer
@@ -22,21 +21,12 @@ TINY = [
 ]
 
 
-@pytest.fixture(scope="module")
-def clips_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("clips")
-    with ClipStoreWriter(out, "test", {"t": 1}, codec="png") as w:
-        for i in range(2):
-            w.add(f"item{i}", [road_like_clip(f"clip{i}", 6, 32, 64, seed=i)])
-    return out
+def config(road_clips_dir, out, *overrides: str):
+    return compose("train/tokenizer", [f"clips={road_clips_dir}", f"out={out}", *TINY, *overrides])
 
 
-def config(clips_dir, out, *overrides: str):
-    return compose("train/tokenizer", [f"clips={clips_dir}", f"out={out}", *TINY, *overrides])
-
-
-def test_train_export_evaluate_and_resume(clips_dir, tmp_path):
-    summary = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=4"))
+def test_train_export_evaluate_and_resume(road_clips_dir, tmp_path):
+    summary = run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=4"))
     assert summary["steps"] == 4 and summary["steps_this_run"] == 4 and summary["grid_hw"] == [4, 8]
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     saved = json.loads((tmp_path / "train_summary.json").read_text())
@@ -47,35 +37,35 @@ def test_train_export_evaluate_and_resume(clips_dir, tmp_path):
         assert name in header
 
     model = load_tokenizer(tmp_path)
-    again = evaluate_reconstruction(model, ClipStore(clips_dir), max_frames=6, batch_size=4)
+    again = evaluate_reconstruction(model, ClipStore(road_clips_dir), max_frames=6, batch_size=4)
     assert again == pytest.approx(summary["eval"], rel=1e-5)
     assert 0 < again["psnr_db"] < 60 and 0 < again["ssim"] <= 1 and again["num_frames"] == 6
     assert json.loads((tmp_path / "tokenizer.json").read_text())["extra"]["steps"] == 4
 
-    resumed = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6"))  # continues from last.ckpt at step 4
+    resumed = run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=6"))  # continues from last.ckpt at step 4
     assert resumed["steps"] == 6 and resumed["steps_this_run"] == 2
-    done = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6"))  # nothing left to do: still exports and evaluates
+    done = run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=6"))  # nothing left to do: still exports and evaluates
     assert done["steps"] == 6 and done["steps_this_run"] == 0
     with pytest.raises(ValueError, match="holds a run of another model"):
-        run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=8", "tokenizer.model.base_channels=16"))
+        run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=8", "tokenizer.model.base_channels=16"))
 
 
-def test_rerunning_a_killed_run_continues_the_same_loss_curve(clips_dir, tmp_path):
+def test_rerunning_a_killed_run_continues_the_same_loss_curve(road_clips_dir, tmp_path):
     whole = LossRecorder()
-    run_train(config(clips_dir, tmp_path / "whole", "tokenizer.max_steps=6"), [whole])
+    run_train(config(road_clips_dir, tmp_path / "whole", "tokenizer.max_steps=6"), [whole])
     assert sorted(whole.losses) == [1, 2, 3, 4, 5, 6]
     with pytest.raises(RuntimeError, match="simulated kill"):
-        run_train(config(clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [Kill(at_step=3)])  # dies in step 4; last.ckpt holds step 2
+        run_train(config(road_clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [Kill(at_step=3)])  # dies in step 4; last.ckpt holds step 2
     assert torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     resumed = LossRecorder()
-    run_train(config(clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [resumed])
+    run_train(config(road_clips_dir, tmp_path / "killed", "tokenizer.max_steps=6"), [resumed])
     assert sorted(resumed.losses) == [3, 4, 5, 6]
     assert [resumed.losses[s] for s in (3, 4, 5, 6)] == [whole.losses[s] for s in (3, 4, 5, 6)]  # same batches, same weights: exact
 
 
-def test_the_trainer_group_decides_strategy_devices_precision_and_retention(clips_dir, tmp_path, monkeypatch):
+def test_the_trainer_group_decides_strategy_devices_precision_and_retention(road_clips_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("foresight.training.precision.cpu_has_native_bf16", lambda: False)  # an AVX2-only CPU
     probe = TrainerProbe()
-    summary = run_train(config(clips_dir, tmp_path, "tokenizer.max_steps=6", "trainer.strategy=ddp", "trainer.keep_checkpoints=1"), [probe])
+    summary = run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=6", "trainer.strategy=ddp", "trainer.keep_checkpoints=1"), [probe])
     assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch=2-step=6.ckpt", "final.ckpt", "last.ckpt"]
