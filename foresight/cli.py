@@ -35,7 +35,6 @@ from configs import compose, defaults
 from configs.compose import CONFIG_DIR
 from data.errors import DataError
 from foresight.commands import COMMANDS, GROUPS, Subcommand
-from foresight.run_dir import make_out_dir
 
 # Commands whose `out` is a file rather than a directory: they get no run dir.
 OUT_IS_A_FILE = frozenset({"viz/clip"})
@@ -295,6 +294,8 @@ def _run(hydra: Any, sub: Subcommand, overrides: list[str], configure_logging: b
     if cfg.hydra.output_subdir is not None:
         run_dir = Path(str(cfg.hydra.run.dir))
         record = _RunRecord.before(run_dir, str(cfg.hydra.output_subdir))
+        from foresight.run_dir import make_out_dir  # here, not at the top: it imports OpenCV, which --help does not need
+
         make_out_dir(run_dir)  # created up front; a path that cannot be a directory is a clear error
     callbacks = Callbacks(cfg)
     callbacks.on_run_start(config=cfg, config_name=sub.config)

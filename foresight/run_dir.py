@@ -19,21 +19,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from data.settings import check_int
+
 # What an evaluation (eval closed_loop / eval ablation) writes into its out dir.
 RESULT_ENTRIES = ("metrics.json", "episodes.csv", "videos", "runs", "ablation.md")
 
 
 def integer_key(d: Mapping[str, Any], key: str, minimum: int) -> int:
-    """d[key] as an int >= minimum; a float, NaN, bool or string is refused with the key named."""
+    """d[key] as an int >= minimum (an integral float such as 30.0, which YAML arithmetic can give,
+    counts as its int); NaN, a fraction, a bool or a string is refused with the key named."""
     value = d[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{key} must be >= {minimum}, got {value}")
-    return value
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    return check_int(key, value, minimum)
 
 
 def make_out_dir(out: Path) -> Path:
