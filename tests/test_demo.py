@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import time
 from pathlib import Path
 
 import nbformat
@@ -95,9 +94,7 @@ def test_report_has_every_section_and_embeds_its_media(demo):
 
 def test_rerun_skips_finished_stages_and_rebuilds_the_same_report(demo, capsys):
     before = json.loads((demo / "metrics.json").read_text())
-    started = time.perf_counter()
     assert main(["demo", f"out={demo}", "profile=smoke"]) == 0
-    assert time.perf_counter() - started < 30
     out = capsys.readouterr().out
     assert out.count("skipped") == len(before["stage_seconds"])
     assert json.loads((demo / "metrics.json").read_text()) == before
