@@ -18,7 +18,7 @@ from foresight.training import TrainerSettings
 from foresight.training.run_record import RunRecord
 from tests.planner.conftest import tiny_pipeline, train_args  # noqa: F401 - the session fixture of the tiny planner pipeline
 from tests.training.callbacks import Kill, LossRecorder
-from tests.training.test_failure_behaviour import clips_dir, tokenizer_args, tokenizer_config, tokens_dir  # noqa: F401 - fixtures
+from tests.training.test_failure_behaviour import tokenizer_args, tokenizer_config, tokens_dir  # noqa: F401 - fixtures
 from tests.world_model.conftest import world_model_config
 from world_model.tokenizer.train import run_train
 from world_model.train import train_world_model
@@ -72,9 +72,9 @@ def check_tensorboard(out, steps: int, lr_tag: str) -> None:
     assert sorted(s for s, _ in found["throughput/samples_per_s"]) == list(range(steps)) and all(v > 0 for _, v in found["throughput/samples_per_s"])
 
 
-def test_the_tokenizer_logs_loss_lr_and_throughput_to_tensorboard(clips_dir, tmp_path):  # noqa: F811
+def test_the_tokenizer_logs_loss_lr_and_throughput_to_tensorboard(road_clips_dir, tmp_path):  # noqa: F811
     out = tmp_path / "tok"
-    run_train(tokenizer_config(clips_dir, out, "tokenizer.max_steps=4", "trainer.loggers=[tensorboard]"))
+    run_train(tokenizer_config(road_clips_dir, out, "tokenizer.max_steps=4", "trainer.loggers=[tensorboard]"))
     check_tensorboard(out, 4, "lr-AdamW")
     assert not (out / "logs").exists()  # only the loggers asked for
 
@@ -96,19 +96,19 @@ def test_the_planner_logs_loss_lr_and_throughput_to_tensorboard(tiny_pipeline, t
     check_tensorboard(out, 4, "lr-AdamW")
 
 
-def test_wandb_offline_writes_its_run_locally_and_a_resumed_run_keeps_its_id(clips_dir, tmp_path, monkeypatch):  # noqa: F811
+def test_wandb_offline_writes_its_run_locally_and_a_resumed_run_keeps_its_id(road_clips_dir, tmp_path, monkeypatch):  # noqa: F811
     pytest.importorskip("wandb")
     for name in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
         monkeypatch.setenv(name, str(tmp_path / name.lower()))
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     out = tmp_path / "tok"
-    run_train(tokenizer_config(clips_dir, out, "tokenizer.max_steps=2", "trainer.loggers=[wandb]"))
+    run_train(tokenizer_config(road_clips_dir, out, "tokenizer.max_steps=2", "trainer.loggers=[wandb]"))
     (first,) = (out / "wandb").glob("offline-run-*")
     assert list(first.glob("run-*.wandb")) and not (out / "logs").exists()
     run_id = (out / "wandb" / "run_id").read_text().strip()
     assert first.name.endswith(run_id)
-    run_train(tokenizer_config(clips_dir, out, "tokenizer.max_steps=4", "trainer.loggers=[wandb]"))  # goes on in the same wandb run
+    run_train(tokenizer_config(road_clips_dir, out, "tokenizer.max_steps=4", "trainer.loggers=[wandb]"))  # goes on in the same wandb run
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)
 
@@ -117,10 +117,10 @@ def test_wandb_offline_writes_its_run_locally_and_a_resumed_run_keeps_its_id(cli
 
 
 @pytest.mark.parametrize("keep, kept", [(None, [4, 6, 8]), (2, [6, 8]), (-1, [2, 4, 6, 8])])
-def test_retention_keeps_the_newest_periodic_checkpoints_besides_last_and_final(clips_dir, tmp_path, keep, kept):  # noqa: F811
+def test_retention_keeps_the_newest_periodic_checkpoints_besides_last_and_final(road_clips_dir, tmp_path, keep, kept):  # noqa: F811
     out = tmp_path / "run"
     extra = [] if keep is None else [f"trainer.keep_checkpoints={keep}"]
-    run_train(tokenizer_config(clips_dir, out, "tokenizer.max_steps=8", "trainer.loggers=[]", *extra))
+    run_train(tokenizer_config(road_clips_dir, out, "tokenizer.max_steps=8", "trainer.loggers=[]", *extra))
     assert periodic_steps(out) == kept  # the default keeps three
     assert {p.name for p in (out / "checkpoints").glob("*.ckpt")} - {p.name for p in (out / "checkpoints").glob("epoch=*")} == {"last.ckpt", "final.ckpt"}
 
@@ -128,14 +128,14 @@ def test_retention_keeps_the_newest_periodic_checkpoints_besides_last_and_final(
 # --- trainer.ckpt_path -----------------------------------------------------------------------------
 
 
-def test_ckpt_path_resumes_from_the_chosen_older_checkpoint_exactly(clips_dir, tmp_path):  # noqa: F811
+def test_ckpt_path_resumes_from_the_chosen_older_checkpoint_exactly(road_clips_dir, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     whole = LossRecorder()
-    run_train(tokenizer_config(clips_dir, out, "trainer.keep_checkpoints=-1"), [whole])  # checkpoints at 2, 4, 6
+    run_train(tokenizer_config(road_clips_dir, out, "trainer.keep_checkpoints=-1"), [whole])  # checkpoints at 2, 4, 6
     trained = load_file(out / "tokenizer.safetensors")
     chosen = out / "checkpoints" / "epoch=0-step=2.ckpt"
     again, probe = LossRecorder(), BatchesPerStep()
-    summary = run_train(tokenizer_config(clips_dir, out, "trainer.keep_checkpoints=-1", f'trainer.ckpt_path="{chosen}"'), [again, probe])
+    summary = run_train(tokenizer_config(road_clips_dir, out, "trainer.keep_checkpoints=-1", f'trainer.ckpt_path="{chosen}"'), [again, probe])
     assert probe.start_step == 2 and sorted(again.losses) == [3, 4, 5, 6] and summary["steps_this_run"] == 4
     assert all(again.losses[s] == whole.losses[s] for s in again.losses)  # the same steps again, exactly
     exported = load_file(out / "tokenizer.safetensors")
@@ -147,37 +147,37 @@ def test_ckpt_path_resumes_from_the_chosen_older_checkpoint_exactly(clips_dir, t
     assert segments[-1] == {"from_step": 2, "max_steps": 6, "ckpt_path": str(chosen.resolve())}
 
 
-def test_ckpt_path_of_another_directory_starts_a_new_run_from_it(clips_dir, tmp_path):  # noqa: F811
+def test_ckpt_path_of_another_directory_starts_a_new_run_from_it(road_clips_dir, tmp_path):  # noqa: F811
     first = tmp_path / "first"
     whole = LossRecorder()
-    run_train(tokenizer_config(clips_dir, first, "trainer.keep_checkpoints=-1"), [whole])
+    run_train(tokenizer_config(road_clips_dir, first, "trainer.keep_checkpoints=-1"), [whole])
     branch = LossRecorder()
-    run_train(tokenizer_config(clips_dir, tmp_path / "branch", f"trainer.ckpt_path='{first / 'checkpoints' / 'epoch=1-step=4.ckpt'}'"), [branch])
+    run_train(tokenizer_config(road_clips_dir, tmp_path / "branch", f"trainer.ckpt_path='{first / 'checkpoints' / 'epoch=1-step=4.ckpt'}'"), [branch])
     assert sorted(branch.losses) == [5, 6] and all(branch.losses[s] == whole.losses[s] for s in branch.losses)
     with pytest.raises(ValueError, match=r"tokenizer\.lr: 0\.002 -> 0\.5"):  # checked against the chosen checkpoint's own run
-        run_train(tokenizer_config(clips_dir, tmp_path / "other", "tokenizer.lr=0.5", f"trainer.ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "other", "tokenizer.lr=0.5", f"trainer.ckpt_path={first / 'checkpoints' / 'last.ckpt'}"))
     with pytest.raises(ValueError, match="holds a run of its own"):  # `out` has a run that is not the chosen one's
         escaped = str(first / "checkpoints" / "epoch=0-step=2.ckpt").replace("=", "\\=")  # or quoted, as above
-        run_train(tokenizer_config(clips_dir, tmp_path / "branch", f"trainer.ckpt_path={escaped}"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "branch", f"trainer.ckpt_path={escaped}"))
 
 
-def test_a_missing_or_foreign_ckpt_path_is_refused_clearly(clips_dir, tokens_dir, tmp_path, capsys):  # noqa: F811
+def test_a_missing_or_foreign_ckpt_path_is_refused_clearly(road_clips_dir, tokens_dir, tmp_path, capsys):  # noqa: F811
     with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "a", f"trainer.ckpt_path={tmp_path / 'nowhere.ckpt'}"))
-    assert main(tokenizer_args(clips_dir, tmp_path / "a", f"trainer.ckpt_path={tmp_path / 'nowhere.ckpt'}")) == 1
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "a", f"trainer.ckpt_path={tmp_path / 'nowhere.ckpt'}"))
+    assert main(tokenizer_args(road_clips_dir, tmp_path / "a", f"trainer.ckpt_path={tmp_path / 'nowhere.ckpt'}")) == 1
     assert "trainer.ckpt_path" in capsys.readouterr().err
     junk = tmp_path / "junk.ckpt"
     junk.write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable Lightning checkpoint"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "a", f"trainer.ckpt_path={junk}"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "a", f"trainer.ckpt_path={junk}"))
     weights_only = tmp_path / "weights.ckpt"
     torch.save({"state_dict": {}, "global_step": 1}, weights_only)
     with pytest.raises(ValueError, match="not a Lightning training checkpoint"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "a", f"trainer.ckpt_path={weights_only}"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "a", f"trainer.ckpt_path={weights_only}"))
     wm = tmp_path / "wm"
     train_world_model(world_model_config([f"tokens={tokens_dir}", f"out={wm}", "world_model.max_steps=1", "trainer.loggers=[]"]))
     with pytest.raises(ValueError, match="not a checkpoint of the tokenizer stage"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "a", f"trainer.ckpt_path={wm / 'checkpoints' / 'last.ckpt'}"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "a", f"trainer.ckpt_path={wm / 'checkpoints' / 'last.ckpt'}"))
     assert not (tmp_path / "a" / "checkpoints").exists()
 
 
@@ -202,18 +202,18 @@ def test_accumulation_takes_several_batches_per_optimizer_step_and_counts_optimi
     assert one.summary["val"]["val/loss"] == pytest.approx(two.summary["val"]["val/loss"], rel=1e-4)
 
 
-def test_a_killed_accumulating_run_resumes_exactly(clips_dir, tmp_path):  # noqa: F811
+def test_a_killed_accumulating_run_resumes_exactly(road_clips_dir, tmp_path):  # noqa: F811
     accumulate = ["trainer.accumulate_grad_batches=2", "tokenizer.batch_size=2"]
     whole = LossRecorder()
-    run_train(tokenizer_config(clips_dir, tmp_path / "whole", *accumulate), [whole])
+    run_train(tokenizer_config(road_clips_dir, tmp_path / "whole", *accumulate), [whole])
     with pytest.raises(RuntimeError, match="simulated kill"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "killed", *accumulate), [Kill(at_step=3)])  # last.ckpt holds step 2
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "killed", *accumulate), [Kill(at_step=3)])  # last.ckpt holds step 2
     resumed, probe = LossRecorder(), BatchesPerStep()
-    run_train(tokenizer_config(clips_dir, tmp_path / "killed", *accumulate), [resumed, probe])
+    run_train(tokenizer_config(road_clips_dir, tmp_path / "killed", *accumulate), [resumed, probe])
     assert probe.start_step == 2 and probe.batches == {3: 2, 4: 2, 5: 2, 6: 2}
     assert all(resumed.losses[s] == whole.losses[s] for s in resumed.losses)  # the last loss seen at each global step
     with pytest.raises(ValueError, match=r"trainer\.accumulate_grad_batches: 2 -> 1"):  # changes what the run computes
-        run_train(tokenizer_config(clips_dir, tmp_path / "killed", "tokenizer.batch_size=2", "tokenizer.max_steps=8"))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "killed", "tokenizer.batch_size=2", "tokenizer.max_steps=8"))
 
 
 # --- moving average of the weights ----------------------------------------------------------------
@@ -237,16 +237,16 @@ def test_the_planner_exports_its_moving_average_when_asked(tiny_pipeline, tmp_pa
     assert all(torch.equal(final[f"model.{k}"], ema[k]) for k in trained)
 
 
-def test_a_killed_run_with_a_moving_average_resumes_to_the_same_export(clips_dir, tmp_path):  # noqa: F811
+def test_a_killed_run_with_a_moving_average_resumes_to_the_same_export(road_clips_dir, tmp_path):  # noqa: F811
     ema = ["trainer.ema_decay=0.7", "trainer.loggers=[]"]
-    run_train(tokenizer_config(clips_dir, tmp_path / "whole", *ema))
+    run_train(tokenizer_config(road_clips_dir, tmp_path / "whole", *ema))
     with pytest.raises(RuntimeError, match="simulated kill"):
-        run_train(tokenizer_config(clips_dir, tmp_path / "killed", *ema), [Kill(at_step=3)])
-    run_train(tokenizer_config(clips_dir, tmp_path / "killed", *ema))
+        run_train(tokenizer_config(road_clips_dir, tmp_path / "killed", *ema), [Kill(at_step=3)])
+    run_train(tokenizer_config(road_clips_dir, tmp_path / "killed", *ema))
     a, b = (load_file(tmp_path / d / "tokenizer.safetensors") for d in ("whole", "killed"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     plain = tmp_path / "plain"
-    run_train(tokenizer_config(clips_dir, plain, "trainer.loggers=[]"))
+    run_train(tokenizer_config(road_clips_dir, plain, "trainer.loggers=[]"))
     assert any(not torch.equal(a[k], v) for k, v in load_file(plain / "tokenizer.safetensors").items())  # the average was exported
 
 
