@@ -19,7 +19,7 @@ import torch
 
 from configs import plain
 from foresight.closed_loop import batch_size, runner_config
-from foresight.planners import planner_options, planner_source
+from foresight.planners import planner_batched, planner_options, planner_source
 from sim_eval.evaluate import evaluate
 
 
@@ -39,7 +39,7 @@ def run(cfg: Any) -> dict[str, Any]:
     name = str(d["planner"])
     options = planner_options(name, d)
     episodes, workers = int(d["episodes"]), int(d["workers"])
-    batch = batch_size(d["batch_size"], name, options, episodes, workers)
+    batch = batch_size(d["batch_size"], planner_batched(name), options, episodes, workers)
     runner = runner_config(d["runner"], options.get("checkpoint") if name == "vam" else None)
     source = planner_source(name, options)
     with tempfile.TemporaryDirectory() as scratch:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from configs import build, plain
-from foresight.planners import BASELINES, is_plugin, planner_options, planner_source, plugin_planner_class, plugin_takes_option
+from foresight.planners import BASELINES, is_plugin, planner_batched, planner_options, planner_source, plugin_planner_class, plugin_takes_option
 from foresight.run_dir import integer_key, prepare_out_dir
 from sim_eval.ablation import AblationVariant
 from sim_eval.ablation import run_ablation as run_variants
@@ -30,18 +30,16 @@ def runner_config(section: Any, checkpoint: str | None) -> RunnerConfig:
     return runner
 
 
-def batch_size(value: Any, name: str, options: dict[str, Any], episodes: int, workers: int, batched: bool = False) -> int:
-    """`batch_size` of configs/eval/closed_loop.yaml: a number, or auto: every episode in one
-    lockstep batch when the learned planner runs on CUDA, one batch per worker process on CPU (also
-    for a plug-in planner that declares `batched`), and 1 for the baselines, the ego MLP and other
-    plug-ins (they plan in microseconds: processes beat batching)."""
+def batch_size(value: Any, batched: bool, options: dict[str, Any], episodes: int, workers: int) -> int:
+    """`batch_size` of configs/eval/closed_loop.yaml: a number, or auto: for a planner that declares
+    `batched` (`planner_batched`), every episode in one lockstep batch when it runs on CUDA
+    (`options["device"]`) and one batch per worker process elsewhere; 1 for the others (the
+    baselines and the ego MLP plan in microseconds: processes beat batching)."""
     if str(value) != "auto":
         if int(value) < 1:
             raise ValueError(f"batch_size must be >= 1 or auto, got {value!r}")
         return int(value)
-    if is_plugin(name) and batched:
-        return max(1, math.ceil(episodes / max(1, workers)))
-    if name != "vam":
+    if not batched:
         return 1
     if str(options.get("device") or "cpu").startswith("cuda"):
         return max(1, episodes)
@@ -57,7 +55,7 @@ def run_closed_loop(cfg: Any) -> ClosedLoopRun:
     runner = runner_config(d["runner"], options.get("checkpoint") if name == "vam" else None)
     source = planner_source(name, options)
     planner = source.make()  # a bad name, import string or checkpoint fails before the output dir is touched
-    batch = batch_size(d["batch_size"], name, options, episodes, workers, planner.batched)
+    batch = batch_size(d["batch_size"], planner.batched, options, episodes, workers)
     out = prepare_out_dir(d["out"], d["overwrite"])
     run = evaluate(source, d["suite"], episodes, seed, out, runner, workers, videos, batch)
     m = run.metrics
@@ -90,7 +88,7 @@ def ablation_variants(d: dict[str, Any]) -> list[AblationVariant]:
 
     def row(name: str, planner: str, options: dict[str, Any], description: str) -> AblationVariant:
         source = planner_source(planner, options)
-        batch = batch_size(d["batch_size"], planner, options, episodes, workers, is_plugin(planner) and source.make().batched)
+        batch = batch_size(d["batch_size"], planner_batched(planner), options, episodes, workers)
         return AblationVariant(name, source, description, batch)
 
     name = str(d.get("planner") or "vam")
@@ -132,8 +130,7 @@ def _vam_rows(d: dict[str, Any], seed: int, row: Any) -> list[AblationVariant]:
     from planner.action_model.checkpoint import vam_metadata
     from planner.ego_mlp import has_ego_mlp
 
-    if d.get("planner_options"):
-        raise ValueError("eval ablation: planner_options are for plug-in planners; planner=vam takes checkpoint= and vam.*")
+    planner_options("vam", d)  # refuses planner_options given to vam
     if not d.get("checkpoint"):
         raise ValueError("eval ablation: planner=vam needs checkpoint=<exported planner directory> (OUT/vam of `foresight train planner`)")
     checkpoint = str(d["checkpoint"])

@@ -190,6 +190,19 @@ def _build_plugin(spec: str, options: Mapping[str, Any] | None) -> Planner:
     return planner
 
 
+def planner_batched(name: str) -> bool:
+    """Whether planner `name` (a registry name or a plug-in's import string) declares `batched`
+    (`contract.Planner.batched`: one model call serves several episodes), read from its class
+    without building it."""
+    if is_plugin(name):
+        return plugin_planner_class(name).batched
+    if name == "vam":
+        from planner.vam import VAMPlanner
+
+        return VAMPlanner.batched
+    return False  # the baselines and the ego MLP plan one episode per call
+
+
 def build_planner(name: str, options: Mapping[str, Any] | None = None) -> Planner:
     """A fresh planner `name` (a registry name or a plug-in's `package.module:ClassName`) with its
     options (see the module docstring)."""

@@ -105,7 +105,7 @@ def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float
     diffs = [ours[e] - base[e] for e in ours if e in base]
     if len(diffs) < 2:
         return None
-    return {"gain": statistics.fmean(diffs), "stderr": statistics.stdev(diffs) / len(diffs) ** 0.5, "episodes": len(diffs)}
+    return {"gain": statistics.fmean(diffs), "stderr": mean_stderr(diffs), "episodes": len(diffs)}
 
 
 def mean_stderr(values: list[float | None]) -> float | None:

@@ -8,6 +8,7 @@ half-written shard only ever exists under a temporary name that no reader looks 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 
 from data.image import FRAME_CODECS
 from data.schema import Clip
-from data.store.manifest import MANIFEST_NAME, Manifest, ShardRecord, atomic_write_bytes, sha256_file
+from data.store.manifest import MANIFEST_NAME, Manifest, ShardRecord, atomic_write_bytes
 from data.store.shard_format import clip_to_tensors, encode_header, shard_bytes
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,12 @@ def _code_version() -> str:
 def write_shard(path: Path, tensors: dict[str, np.ndarray], metas: list[dict[str, Any]], codec: str, items: list[str]) -> ShardRecord:
     """Write one shard atomically: `tensors` named "<slot>/<name>" for the clips whose metadata is
     `metas` (slot k = metas[k]), from source `items`; returns its manifest record."""
-    atomic_write_bytes(path, shard_bytes(tensors, encode_header(metas, codec)))
+    data = shard_bytes(tensors, encode_header(metas, codec))
+    atomic_write_bytes(path, data)
     return ShardRecord(
         file=path.name,
-        sha256=sha256_file(path),
-        bytes=path.stat().st_size,
+        sha256=hashlib.sha256(data).hexdigest(),  # of the bytes just written: no read-back of the shard
+        bytes=len(data),
         items=list(items),
         clip_ids=[m["clip_id"] for m in metas],
         clip_num_frames=[m["num_frames"] for m in metas],

@@ -7,12 +7,12 @@ to train and for how long.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from configs import build
+from data.settings import check_int, check_real
 from foresight.training.precision import resolve_precision
 
 LOGGERS = ("csv", "tensorboard", "wandb")
@@ -32,8 +32,8 @@ class TrainerSettings:
     many samples); loggers: LOGGERS (`wandb_mode` offline, online or disabled; `wandb_project`);
     monitors: MONITORS logged to the loggers (learning rate of every parameter group, samples and
     tokens per second); progress_bar: one rich bar over all steps with ETA; keep_checkpoints:
-    periodic checkpoints kept besides last.ckpt and final.ckpt (Lightning's save_top_k over them,
-    newest first; -1: all); ckpt_path: a checkpoint of this stage to resume from instead of the
+    periodic checkpoints kept besides last.ckpt and final.ckpt (the newest N, removed by
+    foresight/training/checkpointing.py; -1: all); ckpt_path: a checkpoint of this stage to resume from instead of the
     newest in out/checkpoints (None: the newest); ema_decay: exponential moving average of the
     weights, updated every optimizer step, used for validation and exported (None: off);
     overwrite: a run in `out` that cannot be resumed as asked (another config, no readable
@@ -64,8 +64,7 @@ class TrainerSettings:
             raise ValueError(f"trainer.num_nodes must be >= 1, got {self.num_nodes}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"trainer.threads must be >= 1 or null, got {self.threads}")
-        if not isinstance(self.accumulate_grad_batches, int) or self.accumulate_grad_batches < 1:
-            raise ValueError(f"trainer.accumulate_grad_batches must be an integer >= 1, got {self.accumulate_grad_batches!r}")
+        check_int("trainer.accumulate_grad_batches", self.accumulate_grad_batches, 1)
         for key, chosen, known in (("loggers", self.loggers, LOGGERS), ("monitors", self.monitors, MONITORS)):
             bad = sorted(set(chosen) - set(known))
             if bad:
@@ -77,8 +76,7 @@ class TrainerSettings:
         if self.ckpt_path is not None and (not isinstance(self.ckpt_path, str) or not self.ckpt_path):
             raise ValueError(f"trainer.ckpt_path must be the path of a checkpoint or null, got {self.ckpt_path!r}")
         if self.ema_decay is not None:
-            if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) or not (math.isfinite(self.ema_decay) and 0 < self.ema_decay < 1):
-                raise ValueError(f"trainer.ema_decay must be a number in (0, 1) (e.g. 0.999) or null (off), got {self.ema_decay!r}")
+            check_real("trainer.ema_decay (e.g. 0.999, or null: off)", self.ema_decay, 0, 1, low_open=True, high_open=True)
             if self.strategy == "fsdp":
                 raise ValueError("trainer.ema_decay: the moving average needs the whole weights on every process; it does not work with strategy=fsdp")
 

@@ -75,7 +75,9 @@ def finish_loggers(trainer: L.Trainer, succeeded: bool) -> None:
     from lightning.pytorch.loggers import WandbLogger
 
     for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and trainer.is_global_zero:
+        # `experiment` would start a wandb run just to end it when nothing was logged (a failure before fit,
+        # a finished run re-run): only a run that exists is finished.
+        if isinstance(logger, WandbLogger) and trainer.is_global_zero and logger._experiment is not None:
             logger.experiment.finish(exit_code=0 if succeeded else 1)
 
 
