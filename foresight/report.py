@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 import re
 import statistics
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import markdown
 
 from foresight.report_figures import plot_closed_loop_summary, plot_training_curves, video_strip, world_model_rollout_grid
+from sim_eval.metrics.paired import mean_stderr, paired_gain
+from sim_eval.scenarios.ncap import NCAP_SUITE_SIZES
 
 if TYPE_CHECKING:
     from foresight.demo import DemoPaths
@@ -83,36 +86,12 @@ WORLD_MODEL_KEYS = (
     "psnr_t2", "psnr_copy_last_t2", "psnr_copy_last_raw_t2", "gain_vs_copy_last_t2", "gain_vs_copy_last_t2_stderr", "win_rate_vs_copy_last_t2",
     "ssim_t1", "ssim_copy_last_t1", "token_accuracy", "cross_entropy", "tokenizer_psnr", "num_windows",
 )  # fmt: skip
+NCAP_SUITES = tuple(NCAP_SUITE_SIZES)  # ncap_stationary, ncap_frontal, ncap_side
 OPEN_LOOP_KEYS = ("min_ade", "min_fde", "l2_1s", "l2_2s", "l2_3s", "collision_rate")
 
 
 def _load(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def paired_gain(ours_csv: Path, baseline_csv: Path, key: str) -> dict[str, float] | None:
-    """Mean and standard error of the per-episode difference `key`(ours) - `key`(baseline) over the
-    episodes both runs share (same episode_id: same scenario and seed), from two episodes.csv files;
-    None when either file is missing or fewer than 2 episodes pair up."""
-    if not (ours_csv.is_file() and baseline_csv.is_file()):
-        return None
-
-    def by_episode(path: Path) -> dict[str, float]:
-        with path.open(newline="") as f:
-            return {row["episode_id"]: float(row[key]) for row in csv.DictReader(f) if row.get(key) not in (None, "")}
-
-    ours, base = by_episode(ours_csv), by_episode(baseline_csv)
-    diffs = [ours[e] - base[e] for e in ours if e in base]
-    if len(diffs) < 2:
-        return None
-    return {"gain": statistics.fmean(diffs), "stderr": mean_stderr(diffs), "episodes": len(diffs)}
-
-
-def mean_stderr(values: list[float | None]) -> float | None:
-    """Standard error of the mean of the non-missing `values` (sample standard deviation / sqrt(n));
-    None with fewer than 2 of them."""
-    present = [float(v) for v in values if v is not None]
-    return statistics.stdev(present) / len(present) ** 0.5 if len(present) >= 2 else None
 
 
 def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: dict[str, float]) -> dict[str, Any]:
@@ -148,11 +127,38 @@ def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: di
             m["paired_vs_constant_velocity"] = {"metric": key, **paired}
     if closed:
         metrics["closed_loop"] = closed
+        average = ncap_average(closed)
+        if average:
+            metrics["ncap_average"] = average
     ab = _load(paths.ablation / "metrics.json")
     if ab:
         metrics["ablation"] = ab.get("ablation")
+        if ab.get("paired_vs_observed"):
+            metrics["ablation_paired_vs_observed"] = ab["paired_vs_observed"]
     metrics["verdict"] = verdict(metrics)
     return metrics
+
+
+def ncap_average(closed: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per planner that ran every NCAP suite: the mean of the suites' NCAP scores (each suite counts
+    once, whatever its episode count), its standard error sqrt(sum s.e.^2) / n_suites (independent
+    suites), and for the learned planner the same mean of its per-suite paired gains over constant velocity."""
+    out: dict[str, dict[str, Any]] = {}
+    for planner, suites in closed.items():
+        ms = [suites.get(s) for s in NCAP_SUITES]
+        if any(m is None or m.get("ncap_score") is None for m in ms):
+            continue
+        entry: dict[str, Any] = {"ncap_score": statistics.fmean(m["ncap_score"] for m in ms), "suites": list(NCAP_SUITES)}
+        errs = [m.get("ncap_score_stderr") for m in ms]
+        entry["ncap_score_stderr"] = math.sqrt(sum(e * e for e in errs)) / len(ms) if None not in errs else None
+        paired = [m.get("paired_vs_constant_velocity") for m in ms]
+        if all(paired):
+            entry["paired_vs_constant_velocity"] = {
+                "metric": "ncap_score", "gain": statistics.fmean(q["gain"] for q in paired),
+                "stderr": math.sqrt(sum(q["stderr"] ** 2 for q in paired)) / len(paired), "episodes": sum(q["episodes"] for q in paired),
+            }  # fmt: skip
+        out[planner] = entry
+    return out
 
 
 def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +176,9 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         if cv:
             key = "ncap_score" if m.get("ncap_score") is not None else "score"
             out[f"vam_beats_constant_velocity_closed_loop_{suite}"] = m[key] > cv[key]
+    avg = metrics.get("ncap_average") or {}
+    if "vam" in avg and "constant_velocity" in avg:
+        out["vam_beats_constant_velocity_ncap_average"] = avg["vam"]["ncap_score"] > avg["constant_velocity"]["ncap_score"]
     return out
 
 
@@ -195,6 +204,13 @@ def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
                      f"{_noise_note(paired['gain'], paired['stderr'])}") if paired else ""
         lines.append(f"- Closed loop, {suite}: the planner {word} constant velocity ({name} {m[key]:.2f} vs {cv[key]:.2f}; "
                      f"collision rate {m['collision_rate']:.2f} vs {cv['collision_rate']:.2f}{pair_text}).")
+    avg = metrics.get("ncap_average") or {}
+    if "vam" in avg:
+        parts = [f"{p} {a['ncap_score']:.2f}" + (f" +- {a['ncap_score_stderr']:.2f}" if a.get("ncap_score_stderr") is not None else "") for p, a in avg.items()]
+        paired = avg["vam"].get("paired_vs_constant_velocity")
+        pair_text = (f"; the planner's paired gain over constant velocity {paired['gain']:+.2f} +- {paired['stderr']:.2f}"
+                     f"{_noise_note(paired['gain'], paired['stderr'])}") if paired else ""
+        lines.append(f"- NCAP score averaged over {', '.join(NCAP_SUITES)}: {'; '.join(parts)}{pair_text}.")
     return lines
 
 
@@ -344,10 +360,18 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
     parts += ["", "## Ablation: what the video is worth", ""]
     ab = metrics.get("ablation")
     if ab:
-        rows = [[v, s, m.get("score"), m.get("ncap_score"), m.get("collision_rate")] for v, suites in ab.items() for s, m in suites.items()]
-        parts.append(md_table(["variant", "suite", "score", "NCAP score", "collision rate"], rows))
+        paired = metrics.get("ablation_paired_vs_observed") or {}
+        rows = []
+        for v, suites in ab.items():
+            for s, m in suites.items():
+                gain = paired.get(v, {}).get(s) or {}
+                rows.append([v, s, m.get("score"), m.get("score_stderr"), m.get("ncap_score"), m.get("ncap_score_stderr"),
+                             m.get("collision_rate"), m.get("num_episodes"), gain.get("gain"), gain.get("stderr")])
+        parts.append(md_table(["variant", "suite", "score", "+- s.e.", "NCAP score", "+- s.e.", "collision rate", "episodes",
+                               "paired gain vs observed", "+- s.e."], rows))
         parts += ["", "`observed`: the planner as trained; `imagine`: the same weights attending to frames the world model "
-                  "generates; `no_video`: the ego-status-only MLP; baselines for reference."]
+                  "generates; `no_video`: the ego-status-only MLP; baselines for reference. The paired gain is the mean per-episode "
+                  "difference from the observed row on the same episodes (NCAP score on NCAP suites, else score)."]
     else:
         parts.append("The ablation did not run.")
     parts += ["", "## Metric definitions", "", METRIC_DEFINITIONS]

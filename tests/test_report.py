@@ -107,3 +107,27 @@ def test_screenshot_script_says_when_chromium_is_missing(tmp_path):
     assert run.returncode == 2 and "Chromium not found" in run.stderr and "apt-get install -y chromium" in run.stderr
     run = subprocess.run([sys.executable, str(REPO_ROOT / "benchmarks" / "report_screenshot.py"), str(tmp_path / "nothing")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "no " in run.stderr and "report.html" in run.stderr
+
+
+def test_ncap_average_over_the_three_suites_with_paired_gain():
+    from foresight.report import ncap_average, verdict
+
+    def suite(score, err, gain=None):
+        m = {"score": 0.5, "ncap_score": score, "ncap_score_stderr": err}
+        if gain is not None:
+            m["paired_vs_constant_velocity"] = {"metric": "ncap_score", "gain": gain, "stderr": 0.3, "episodes": 10}
+        return m
+
+    closed = {
+        "vam": {"nominal": {"score": 0.6, "ncap_score": None},
+                "ncap_stationary": suite(4.0, 0.3, 2.0), "ncap_frontal": suite(2.0, 0.4, 1.0), "ncap_side": suite(3.0, 0.0, 0.0)},
+        "constant_velocity": {"ncap_stationary": suite(2.0, 0.3), "ncap_frontal": suite(1.0, 0.4), "ncap_side": suite(3.0, 0.0)},
+        "expert": {"ncap_stationary": suite(5.0, 0.0), "ncap_frontal": suite(5.0, 0.0)},  # ncap_side missing: no average
+    }  # fmt: skip
+    avg = ncap_average(closed)
+    assert set(avg) == {"vam", "constant_velocity"}
+    assert abs(avg["vam"]["ncap_score"] - 3.0) < 1e-12 and abs(avg["vam"]["ncap_score_stderr"] - 0.5 / 3) < 1e-12
+    assert abs(avg["vam"]["paired_vs_constant_velocity"]["gain"] - 1.0) < 1e-12
+    assert abs(avg["vam"]["paired_vs_constant_velocity"]["stderr"] - (3 * 0.09) ** 0.5 / 3) < 1e-12
+    assert "paired_vs_constant_velocity" not in avg["constant_velocity"]
+    assert verdict({"closed_loop": closed, "ncap_average": avg})["vam_beats_constant_velocity_ncap_average"] is True

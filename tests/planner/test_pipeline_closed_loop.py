@@ -63,7 +63,7 @@ def test_a_checkpoint_runs_in_imagine_mode_but_not_without_its_video(speed_keepi
 
 def test_ablation_writes_one_table_of_every_variant(speed_keeping_planner, trained_planner, tmp_path):
     out = tmp_path / "ablation"
-    assert main(["eval", "ablation", f"checkpoint={speed_keeping_planner}", "suites=[smoke]", "episodes=1", "workers=1", f"out={out}"]) == 0
+    assert main(["eval", "ablation", f"checkpoint={speed_keeping_planner}", "suites=[smoke]", "episodes=2", "workers=1", f"out={out}"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["ablation"]) == {"observed", "imagine", "no_video", "constant_velocity"}
     for variant, per_suite in metrics["ablation"].items():
@@ -75,6 +75,14 @@ def test_ablation_writes_one_table_of_every_variant(speed_keeping_planner, train
     table = (out / "ablation.md").read_text()
     assert all(f"| {v} |" in table for v in metrics["ablation"])
     assert (out / "runs" / "imagine" / "smoke" / "metrics.json").is_file()
+    # Every row but observed is paired with observed episode by episode, with a standard error.
+    assert set(metrics["paired_vs_observed"]) == {"imagine", "no_video", "constant_velocity"}
+    imagine = metrics["paired_vs_observed"]["imagine"]["smoke"]
+    assert imagine["metric"] == "score" and imagine["episodes"] == 2 and imagine["stderr"] >= 0.0
+    rows = {v: metrics["ablation"][v]["smoke"] for v in ("imagine", "observed")}
+    assert imagine["gain"] == pytest.approx(rows["imagine"]["score"] - rows["observed"]["score"])
+    assert all(r["num_episodes"] == 2 and r["score_stderr"] is not None for r in rows.values())
+    assert "vs observed" in table
     # A no-video checkpoint cannot be the main one; it is given as no_video_checkpoint instead.
     bad = ["eval", "ablation", f"checkpoint={speed_keeping_planner}", f"no_video_checkpoint={trained_planner / 'vam'}", "suites=[smoke]", "episodes=1", f"out={tmp_path / 'bad'}"]
     assert main(bad) == 1
