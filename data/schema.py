@@ -55,6 +55,96 @@ class CameraIntrinsics:
 
 
 @dataclass(frozen=True)
+class CameraExtrinsics:
+    """Where the camera sits on the ego: the camera-to-ego rigid transform, p_ego = R @ p_cam + t.
+
+    rotation_wxyz: unit quaternion (w, x, y, z) of R, which turns camera-frame vectors into the ego frame.
+    translation_m: lens position t in the ego frame [m].
+    Ego frame: x forward, y left, z up, origin at the centre of the rear axle projected onto the ground
+    (z = 0 is the road surface under the car), as in nuScenes `calibrated_sensor` and nuPlan's `camera`
+    table (both give this camera-to-ego transform) and in the simulator (sim_eval.render.camera_model).
+    Camera frame (OpenCV optical): x right, y down, z forward along the optical axis, origin at the lens.
+    A level forward camera has R = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]] (wxyz 0.5, -0.5, 0.5, -0.5).
+    """
+
+    rotation_wxyz: tuple[float, float, float, float]
+    translation_m: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        q = np.asarray(self.rotation_wxyz, dtype=np.float64)
+        t = np.asarray(self.translation_m, dtype=np.float64)
+        if q.shape != (4,) or t.shape != (3,) or not (np.isfinite(q).all() and np.isfinite(t).all()):
+            raise ValueError(f"CameraExtrinsics needs a finite (4,) rotation_wxyz and (3,) translation_m, got {self}")
+        norm = float(np.linalg.norm(q))
+        if abs(norm - 1.0) > 1e-3:
+            raise ValueError(f"CameraExtrinsics.rotation_wxyz must be a unit quaternion, got norm {norm:.6f}")
+        if abs(norm - 1.0) > 1e-12:  # leave normalised input bit-exact, so store round trips are exact
+            q = q / norm
+        object.__setattr__(self, "rotation_wxyz", tuple(float(v) for v in q))
+        object.__setattr__(self, "translation_m", tuple(float(v) for v in t))
+
+    @classmethod
+    def from_mount(
+        cls, height_m: float, forward_m: float = 0.0, lateral_m: float = 0.0, pitch_rad: float = 0.0
+    ) -> "CameraExtrinsics":
+        """A forward camera `height_m` above the ground, `forward_m` ahead of and `lateral_m` left of the
+        rear axle, its optical axis tilted down by `pitch_rad` (no yaw, no roll)."""
+        cp, sp = np.cos(pitch_rad), np.sin(pitch_rad)
+        # Columns: the camera's x (right), y (down) and z (optical axis) in ego coordinates.
+        rot = np.array([[0.0, -sp, cp], [-1.0, 0.0, 0.0], [0.0, -cp, -sp]])
+        return cls(quaternion_wxyz_from_matrix(rot), (float(forward_m), float(lateral_m), float(height_m)))
+
+    def rotation_matrix(self) -> np.ndarray:
+        """(3, 3) R, camera -> ego."""
+        w, x, y, z = self.rotation_wxyz
+        return np.array([
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ])
+
+    @property
+    def height_m(self) -> float:
+        """Lens height above the ground [m]."""
+        return self.translation_m[2]
+
+    @property
+    def pitch_rad(self) -> float:
+        """Angle of the optical axis below the horizontal [rad]; positive = looking down."""
+        axis_z = float(self.rotation_matrix()[2, 2])  # ego z of the optical axis
+        return float(np.arcsin(np.clip(-axis_z, -1.0, 1.0)))
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"rotation_wxyz": list(self.rotation_wxyz), "translation_m": list(self.translation_m)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CameraExtrinsics":
+        return cls(tuple(d["rotation_wxyz"]), tuple(d["translation_m"]))
+
+
+def quaternion_wxyz_from_matrix(rot: np.ndarray) -> tuple[float, float, float, float]:
+    """Unit quaternion (w, x, y, z), w >= 0, of a (3, 3) rotation matrix."""
+    m = np.asarray(rot, dtype=np.float64)
+    # Shepperd's method: start from the largest of the four squared components (stable everywhere).
+    diag = np.array([m[0, 0] + m[1, 1] + m[2, 2], m[0, 0], m[1, 1], m[2, 2]])
+    k = int(np.argmax([diag[0], 2 * diag[1] - diag[0], 2 * diag[2] - diag[0], 2 * diag[3] - diag[0]]))
+    if k == 0:
+        w = 0.5 * np.sqrt(max(1.0 + diag[0], 0.0))
+        q = np.array([w, (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), (m[1, 0] - m[0, 1]) / (4 * w)])
+    elif k == 1:
+        x = 0.5 * np.sqrt(max(1.0 + 2 * m[0, 0] - diag[0], 0.0))
+        q = np.array([(m[2, 1] - m[1, 2]) / (4 * x), x, (m[0, 1] + m[1, 0]) / (4 * x), (m[0, 2] + m[2, 0]) / (4 * x)])
+    elif k == 2:
+        y = 0.5 * np.sqrt(max(1.0 + 2 * m[1, 1] - diag[0], 0.0))
+        q = np.array([(m[0, 2] - m[2, 0]) / (4 * y), (m[0, 1] + m[1, 0]) / (4 * y), y, (m[1, 2] + m[2, 1]) / (4 * y)])
+    else:
+        z = 0.5 * np.sqrt(max(1.0 + 2 * m[2, 2] - diag[0], 0.0))
+        q = np.array([(m[1, 0] - m[0, 1]) / (4 * z), (m[0, 2] + m[2, 0]) / (4 * z), (m[1, 2] + m[2, 1]) / (4 * z), z])
+    q = q if q[0] >= 0 else -q
+    return tuple(float(v) for v in q / np.linalg.norm(q))
+
+
+@dataclass(frozen=True)
 class FrameObjects:
     """3D boxes seen at one frame, in the clip's local ENU frame.
 
@@ -119,6 +209,8 @@ class Clip:
     """One clip of front-camera frames with ego motion and commands.
 
     frames: (T, H, W, 3) uint8 RGB. frame_timestamps_us: (T,) int64, strictly increasing.
+    intrinsics / extrinsics: the camera's K for the stored frames and its mount on the ego (None where
+    the source does not know them, e.g. OpenDV).
     poses: the densest ego pose stream (None for unlabeled video such as OpenDV).
     commands: (T,) int8 Command ids per frame; derived from `poses` when not given.
     fps: nominal frame rate after resampling.
@@ -130,6 +222,7 @@ class Clip:
     frame_timestamps_us: np.ndarray
     fps: float
     intrinsics: CameraIntrinsics | None = None
+    extrinsics: CameraExtrinsics | None = None
     poses: PoseStream | None = None
     commands: np.ndarray | None = None
     objects: tuple[FrameObjects, ...] | None = None

@@ -8,7 +8,8 @@ becomes a clip with:
 
 - frames: `image` rows of the camera channel, files under `sensor_root`, resampled to `fps` and
   resized (data.frames.load_frames_at_rate); intrinsics from the camera row's pickled `intrinsic`
-  (read with data.restricted_unpickle), scaled to the stored frame size;
+  (read with data.restricted_unpickle), scaled to the stored frame size; extrinsics (camera to ego,
+  ego frame at the rear axle) from its `translation` and `rotation` (w, x, y, z), None if either is NULL;
 - poses: `ego_pose` rows from `pose_margin_s` before the first frame to `pose_margin_s` after the last
   (so the last frames' commands and trajectories see the road ahead where the log has it), in a
   local ENU frame at the first of them (`origin_global` = its global x, y, z, yaw);
@@ -38,7 +39,7 @@ from data.ego_motion import PoseStream, wrap_angle, yaw_from_quaternion_wxyz
 from data.errors import BadFileReporter, DataError, EmptySourceError, MissingFileError
 from data.frames import FrameSegment, load_frames_at_rate
 from data.restricted_unpickle import restricted_loads
-from data.schema import CameraIntrinsics, Clip, FrameObjects
+from data.schema import CameraExtrinsics, CameraIntrinsics, Clip, FrameObjects
 from data.settings import check_bool, check_int, check_real
 from data.sources.nuplan_schema import (
     OBJECT_TABLES,
@@ -150,6 +151,15 @@ class _Camera:
     translation_m: list[float] | None
     rotation_wxyz: list[float] | None
     distortion: list[float] | None
+
+    def extrinsics(self, log_name: str) -> CameraExtrinsics | None:
+        """The camera-to-ego transform of the camera row, None if the row lacks translation or rotation."""
+        if self.translation_m is None or self.rotation_wxyz is None:
+            return None
+        try:
+            return CameraExtrinsics(tuple(self.rotation_wxyz), tuple(self.translation_m))
+        except ValueError as exc:
+            raise DataError(f"{log_name} camera.rotation ({self.channel}): {exc}") from exc
 
 
 class _LogReader:
@@ -308,6 +318,7 @@ class _LogReader:
             frame_timestamps_us=seg.timestamps_us,
             fps=s.fps,
             intrinsics=native.resized(s.width, s.height),
+            extrinsics=camera.extrinsics(self.name),
             poses=poses,
             objects=objects,
             origin_global=origin,

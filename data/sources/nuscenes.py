@@ -13,6 +13,9 @@
 - Objects: a keyframe frame gets its sample's annotations; a sweep frame gets the boxes of the
   nearest keyframe if that is within `SWEEP_BOX_MAX_OFFSET_S`, else none. Boxes are
   [x, y, z, length, width, height, yaw] in the local frame (nuScenes stores size as w, l, h).
+- Camera intrinsics and extrinsics: the `calibrated_sensor` of the first frame (K scaled to the
+  stored size; the camera-to-ego translation and rotation as they are, ego frame at the rear axle
+  centre on the ground).
 - Map: the log's semantic-prior raster (0.1 m/px) cropped to the clip's poses plus `map_margin_m`.
   The PNG is decoded only down to the patch's last row (see `data.png_window`); a missing map
   file leaves `map_patch` None and is reported as a bad file.
@@ -43,7 +46,7 @@ from data.errors import (
 )
 from data.frames import load_frames_at_rate
 from data.png_window import UnsupportedPngError, png_size, read_png_gray8_window
-from data.schema import CameraIntrinsics, Clip, FrameObjects, MapPatch
+from data.schema import CameraExtrinsics, CameraIntrinsics, Clip, FrameObjects, MapPatch
 from data.settings import MAX_FRAME_SIDE_PX, FrameSettings, check_bool, check_int, check_real
 from data.store.manifest import Manifest
 
@@ -445,6 +448,7 @@ def scene_clips(
     if poses is None or len(poses) < 2:
         raise EmptySourceError(f"scene {name}: its log {log_rec['logfile']} has fewer than 2 ego poses")
     intrinsics = _intrinsics(nusc, name, stream.records[0], segments[0].source_size_hw, settings)
+    extrinsics = _extrinsics(nusc, name, stream.records[0])
     map_mask = None
     if settings.with_map:
         map_mask = nusc.get("map", log_rec["map_token"])["mask"]
@@ -477,6 +481,7 @@ def scene_clips(
                 frame_timestamps_us=seg.timestamps_us,
                 fps=settings.fps,
                 intrinsics=intrinsics,
+                extrinsics=extrinsics,
                 poses=local,
                 objects=frame_objects(nusc, records, stream.keyframes, origin_xyz) if settings.with_objects else None,
                 map_patch=map_patch,
@@ -503,6 +508,16 @@ def _intrinsics(
     if k_matrix.shape != (3, 3):
         raise CorruptFileError(f"scene {name}: calibrated_sensor {calib['token']} has no 3x3 camera_intrinsic")
     return CameraIntrinsics.from_matrix(k_matrix, src_w, src_h).resized(settings.width, settings.height)
+
+
+def _extrinsics(nusc, name: str, record: dict[str, Any]) -> CameraExtrinsics:
+    """The camera's mount from its calibrated_sensor: camera-to-ego translation [m] and rotation (w, x, y, z),
+    the ego frame at the rear axle centre on the ground (see data.schema.CameraExtrinsics)."""
+    calib = nusc.get("calibrated_sensor", record["calibrated_sensor_token"])
+    try:
+        return CameraExtrinsics(tuple(calib["rotation"]), tuple(calib["translation"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptFileError(f"scene {name}: calibrated_sensor {calib.get('token')} has no valid camera pose: {exc}") from exc
 
 
 def _provenance(nusc, scene: dict[str, Any], log_rec: dict[str, Any], camera: str, records) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 Tensor names are prefixed by the clip's index in the shard (`"3/pose_xyz_m"`). Frames are either
 encoded images concatenated into one uint8 buffer with an offsets array (`jpeg`, `png`) or a raw
 (T, H, W, 3) uint8 tensor (`raw`); safetensors memory-maps the file, so a reader slices out just the
-frames a window needs. Per-clip metadata (ids, intrinsics, provenance, object labels) is JSON in the
-safetensors header, with sorted keys everywhere, so equal clips give byte-identical shards.
+frames a window needs. Per-clip metadata (ids, intrinsics, extrinsics, provenance, object labels) is
+JSON in the safetensors header, with sorted keys everywhere, so equal clips give byte-identical shards.
+`extrinsics` is written only for clips that have them; stores written before it existed read as None.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from safetensors.numpy import save
 
 from data.ego_motion import PoseStream
 from data.image import encode_frame
-from data.schema import CameraIntrinsics, Clip, FrameObjects, MapPatch
+from data.schema import CameraExtrinsics, CameraIntrinsics, Clip, FrameObjects, MapPatch
 
 
 def clip_to_tensors(clip: Clip, prefix: str, codec: str, jpeg_quality: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -53,6 +54,8 @@ def clip_to_tensors(clip: Clip, prefix: str, codec: str, jpeg_quality: int) -> t
         "provenance": dict(clip.provenance),
         "has_poses": clip.has_poses,
     }
+    if clip.extrinsics is not None:
+        meta["extrinsics"] = clip.extrinsics.to_dict()
     if clip.objects is not None:
         counts = np.array([len(o) for o in clip.objects], dtype=np.int64)
         t[f"{prefix}/object_offsets"] = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -95,6 +98,7 @@ def clip_from_parts(meta: dict[str, Any], frames: np.ndarray, get, prefix: str, 
     if f"{prefix}/map_mask" in keys:
         map_patch = MapPatch(get(f"{prefix}/map_mask"), meta["map_resolution_m"], tuple(meta["map_origin_xy"]))
     intr = meta.get("intrinsics")
+    extr = meta.get("extrinsics")
     origin = meta.get("origin_global")
     return Clip(
         clip_id=meta["clip_id"],
@@ -103,6 +107,7 @@ def clip_from_parts(meta: dict[str, Any], frames: np.ndarray, get, prefix: str, 
         frame_timestamps_us=get(f"{prefix}/frame_timestamps_us"),
         fps=float(meta["fps"]),
         intrinsics=None if intr is None else CameraIntrinsics(**intr),
+        extrinsics=None if extr is None else CameraExtrinsics.from_dict(extr),
         poses=pose_stream_from(get, prefix, keys),
         commands=get(f"{prefix}/commands") if f"{prefix}/commands" in keys else None,
         objects=objects,
