@@ -8,6 +8,10 @@ repeat the oldest frame, as the closed-loop planner does at the start of an epis
 before the clip's first pose are extrapolated backwards at the current speed, by the same function
 the planner uses (`past_poses_at`), so training and closed loop see the same ego status.
 
+DAgger clips (planner/dagger*.py) are labelled differently: their target at frame j is the
+privileged expert's plan from the state the rolled-out planner visited at j (`expert_labels=True`,
+read from the store's planner/dagger_labels.py files), not where that planner went next.
+
 The token store must have been made from the clip store (`meta(i)["clip_index"]` indexes it, and
 the clip ids must match). Everything but the tokens is computed once in the constructor.
 """
@@ -22,10 +26,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data.schema import future_trajectory
+from data.schema import FutureTrajectory, future_trajectory
 from data.store.reader import ClipStore
 from planner.action_model.ego_status import past_poses_at
 from planner.batch import PlannerBatch
+from planner.dagger_labels import read_labels
 from world_model.tokens.reader import TokenStore
 
 
@@ -154,14 +159,16 @@ class PlannerWindowDataset(Dataset):
 
     clips: the clip store the tokens were made from; tokens: a token store (path or object) or None
     for labels only (no "tokens" key; for no-video models and baselines); clip_subset: positions in
-    the token source (or the clip store) to use (None = all). Item: one window as a
+    the token source (or the clip store) to use (None = all); expert_labels: the targets are the
+    expert's plans stored beside the clips (DAgger stores), every waypoint valid. Item: one window as a
     `planner.batch.PlannerBatch` without the batch dimension (batch them with `planner_loader`);
     future_tokens only when spec.n_future_frames > 0, tokens only with a token source.
     """
 
     def __init__(self, clips: ClipStore | str | Path, tokens: "TokenSource | str | Path | None", spec: PlannerWindowSpec = PlannerWindowSpec(),
-                 clip_subset: list[int] | None = None) -> None:
+                 clip_subset: list[int] | None = None, expert_labels: bool = False) -> None:
         self.clips = clips if isinstance(clips, ClipStore) else ClipStore(clips)
+        self.expert_labels = expert_labels
         self.tokens = TokenStore(tokens) if isinstance(tokens, (str, Path)) else tokens
         self.spec = spec
         self.skipped_unlabelled: list[str] = []
@@ -205,12 +212,17 @@ class PlannerWindowDataset(Dataset):
         horizon_us = int(round(s.num_waypoints * s.waypoint_dt_s * 1e6))
         used = len(self._tokens)
         added = 0
+        expert_plans = self._expert_plans(ci, meta["clip_id"], frame_us) if self.expert_labels else None
         for j in range(first, last + 1):
             t0 = int(frame_us[j])
             if len(perturbed) and bool(np.any((perturbed[:, 0] < t0 + horizon_us) & (perturbed[:, 1] > t0))):
                 self.skipped_perturbed += 1
                 continue
-            future = future_trajectory(poses, t0, s.num_waypoints * s.waypoint_dt_s, s.waypoint_dt_s)
+            if expert_plans is not None:
+                times = s.waypoint_dt_s * np.arange(1, s.num_waypoints + 1)
+                future = FutureTrajectory(expert_plans[j], times, np.ones(s.num_waypoints, bool))
+            else:
+                future = future_trajectory(poses, t0, s.num_waypoints * s.waypoint_dt_s, s.waypoint_dt_s)
             if int(future.valid.sum()) < s.min_valid_waypoints:
                 continue
             self._index.append((used, j, step))
@@ -219,6 +231,17 @@ class PlannerWindowDataset(Dataset):
             added += 1
         if added:
             self._tokens.append(None if self.tokens is None else np.asarray(self.tokens.clip_tokens(pos)))
+
+    def _expert_plans(self, ci: int, clip_id: str, frame_us: np.ndarray) -> np.ndarray:
+        """(T, K, 3) the expert's plans labelling clip `ci`, checked against the clip and the spec."""
+        labels = read_labels(self.clips.root, clip_id)
+        s = self.spec
+        if labels.num_waypoints != s.num_waypoints or abs(labels.waypoint_dt_s - s.waypoint_dt_s) > 1e-9:
+            raise ValueError(f"{self.clips.root}: the expert labels of {clip_id!r} have {labels.num_waypoints} waypoints every "
+                             f"{labels.waypoint_dt_s} s; the planner predicts {s.num_waypoints} every {s.waypoint_dt_s} s")
+        if not np.array_equal(labels.frame_timestamps_us, frame_us):
+            raise ValueError(f"{self.clips.root}: the expert labels of {clip_id!r} are not for its frames (timestamps differ)")
+        return labels.plans_xyyaw
 
     def __len__(self) -> int:
         return len(self._index)

@@ -24,6 +24,12 @@ Outputs in `out/`:
       directory alone is a closed-loop planner, and the ego-status-only MLP baseline (ego_mlp.*);
   train_summary.json: steps, time, parameter counts and open-loop validation metrics of the action
       model, the ego MLP and constant velocity on the same held-out windows.
+
+With dagger.rounds=N (planner/dagger.py), N DAgger rounds follow: each rolls the current planner
+through training scenarios, labels every visited state with the privileged expert's plan and
+fine-tunes on the original and all DAgger data; OUT/dagger/round_RR/ holds each round's work,
+OUT/dagger/rounds.json the closed-loop score per round, OUT/dagger/round_NN/train/vam the final
+planner. `dagger_data` (round directories) adds DAgger windows to a run's training set.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from torch.utils.data import Subset
+from torch.utils.data import ConcatDataset, Subset
 
 from configs import build, plain
 from data.command import Command
@@ -49,6 +55,7 @@ from planner.action_model.config import ActionModelConfig
 from planner.action_model.lightning_module import FlowTrainingConfig, VAMLightningModule, VAMOptimConfig
 from planner.action_model.sampling import sample_plans
 from planner.batch import PlannerBatch, planner_loader
+from planner.dagger_config import DaggerRoundDir, DaggerSettings
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec, split_clips
 from planner.ego_mlp import EgoMLPConfig, export_ego_mlp, train_ego_mlp
 from planner.inference import InferenceSettings
@@ -151,6 +158,8 @@ class TrainPlannerConfig:
     init_from: str | None
     planner: PlannerProfile
     trainer: TrainerSettings
+    dagger: DaggerSettings
+    dagger_data: tuple[str, ...]
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -160,6 +169,11 @@ class TrainPlannerConfig:
         if self.planner.action_model.uses_video and not isinstance(self.tokenizer, str):
             raise ValueError(f"train planner: video_mode={self.planner.action_model.video_mode!r} needs `tokenizer=DIR` "
                              f"(the tokenizer of the token store), got {self.tokenizer!r}")
+        if self.dagger.rounds and not isinstance(self.tokenizer, str):
+            raise ValueError("train planner: dagger.rounds needs `tokenizer=DIR` (the rollouts' frames are tokenized with it)")
+        for d in self.dagger_data:
+            if not isinstance(d, str) or not (Path(d) / "clips").is_dir() or not (Path(d) / "tokens").is_dir():
+                raise ValueError(f"train planner: dagger_data entry {d!r} is not a DAgger round directory (with clips/ and tokens/)")
 
     @classmethod
     def from_config(cls, cfg: Any) -> "TrainPlannerConfig":
@@ -307,7 +321,8 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     stage = TrainingStage(
         name="planner", out=out, max_steps=t.max_steps, val_every_n_steps=t.val_every_n_steps, checkpoint_every_n_steps=t.checkpoint_every_n_steps,
         log_every_n_steps=t.log_every_n_steps, grad_clip=t.grad_clip, architecture=("world_model", "action_model"), fsdp_units=(),
-        config=c.raw, max_steps_key="planner.train.max_steps", exports=("vam", "plots"), batch_size=t.batch_size,
+        # The DAgger settings do not change this run (rounds are runs of their own): adding rounds resumes it.
+        config={k: v for k, v in c.raw.items() if k != "dagger"}, max_steps_key="planner.train.max_steps", exports=("vam", "plots"), batch_size=t.batch_size,
     )
     start = prepare_run(stage, c.trainer, t.seed)
     action = p.action_model
@@ -340,6 +355,9 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     spec = window_spec(action, action.observed_frame_count(wm.max_frames), p, frame_period_s)
     train_clips, val_clips = split_clips(len(tokens), t.val_fraction, t.seed)
     train_ds = PlannerWindowDataset(clips, tokens, spec, train_clips)
+    dagger_sets = [dagger_windows(DaggerRoundDir(Path(d)), spec, tokenizer_identity, tokens) for d in c.dagger_data]
+    train_set = ConcatDataset([train_ds, *dagger_sets]) if dagger_sets else train_ds  # validation: original clips only
+    train_commands = np.concatenate([train_ds.commands, *(d.commands for d in dagger_sets)])
     val_ds = evenly_spaced_subset(PlannerWindowDataset(clips, tokens, spec, val_clips), t.val_max_windows) if val_clips else None
     has_val = val_ds is not None and len(val_ds) > 0
 
@@ -349,8 +367,8 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     if c.init_from:
         init_weights(module, c.init_from)
 
-    repeats = np.where(train_ds.commands != int(Command.STRAIGHT), t.turn_oversample, 1) if t.turn_oversample > 1 else None
-    data = ResumableData(train_ds, t.batch_size, t.max_steps, t.checkpoint_every_n_steps, t.seed, val=val_ds if has_val else None,
+    repeats = np.where(train_commands != int(Command.STRAIGHT), t.turn_oversample, 1) if t.turn_oversample > 1 else None
+    data = ResumableData(train_set, t.batch_size, t.max_steps, t.checkpoint_every_n_steps, t.seed, val=val_ds if has_val else None,
                          repeats=repeats, collate_fn=PlannerBatch.collate, num_workers=t.num_workers)
     stage_callbacks: list[Callback] = []
     if t.plot_windows:
@@ -364,10 +382,11 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
         ego_settings = p.ego_mlp
         ego_config = EgoMLPConfig(features=replace(action, video_mode="none", n_imagined_frames=0, ego_status="add" if action.ego_status == "off" else action.ego_status),
                                   hidden_width=ego_settings.hidden_width, n_layers=ego_settings.n_layers)
-        ego_mlp = train_ego_mlp(train_ds, ego_config, ego_settings.steps, ego_settings.batch_size, ego_settings.lr, t.seed)
+        ego_mlp = train_ego_mlp(train_set, ego_config, ego_settings.steps, ego_settings.batch_size, ego_settings.lr, t.seed)
         fields: dict[str, Any] = {
             "train_windows_per_s": round(result.samples_per_second(t.batch_size), 2),
-            "train_windows": len(train_ds),
+            "train_windows": len(train_set),
+            "dagger_windows": [len(d) for d in dagger_sets],
             "val_windows": len(val_ds) if has_val else 0,
             "train_windows_skipped_perturbed": train_ds.skipped_perturbed,
             "expert_params": trained.model.expert.num_params(),
@@ -389,4 +408,22 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
         log.info("planner: %s", fields.get("val_open_loop"))
         return fields
 
-    return train_stage(stage, module, c.trainer, export, start, datamodule=data, callbacks=[*stage_callbacks, *(callbacks or [])])
+    summary = train_stage(stage, module, c.trainer, export, start, datamodule=data, callbacks=[*stage_callbacks, *(callbacks or [])])
+    if c.dagger.rounds and summary:
+        from planner.dagger import run_dagger_rounds
+
+        summary["dagger"] = run_dagger_rounds(c, out / "vam", callbacks)
+    return summary
+
+
+def dagger_windows(round_dir: DaggerRoundDir, spec: PlannerWindowSpec, tokenizer_identity: dict[str, Any] | None,
+                   base_tokens: TokenStore) -> PlannerWindowDataset:
+    """The windows of one DAgger round (its rollouts' tokens, targets the expert's plans), checked to
+    be tokenized like the original data."""
+    tokens = TokenStore(round_dir.tokens)
+    recorded = (tokens.tokenizer or {}).get("weights_sha256")
+    if tokenizer_identity is not None and recorded is not None and recorded != tokenizer_identity.get("weights_sha256"):
+        raise ValueError(f"DAgger tokens {round_dir.tokens} were made with another tokenizer (weights SHA-256 differs)")
+    if tuple(tokens.grid_hw) != tuple(base_tokens.grid_hw):
+        raise ValueError(f"DAgger tokens {round_dir.tokens} hold {tuple(tokens.grid_hw)} tokens, the training data {tuple(base_tokens.grid_hw)}")
+    return PlannerWindowDataset(ClipStore(round_dir.clips), tokens, spec, expert_labels=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from configs import build, defaults
-from contract import EpisodeInfo, Observation, Plan, Planner, world_to_ego
+from contract import EpisodeInfo, Observation, Plan, Planner, PrivilegedState, world_to_ego
 from sim_eval.agents.idm import IDMParams, find_path_leaders, idm_acceleration_on_route, red_light_gaps, stack_gaps
 from sim_eval.world.polyline import Polyline
 
@@ -86,7 +86,15 @@ class ExpertPlanner(Planner):
     def plan(self, observation: Observation) -> Plan:
         if observation.privileged is None or self._scenario is None:
             raise RuntimeError("the expert is privileged: it needs the scenario and observation.privileged")
-        ego, world = observation.privileged.ego, observation.privileged.world
+        return Plan(waypoints=self.plan_poses(observation.privileged)[:, :2], dt_s=self.config.plan_dt_s)
+
+    def plan_poses(self, state: PrivilegedState) -> np.ndarray:
+        """(K, 3) [m, m, rad] the plan from the true state `state` (after `reset` with its scenario):
+        waypoints every plan_dt_s with the route's heading there, in the ego's rear-axle frame. The
+        expert keeps no state between plans, so this is its plan from any state."""
+        if self._scenario is None:
+            raise RuntimeError("the expert is privileged: reset it with the scenario first")
+        ego, world = state.ego, state.world
         scenario, cfg = self._scenario, self.config
         veh, route = scenario.ego_vehicle, scenario.ego_route
         path = route.path
@@ -111,8 +119,7 @@ class ExpertPlanner(Planner):
         pts = np.stack([path.point_at(s) for s in s_future])
         heading = np.array([path.heading_at(s) for s in s_future])
         world_xy = pts + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
-        local = world_to_ego(np.c_[world_xy, heading], np.array([ego.x_m, ego.y_m, ego.yaw_rad]))
-        return Plan(waypoints=local[:, :2], dt_s=cfg.plan_dt_s)
+        return world_to_ego(np.c_[world_xy, heading], np.array([ego.x_m, ego.y_m, ego.yaw_rad]))
 
     def _rollout(self, s_front: float, v: float, gaps: np.ndarray, lead_v: np.ndarray, hold_speed: bool) -> np.ndarray:
         """Distance travelled at each substep over the horizon (IDM with constant-speed leaders).
