@@ -6,9 +6,11 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from configs import compose
 from data.store import ClipStore
+from tests.conftest import REPO_ROOT
 from tests.training.callbacks import Kill, LossRecorder
 from tests.training.probe import TrainerProbe
 from world_model.tokenizer import load_tokenizer
@@ -69,3 +71,11 @@ def test_the_trainer_group_decides_strategy_devices_precision_and_retention(road
     summary = run_train(config(road_clips_dir, tmp_path, "tokenizer.max_steps=6", "trainer.strategy=ddp", "trainer.keep_checkpoints=1"), [probe])
     assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["epoch=2-step=6.ckpt", "final.ckpt", "last.ckpt"]
+
+
+def test_standalone_tiny_tokenizer_trains_as_long_as_the_demo_does():
+    """`foresight train tokenizer experiment=tiny` and the tiny demo train the same tokenizer: the
+    profile's step count is the one the demo passes (the measured PSNR in the profile's header holds for both)."""
+    demo_profile = yaml.safe_load((REPO_ROOT / "configs" / "profile" / "tiny.yaml").read_text())
+    standalone = compose("train/tokenizer", ["clips=c", "out=o", "experiment=tiny"]).tokenizer
+    assert standalone.max_steps == demo_profile["tokenizer"]["max_steps"]
