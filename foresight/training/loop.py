@@ -8,7 +8,8 @@ cadence counts optimizer steps), loggers (CSV, TensorBoard, wandb offline unless
 with learning-rate and throughput monitors (`foresight.training.tracking`), an optional moving
 average of the weights (`foresight.training.ema`), checkpoints (every N steps and `last.ckpt`,
 the newest `keep_checkpoints` periodic ones kept, RNG states, `final.ckpt` with the state at the
-end), resuming from the newest intact checkpoint in `out/checkpoints` or the one trainer.ckpt_path
+end; each written whole or not at all, `foresight.training.checkpointing.AtomicCheckpointIO`),
+resuming from the newest intact checkpoint in `out/checkpoints` or the one trainer.ckpt_path
 names (`foresight.training.resume`; weights_only=True, after checking the checkpoint is a run of
 the same model and config), the progress bar with ETA, the clock, and `out/train_summary.json`
 (written atomically by rank 0).
@@ -17,6 +18,8 @@ How a run fails (`prepare_run`, `train_stage`):
 - a NaN or inf in the stage's config is refused before work starts, naming the key;
 - a rerun whose config differs from the run it would resume (out/run_config.json) is refused,
   listing the keys, unless trainer.overwrite=true, which replaces that run with a fresh one;
+- a rerun whose checkpoints are all unreadable is refused the same way, except when all there is
+  is the cut-short first checkpoint of a run of this config: then it starts over (nothing is lost);
 - a non-finite loss or weights stop training naming the step (`NonFiniteTrainingError`); no
   checkpoint of that state is written and nothing is exported;
 - a run stopped by SIGTERM (or otherwise before max_steps) is not finished: nothing is exported,
@@ -47,7 +50,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from data.store.manifest import atomic_write_text
-from foresight.training.checkpointing import PeriodicCheckpoints
+from foresight.training.checkpointing import AtomicCheckpointIO, PeriodicCheckpoints, remove_partial_writes
 from foresight.training.ema import ExponentialMovingAverage
 from foresight.training.finite import FiniteTrainingGuard, require_finite
 from foresight.training.progress import Clock, StepProgressBar
@@ -58,6 +61,8 @@ from foresight.training.resume import (
     checkpoint_dir,
     chosen_resume_point,
     find_resume_point,
+    first_checkpoint_cut_short,
+    set_aside_cut_short,
     set_aside_newer,
 )
 from foresight.training.rng_state import RngStateCheckpoint
@@ -160,23 +165,28 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
     that the run it holds was started with the same config (out/run_config.json). A run of another
     config, or one with no readable checkpoint, is refused with the reason (ValueError /
     UnreadableCheckpoints) unless trainer.overwrite=true: then it is removed and a fresh run starts.
+    A run killed while writing its first checkpoint, with nothing else of it in `out` but its own
+    record, starts over without trainer.overwrite (`_restart_after_cut_first_checkpoint`).
     With trainer.ckpt_path, the run starts from that checkpoint instead (`_chosen_run`).
     Records the config of the run (rank 0) and returns where it starts."""
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     L.seed_everything(seed, workers=True, verbose=False)
     out = Path(stage.out)
+    if rank_zero_only.rank == 0:
+        remove_partial_writes(checkpoint_dir(out))  # what kills left of checkpoint writes: never a checkpoint
     if settings.ckpt_path is not None:
         return _chosen_run(stage, settings)
     try:
         start, record = _run_to_resume(stage)
     except (UnreadableCheckpoints, ValueError) as exc:
-        if not settings.overwrite:
-            raise type(exc)(f"{exc}. Rerun with trainer.overwrite=true to replace that run with a fresh one, or choose another `out`") from exc
-        log.warning("%s; trainer.overwrite=true: replacing that run with a fresh one", exc)
-        if rank_zero_only.rank == 0:
-            discard_run(out, (*RUN_FILES, *stage.exports))
         start, record = FRESH, None
+        if settings.overwrite:
+            log.warning("%s; trainer.overwrite=true: replacing that run with a fresh one", exc)
+            if rank_zero_only.rank == 0:
+                discard_run(out, (*RUN_FILES, *stage.exports))
+        elif not (isinstance(exc, UnreadableCheckpoints) and _restart_after_cut_first_checkpoint(stage)):
+            raise type(exc)(f"{exc}. Rerun with trainer.overwrite=true to replace that run with a fresh one, or choose another `out`") from exc
     if stage.config and rank_zero_only.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         if record is not None:
@@ -185,6 +195,26 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
             RunRecord.fresh(stage.config, stage.max_steps).write(out)
         # else: a run from before run records; nothing is written into a directory not yet known to be this stage's
     return start
+
+
+def _restart_after_cut_first_checkpoint(stage: TrainingStage) -> bool:
+    """True when out/checkpoints holds only a cut-short write of the run's first checkpoint
+    (`first_checkpoint_cut_short`) and nothing else of another run is there (no export of the stage,
+    no record of another config): starting over then loses nothing. The cut-short file is set aside
+    in out/checkpoints/cut_short/ (rank 0)."""
+    out = Path(stage.out)
+    cut = first_checkpoint_cut_short(out, stage.checkpoint_every_n_steps)
+    if cut is None or any((out / name).exists() for name in stage.exports):
+        return False
+    if stage.config:
+        record = RunRecord.read(out)
+        if record is not None and record.differences(stage.config, stage.max_steps_key, 0):
+            return False
+    if rank_zero_only.rank == 0:
+        kept = set_aside_cut_short(cut)
+        log.warning("%s: %s was cut short by a kill during the run's first checkpoint (kept as %s); nothing to resume, starting over",
+                    stage.name, cut, kept)
+    return True
 
 
 def _chosen_run(stage: TrainingStage, settings: TrainerSettings) -> ResumePoint:
@@ -294,6 +324,7 @@ def build_trainer(stage: TrainingStage, settings: TrainerSettings, has_validatio
         accumulate_grad_batches=accumulate,
         logger=loggers or False,
         callbacks=all_callbacks,
+        plugins=[AtomicCheckpointIO()],
         # Lightning counts validation intervals in batches, the stage in optimizer steps.
         val_check_interval=min(stage.val_every_n_steps, stage.max_steps) * accumulate if has_validation else None,
         check_val_every_n_epoch=None,

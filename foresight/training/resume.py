@@ -10,6 +10,9 @@ A checkpoint the user chooses (trainer.ckpt_path, `chosen_resume_point`) replace
 it is an older checkpoint of the run itself, the run's later checkpoints are set aside in
 out/checkpoints/superseded/ (`set_aside_newer`), so neither a later rerun nor the retention of
 checkpoints mixes them with the run going on from the chosen one.
+
+A run killed while it wrote its very first checkpoint holds nothing to resume: that cut-short file
+(`first_checkpoint_cut_short`) is set aside in out/checkpoints/cut_short/ and the run starts over.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ import torch
 log = logging.getLogger(__name__)
 LAST, FINAL = "last.ckpt", "final.ckpt"
 SUPERSEDED = "superseded"
+CUT_SHORT = "cut_short"
 # What every Lightning checkpoint written during fit holds (a weights-only save lacks the training state).
 _TRAINING_STATE = ("global_step", "state_dict", "optimizer_states", "loops")
 _PERIODIC_STEP = re.compile(r"step=(\d+)")
@@ -143,3 +148,32 @@ def set_aside_newer(out: str | Path, step: int) -> list[Path]:
             os.replace(path, target)
             moved.append(target)
     return moved
+
+
+def first_checkpoint_cut_short(out: str | Path, first_step: int) -> Path | None:
+    """The cut-short write of a run's first checkpoint, when that is all out/checkpoints holds: a
+    single periodic checkpoint of a step <= `first_step` (the checkpoint interval) that is not a
+    whole torch archive (a kill during `torch.save` leaves it without its zip directory, which is
+    written last). None otherwise: a run that got further, or a file unreadable for another reason
+    (permissions, a newer torch), is not one to start over on."""
+    directory = checkpoint_dir(out)
+    files = sorted(directory.glob("*.ckpt")) if directory.is_dir() else []
+    if len(files) != 1:
+        return None
+    (path,) = files
+    named = _PERIODIC_STEP.search(path.name) if path.name not in (LAST, FINAL) else None
+    if named is None or int(named.group(1)) > first_step or not isinstance(readable_step(path), str):
+        return None
+    try:
+        whole = zipfile.is_zipfile(path)
+    except OSError:
+        return None
+    return None if whole else path
+
+
+def set_aside_cut_short(path: Path) -> Path:
+    """Move a cut-short checkpoint to out/checkpoints/cut_short/ (kept, not deleted); returns where it went."""
+    target = path.parent / CUT_SHORT / path.name
+    target.parent.mkdir(exist_ok=True)
+    os.replace(path, target)
+    return target
