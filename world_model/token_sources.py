@@ -3,7 +3,8 @@
 A source is one token store (`world_model.tokens.TokenStore`) with a mixing weight. All sources
 must come from the same tokenizer (same weights, grid and codebook): mixing tokens of two
 tokenizers would train on two incompatible vocabularies. Clips are subsampled to the model's frame
-rate: a clip stored at k times that rate yields k interleaved clips (frames o, o+k, o+2k, ...).
+rate: a clip stored at k times that rate yields k interleaved clips (frames o, o+k, o+2k, ...), and
+its ego poses (when the store has them) are subsampled alike, so motions are per model frame.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class SourceWindows:
     store_fps: tuple[float, ...]
     frame_step: int
     num_clips: int
+    clips_with_poses: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,23 +126,27 @@ def source_windows(source: TokenSource, store: TokenStore, n_frames: int, fps: f
     if fps is None and len(fps_values) > 1:
         raise ValueError(f"token store {store.root} mixes frame rates {fps_values}: set world_model.fps to choose one")
     held = held_out_clips(len(store), val_clips)
-    parts: dict[bool, tuple[list[np.ndarray], list[str]]] = {False: ([], []), True: ([], [])}
+    parts: dict[bool, tuple[list[np.ndarray], list[str], list[np.ndarray | None]]] = {False: ([], [], []), True: ([], [], [])}
     steps = set()
+    with_poses = 0
     for i in range(len(store)):
         meta = store.meta(i)
         step = 1 if fps is None else frame_step(float(meta["fps"]), fps, f"clip {meta['clip_id']} of {store.root}")
         steps.add(step)
         tokens = store.clip_tokens(i)  # (T, h, w) uint16 memmap
+        poses = store.clip_poses(i)  # (T, 4) float32 or None
+        with_poses += poses is not None
         splits = {False} if val_clips == 0 else ({False, True} if not held.any() else {bool(held[i])})
         for offset in range(step):
             for split in splits:
                 parts[split][0].append(tokens[offset::step])
                 parts[split][1].append(f"{meta['clip_id']}@{offset}" if step > 1 else meta["clip_id"])
-    train = TokenWindowDataset(parts[False][0], n_frames, source=source.name, clip_ids=parts[False][1], vocab_size=codebook_size)
-    val = TokenWindowDataset(parts[True][0], n_frames, source=source.name, clip_ids=parts[True][1], vocab_size=codebook_size)
+                parts[split][2].append(None if poses is None else poses[offset::step])
+    train = TokenWindowDataset(parts[False][0], n_frames, source=source.name, clip_ids=parts[False][1], vocab_size=codebook_size, poses=parts[False][2])
+    val = TokenWindowDataset(parts[True][0], n_frames, source=source.name, clip_ids=parts[True][1], vocab_size=codebook_size, poses=parts[True][2])
     if len(train) == 0:
         raise ValueError(f"token store {store.root} ({source.name}) has no clip of {n_frames} frames at the model's frame rate")
-    return SourceWindows(source.name, train, val, tuple(fps_values), max(steps) if steps else 1, len(store))
+    return SourceWindows(source.name, train, val, tuple(fps_values), max(steps) if steps else 1, len(store), with_poses)
 
 
 def mixing_proportions(sources: list[TokenSource], windows: Mapping[str, SourceWindows]) -> dict[str, float]:

@@ -13,14 +13,20 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, Dataset, Sampler
 
+from world_model.gpt.ego_motion import frame_motions, unknown_motions
+
 
 class TokenWindowDataset(Dataset):
     """Windows of `n_frames` consecutive frames, starting every `stride` frames, over token clips.
 
     clips: integer arrays (T, h, w), typically uint16 np.memmap (read lazily, one window at a time).
-    Clips shorter than n_frames give no window (listed in `short_clips`).
-    Each item: tokens (n_frames, h, w) int64; clip_index () int64 (into `clips` / `clip_ids`);
-    start_frame () int64; source: str (this dataset's name).
+    Clips shorter than n_frames give no window (listed in `short_clips`). poses: per clip None or
+    (T, 4) float [x m, y m, z m, yaw rad] at each of its frames (as the token store keeps them).
+    Each item: tokens (n_frames, h, w) int64; ego_motion (n_frames, 3) float32 the motion into each
+    frame from the previous one [dx_forward_m, dy_left_m, dyaw_rad] in the previous frame's ego
+    frame (world_model/gpt/ego_motion.py), NaN for the window's first frame and for clips without
+    poses; clip_index () int64 (into `clips` / `clip_ids`); start_frame () int64; source: str
+    (this dataset's name).
     With `vocab_size`, an item holding a token >= vocab_size raises ValueError naming its clip.
     """
 
@@ -32,12 +38,16 @@ class TokenWindowDataset(Dataset):
         source: str = "",
         clip_ids: Sequence[str] | None = None,
         vocab_size: int | None = None,
+        poses: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         if n_frames < 1 or stride < 1:
             raise ValueError(f"TokenWindowDataset({source!r}): n_frames and stride must be >= 1, got {n_frames}, {stride}")
         if clip_ids is not None and len(clip_ids) != len(clips):
             raise ValueError(f"TokenWindowDataset({source!r}): {len(clip_ids)} clip_ids for {len(clips)} clips")
+        if poses is not None and len(poses) != len(clips):
+            raise ValueError(f"TokenWindowDataset({source!r}): {len(poses)} pose arrays for {len(clips)} clips")
         self.clips = list(clips)
+        self.poses = list(poses) if poses is not None else [None] * len(self.clips)
         self.clip_ids = list(clip_ids) if clip_ids is not None else [str(i) for i in range(len(self.clips))]
         self.n_frames = n_frames
         self.stride = stride
@@ -56,6 +66,9 @@ class TokenWindowDataset(Dataset):
                 self.grid_hw = (int(clip.shape[1]), int(clip.shape[2]))
             elif tuple(clip.shape[1:]) != self.grid_hw:
                 raise ValueError(f"{name}: token grid {tuple(clip.shape[1:])} differs from the first clip's {self.grid_hw}")
+            clip_poses = self.poses[ci]
+            if clip_poses is not None and (clip_poses.ndim != 2 or clip_poses.shape != (clip.shape[0], 4)):
+                raise ValueError(f"{name}: poses must be ({clip.shape[0]}, 4) [x, y, z, yaw], got {clip_poses.shape}")
             if clip.shape[0] < n_frames:
                 self.short_clips.append(self.clip_ids[ci])
             for start in range(0, clip.shape[0] - n_frames + 1, stride):
@@ -72,8 +85,14 @@ class TokenWindowDataset(Dataset):
                 f"TokenWindowDataset({self.source!r}) clip {self.clip_ids[ci]!r} frames {start}..{start + self.n_frames - 1}: "
                 f"token values [{window.min()}, {window.max()}] outside the vocabulary [0, {self.vocab_size})"
             )
+        clip_poses = self.poses[ci]
+        if clip_poses is None:
+            motion = unknown_motions(self.n_frames)
+        else:
+            motion = frame_motions(np.asarray(clip_poses[start : start + self.n_frames], dtype=np.float64)[:, [0, 1, 3]])
         return {
             "tokens": torch.from_numpy(window),
+            "ego_motion": torch.from_numpy(motion),  # (n_frames, 3) float32, NaN = unknown
             "clip_index": torch.tensor(ci, dtype=torch.int64),
             "start_frame": torch.tensor(start, dtype=torch.int64),
             "source": self.source,

@@ -80,7 +80,8 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
     optim = OptimConfig(schedule=p.wsd(), lr=p.lr, weight_decay=p.weight_decay, betas=p.betas, eps=p.eps)
     source_info = {
         s.name: {"tokens": str(Path(s.tokens).resolve()), "weight": s.weight, "proportion": proportions[s.name],
-                 "train_windows": len(windows[s.name].train), "val_windows": len(windows[s.name].val), "clips": windows[s.name].num_clips}
+                 "train_windows": len(windows[s.name].train), "val_windows": len(windows[s.name].val), "clips": windows[s.name].num_clips,
+                 "clips_with_poses": windows[s.name].clips_with_poses}
         for s in sources
     }
     meta = WorldModelMeta(fps=fps, tokenizer=space.tokenizer, extra={"sources": source_info})
@@ -88,7 +89,7 @@ def train_world_model(c: TrainWorldModelConfig, callbacks: Sequence[Callback] = 
     init = InitFromCheckpoint(c.init_from) if c.init_from and resume.checkpoint is None else None
     if c.init_from and resume.checkpoint is not None:
         log.info("init_from=%s ignored: %s exists, so this run resumes", c.init_from, resume.checkpoint)
-    module = GPTLightningModule(gpt, optim, compile_model=p.compile)
+    module = GPTLightningModule(gpt, optim, compile_model=p.compile, ego_motion_dropout=p.ego_motion_dropout, seed=p.seed)
     mix = SourceMixCounter([s.name for s in sources])
     data = TokenDataModule(windows, proportions, p.batch_size, p.checkpoint_every_n_steps, p.val_windows, p.seed, p.num_workers)
 

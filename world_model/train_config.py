@@ -26,7 +26,9 @@ class WorldModelProfile:
     (token clips are subsampled to it; null = the stores' own rate); batch_size: windows per rank
     per step; schedule: WSD fractions (warmup_frac, decay_frac, final_frac, decay_shape);
     checkpoint_every_n_steps: periodic checkpoints (also the epoch length); val_clips: clips per
-    source held out for validation loss; val_windows: validation windows per source.
+    source held out for validation loss; val_windows: validation windows per source;
+    ego_motion_dropout: probability that all ego motions of a training window are dropped (for a
+    model with model.ego_motion_input; 1.0 = always: VaViM's unconditioned training).
     """
 
     size: str
@@ -49,6 +51,7 @@ class WorldModelProfile:
     log_every_n_steps: int
     num_workers: int
     seed: int
+    ego_motion_dropout: float
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
@@ -65,6 +68,8 @@ class WorldModelProfile:
             raise ValueError(f"world_model.fps must be > 0 or null, got {self.fps}")
         if self.val_clips < 0 or self.val_windows < 0 or self.num_workers < 0 or self.grad_clip < 0:
             raise ValueError("world_model.val_clips, val_windows, num_workers and grad_clip must be >= 0")
+        if isinstance(self.ego_motion_dropout, bool) or not isinstance(self.ego_motion_dropout, (int, float)) or not 0.0 <= self.ego_motion_dropout <= 1.0:
+            raise ValueError(f"world_model.ego_motion_dropout must be a probability in [0, 1], got {self.ego_motion_dropout!r}")
         self.wsd()  # validates the schedule fractions
 
     def gpt(self, vocab_size: int, grid_hw: tuple[int, int]) -> GPTConfig:

@@ -15,7 +15,8 @@ from world_model.tokens import TokenStore
 REQUIRED = ("psnr_t1", "psnr_t2", "psnr_copy_last_t1", "psnr_copy_last_t2", "psnr_copy_last_raw_t1", "tokenizer_psnr",
             "token_accuracy", "cross_entropy", "ssim_t1", "psnr_changed_t1", "psnr_changed_copy_last_t1", "psnr_topk_t1",
             "psnr_road_t1", "rollout_token_accuracy_t1", "copy_last_token_accuracy_t1", "gain_vs_copy_last_t1",
-            "gain_vs_copy_last_t1_stderr", "win_rate_vs_copy_last_t2")
+            "gain_vs_copy_last_t1_stderr", "win_rate_vs_copy_last_t2", "psnr_uncond_t1", "psnr_uncond_t2", "ssim_uncond_t1",
+            "gain_vs_uncond_t1", "gain_vs_uncond_t2", "gain_vs_uncond_t2_stderr", "win_rate_vs_uncond_t2")
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +48,13 @@ def test_training_writes_checkpoints_export_logs_and_summary(runs):
     assert sorted(p.name for p in (root / "wm" / "checkpoints").iterdir()) == ["epoch=0-step=2.ckpt", "final.ckpt", "last.ckpt"]
     assert json.loads((root / "wm" / "train_summary.json").read_text())["steps"] == 3
     header = next((root / "wm" / "logs").rglob("metrics.csv")).read_text().splitlines()[0]
-    for name in ("train/loss", "train/lr", "mix/tokens", "val/loss", "val/loss/tokens"):
+    for name in ("train/loss", "train/lr", "mix/tokens", "val/loss", "val/loss/tokens", "val/loss_uncond"):
         assert name in header
+    # The tiny profile's model is told the ego's motion; the token store carries every clip's poses.
+    assert summary["sources"]["tokens"]["clips_with_poses"] == summary["sources"]["tokens"]["clips"] > 0
     loaded = load_world_model(root / "wm")
     assert loaded.meta.fps == 5.0 and loaded.meta.tokenizer_sha256 == TokenStore(root / "tokens").tokenizer["weights_sha256"]
+    assert loaded.model.config.ego_motion_input and json.loads((root / "wm" / "world_model.json").read_text())["gpt"]["ego_motion_input"]
     ckpt = load_world_model(root / "wm" / "checkpoints" / "final.ckpt")  # a .ckpt carries the same facts
     assert ckpt.meta.fps == 5.0 and ckpt.meta.tokenizer_sha256 == loaded.meta.tokenizer_sha256
     for key, value in loaded.model.state_dict().items():
@@ -72,6 +76,9 @@ def test_eval_reports_prediction_against_copy_last_per_source(runs):
     # The paired per-window gain averages to the difference of the two mean PSNRs.
     for i in (1, 2):
         assert m[f"gain_vs_copy_last_t{i}"] == pytest.approx(m[f"psnr_t{i}"] - m[f"psnr_copy_last_t{i}"], abs=1e-6)
+        # Conditioned (the windows' true motions) against the same model without them, on the same windows.
+        assert m[f"gain_vs_uncond_t{i}"] == pytest.approx(m[f"psnr_t{i}"] - m[f"psnr_uncond_t{i}"], abs=1e-6)
+    assert m["ego_motion_input"] is True
     assert m["context_frames"] == 3 and m["horizon"] == 2 and m["fps"] == 5.0
     cross = m["tokenizer_only"]["synth@train"]  # e.g. real data as a cross-domain figure
     assert cross["num_frames"] == 3 and 0 < cross["psnr_db"] < 60

@@ -190,3 +190,63 @@ def test_real_nuscenes_scene_tokenizes(tokenizer_dir, tmp_path):
     assert manifest.complete and len(store) == 1 and store.grid_hw == (4, 8)
     assert store.clip_tokens(0).shape == (ClipStore(tmp_path / "clips").refs[0].num_frames, 4, 8) == (41, 4, 8)
     assert store.meta(0)["fps"] == 2.0
+
+
+def test_poses_round_trip_and_windows_carry_the_motions_at_the_model_rate(clips_dir, tokenizer_dir, tmp_path):
+    from world_model.token_sources import TokenSource, source_windows
+
+    tokenize(clips_dir, tokenizer_dir, tmp_path)
+    store, clips = TokenStore(tmp_path, verify=True), ClipStore(clips_dir)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for i in range(len(store)):
+        record = manifest["clips"][i]
+        assert record["poses_file"] == f"clip-{i:06d}.poses.npy" and len(record["poses_sha256"]) == 64
+        stream, ts = clips.pose_stream(i), clips.frame_timestamps_us(i)
+        poses = store.clip_poses(i)
+        assert poses.dtype == np.float32 and store.meta(i)["has_poses"]
+        np.testing.assert_array_equal(poses, stream.pose_at(ts).astype(np.float32))
+    # Clips are stored at 2 Hz; at a 1 Hz model rate each clip gives 2 interleaved clips (frames o, o+2, ...).
+    windows = source_windows(TokenSource("t", str(tmp_path)), store, n_frames=3, fps=1.0, val_clips=0, codebook_size=store.codebook_size).train
+    assert len(windows) > 0
+    for k in range(len(windows)):
+        item, (ci, start) = windows[k], windows.index[k]
+        name, offset = windows.clip_ids[ci].split("@")
+        clip_index = int(name.removeprefix("clip"))
+        frames = int(offset) + 2 * (start + np.arange(3))  # stored frame of each window frame
+        stream, ts = clips.pose_stream(clip_index), clips.frame_timestamps_us(clip_index)
+        motion = item["ego_motion"].numpy()
+        assert motion.shape == (3, 3) and np.isnan(motion[0]).all()
+        for f in (1, 2):
+            want = stream.in_ego_frame(int(ts[frames[f - 1]]), ts[frames[f] : frames[f] + 1])[0]  # [dx fwd, dy left, dyaw]
+            np.testing.assert_allclose(motion[f], want, atol=1e-4)
+        assert motion[1:, 0].min() > 4.0  # 5 m/s over 1 s: about 5 m forward per model frame
+
+
+def test_stores_without_poses_load_with_unknown_motions(clips_dir, tokenizer_dir, tmp_path):
+    from world_model.token_sources import TokenSource, source_windows
+
+    tokenize(clips_dir, tokenizer_dir, tmp_path)
+    # A store written before poses were kept: no poses fields in the manifest, no poses files.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for record in manifest["clips"]:
+        (tmp_path / record.pop("poses_file")).unlink()
+        record.pop("poses_sha256"), record.pop("poses_bytes")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    store = TokenStore(tmp_path, verify=True)
+    assert store.clip_poses(0) is None and not store.meta(0)["has_poses"]
+    windows = source_windows(TokenSource("t", str(tmp_path)), store, n_frames=2, fps=None, val_clips=0, codebook_size=store.codebook_size)
+    assert windows.clips_with_poses == 0 and all(windows.train[k]["ego_motion"].isnan().all() for k in range(len(windows.train)))
+    # A clip without poses (OpenDV) gets no poses file, beside one with poses; a corrupt poses file is caught.
+    writer = TokenStoreWriter(tmp_path / "mixed", store.manifest)
+    tokens = np.zeros((3, 2, 4), np.uint16)
+    writer.write_clip(0, "a", 2.0, tokens, np.arange(12, dtype=np.float32).reshape(3, 4))
+    writer.write_clip(1, "b", 2.0, tokens)
+    writer.merge(2)
+    assert sorted(p.name for p in (tmp_path / "mixed").glob("clip-*")) == ["clip-000000.npy", "clip-000000.poses.npy", "clip-000001.npy"]
+    mixed = TokenStore(tmp_path / "mixed", verify=True)
+    assert mixed.clip_poses(0)[2, 3] == 11 and mixed.clip_poses(1) is None
+    with pytest.raises(ValueError, match="poses must be finite"):
+        writer.write_clip(0, "a", 2.0, tokens, np.zeros((2, 4), np.float32))
+    (tmp_path / "mixed" / "clip-000000.poses.npy").write_bytes(b"\x93NUMPY broken")
+    with pytest.raises(CorruptFileError, match="clip-000000.poses.npy"):
+        TokenStore(tmp_path / "mixed", verify=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,6 +20,12 @@ class GPTConfig:
         position i: "input" (that of token i, the input) or "target" (that of token i + 1, the
         token position i predicts; copying the previous frame then needs no attention hop).
         Both look only at tokens before i + 1, so the model stays causal.
+    ego_motion_input: add an embedding of the ego's motion into the frame being predicted
+        (world_model/gpt/ego_motion.py): at position i, the motion into the frame of token i + 1
+        (like prev_frame_token_position="target"), so the first token of a frame already knows it.
+        Unknown motions add nothing, so the same model also predicts without them.
+    ego_motion_scale: typical magnitudes (dx_forward_m, dy_left_m, dyaw_rad) of one frame step;
+        motions are divided by them before the projection (defaults: about 1-2 std at 2-5 Hz).
     mup: muP parametrisation relative to `mup_base_width` (output logits scaled by
         base_width / n_embd, attention scale 1/head_dim, hidden-matrix init and LR scaled by
         base_width / n_embd; see `GPT.param_groups`). At n_embd == mup_base_width only the
@@ -39,6 +46,8 @@ class GPTConfig:
     prev_frame_token_position: str = "input"
     mup: bool = False
     mup_base_width: int = 256
+    ego_motion_input: bool = False
+    ego_motion_scale: tuple[float, float, float] = (2.0, 0.1, 0.05)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "tokens_h", "tokens_w", "max_frames", "n_layer", "n_head", "n_embd", "mup_base_width"):
@@ -51,6 +60,12 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.prev_frame_token_position must be 'input' or 'target', got {self.prev_frame_token_position!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if not isinstance(self.ego_motion_input, bool):
+            raise ValueError(f"GPTConfig.ego_motion_input must be true or false, got {self.ego_motion_input!r}")
+        scale = tuple(float(v) for v in self.ego_motion_scale)  # JSON / YAML give lists
+        if len(scale) != 3 or not all(math.isfinite(v) and v > 0 for v in scale):
+            raise ValueError(f"GPTConfig.ego_motion_scale must be 3 positive numbers (dx_forward_m, dy_left_m, dyaw_rad), got {self.ego_motion_scale!r}")
+        object.__setattr__(self, "ego_motion_scale", scale)
 
     @property
     def tokens_per_frame(self) -> int:

@@ -9,6 +9,12 @@ shifted positions, which invalidates their cached keys/values, so the cache is r
 parallel prefill of (max_frames - 1) * h * w tokens per frame. (The reference implementation kept
 the oldest frames instead, so its long rollouts stopped advancing.) While the window still grows,
 the cache is reused and only the previous frame's last token is run before decoding.
+
+Ego motion. A conditioned model (GPTConfig.ego_motion_input) takes the motion into every frame
+(world_model/gpt/ego_motion.py): `rollout` takes them for the context and the future frames
+together, (B, Tc + F, 3) aligned with the frames (NaN = unknown; the context's may all be NaN),
+and hands each window its slice, (B, Tw + 1, 3) for the window and the frame being generated.
+Without motions (None) the model predicts unconditioned.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class WindowEvent:
     window_moved: bool
 
 
-def _check_inputs(model: GPT, tokens: torch.Tensor, name: str) -> None:
+def _check_inputs(model: GPT, tokens: torch.Tensor, name: str, ego_motion: torch.Tensor | None = None, n_motion_frames: int = 0) -> None:
     c = model.config
     if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (c.tokens_h, c.tokens_w) or tokens.shape[1] < 1:
         raise ValueError(f"{name} must be (B, T>=1, {c.tokens_h}, {c.tokens_w}) tokens, got {tuple(tokens.shape)}")
@@ -56,6 +62,10 @@ def _check_inputs(model: GPT, tokens: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} must be int64, got {tokens.dtype}")
     if model.training and c.dropout > 0:
         raise ValueError("generation with dropout active: call model.eval() first")
+    if ego_motion is not None:
+        expected = (tokens.shape[0], n_motion_frames, 3)
+        if tuple(ego_motion.shape) != expected or not ego_motion.is_floating_point():
+            raise ValueError(f"{name.split(':')[0]}: ego_motion must be float {expected} (the motions into every frame, NaN = unknown), got {tuple(ego_motion.shape)} {ego_motion.dtype}")
 
 
 @torch.no_grad()
@@ -69,8 +79,12 @@ def generate_frame(
     speculative_block: int = SPECULATIVE_BLOCK,
     stats: DecodeStats | None = None,
     static_decoder: StaticDecoder | None = None,
+    ego_motion: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Next frame (B, h, w) int64 after window_tokens (B, Tw, h, w), 1 <= Tw <= max_frames - 1.
+
+    ego_motion: None (unconditioned), or (B, Tw + 1, 3) float the motions into the window's frames
+    and into the new frame (NaN = unknown; see the module docstring).
 
     The new frame is decoded at temporal position Tw: speculatively with the window's last frame as
     the draft, `speculative_block` draft tokens per model call (the same tokens as token-by-token
@@ -83,7 +97,7 @@ def generate_frame(
     model and batch) runs the speculative calls with fixed shapes, `static_decoder.block` draft
     tokens each (possibly compiled); `kv_cache` and `speculative_block` are then not used.
     """
-    _check_inputs(model, window_tokens, "generate_frame: window_tokens")
+    _check_inputs(model, window_tokens, "generate_frame: window_tokens", ego_motion, window_tokens.shape[1] + 1)
     c = model.config
     batch, n_window_frames = window_tokens.shape[:2]
     if n_window_frames > c.max_frames - 1:
@@ -95,6 +109,7 @@ def generate_frame(
             raise ValueError(f"generate_frame: static_decoder is for another model or batch ({static_decoder.batch}, here {batch}), or use_cache is off")
         sequence = static_decoder.sequence  # (B, n_slots)
         sequence[:, :n_known] = rearrange(window_tokens, "b t h w -> b (t h w)")
+        static_decoder.set_ego_motion(ego_motion)
         draft = sequence[:, n_known - hw : n_known].clone()  # (B, hw) the window's last frame
         decode_frame_speculative(model, sequence, n_known, static_decoder, draft, static_decoder.block, sampling, generator, stats)
         return rearrange(sequence[:, n_known : n_known + hw].clone(), "b (h w) -> b h w", h=c.tokens_h)
@@ -107,16 +122,16 @@ def generate_frame(
             raise ValueError(f"generate_frame: kv_cache holds {cache.length} tokens, the window only {n_known}")
         if speculative_block > 0:
             draft = sequence[:, n_known - hw : n_known]  # (B, hw) the window's last frame
-            decode_frame_speculative(model, sequence, n_known, cache, draft, speculative_block, sampling, generator, stats)
+            decode_frame_speculative(model, sequence, n_known, cache, draft, speculative_block, sampling, generator, stats, ego_motion)
             return rearrange(sequence[:, n_known:], "b (h w) -> b h w", h=c.tokens_h)
-        logits = model.forward_flat(sequence[:, :n_known], cache, only_last_logits=True)[:, -1]  # (B, V)
+        logits = model.forward_flat(sequence[:, :n_known], cache, only_last_logits=True, ego_motion=ego_motion)[:, -1]  # (B, V)
         for i in range(hw):
             sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
             if i < hw - 1:
-                logits = model.forward_flat(sequence[:, : n_known + i + 1], cache, only_last_logits=True)[:, -1]
+                logits = model.forward_flat(sequence[:, : n_known + i + 1], cache, only_last_logits=True, ego_motion=ego_motion)[:, -1]
     else:
         for i in range(hw):
-            logits = model.forward_flat(sequence[:, : n_known + i], only_last_logits=True)[:, -1]  # (B, V)
+            logits = model.forward_flat(sequence[:, : n_known + i], only_last_logits=True, ego_motion=ego_motion)[:, -1]  # (B, V)
             sequence[:, n_known + i] = sample_next_token(logits, sampling, generator)
     if stats is not None:
         stats.model_calls += hw
@@ -136,15 +151,20 @@ def rollout(
     speculative_block: int = SPECULATIVE_BLOCK,
     stats: DecodeStats | None = None,
     static_decoder: StaticDecoder | None = None,
+    ego_motion: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Generate n_future_frames frames (B, n_future, h, w) int64 after context_tokens (B, Tc, h, w).
+
+    ego_motion: None (unconditioned), or (B, Tc + n_future, 3) float the motions into the context
+    and future frames, aligned with them (NaN = unknown; row 0 is never used): e.g. the planned
+    motions of the future frames after NaN or the observed motions of the context.
 
     Any Tc >= 1 works (only the newest max_frames - 1 frames are used). The window slides past the
     context as described in the module docstring; `on_window` sees one WindowEvent per frame.
     Frames are decoded as `generate_frame` decodes them (`speculative_block`, `stats`,
     `static_decoder`: the window is then prefilled for every frame).
     """
-    _check_inputs(model, context_tokens, "rollout: context_tokens")
+    _check_inputs(model, context_tokens, "rollout: context_tokens", ego_motion, context_tokens.shape[1] + n_future_frames)
     c = model.config
     if c.max_frames < 2:
         raise ValueError("rollout needs max_frames >= 2 (a window of at least one frame plus the new one)")
@@ -163,6 +183,9 @@ def rollout(
             cache.reset()  # the window's frames moved to new temporal positions: re-encode them
         if on_window is not None:
             on_window(WindowEvent(future_index=i, first_frame=first, num_frames=n_known - first, window_moved=moved))
-        frames[:, n_known] = generate_frame(model, frames[:, first:n_known], sampling, generator, use_cache, cache, speculative_block, stats, static_decoder)
+        window_motion = None if ego_motion is None else ego_motion[:, first : n_known + 1]  # (B, Tw + 1, 3)
+        frames[:, n_known] = generate_frame(
+            model, frames[:, first:n_known], sampling, generator, use_cache, cache, speculative_block, stats, static_decoder, window_motion
+        )
         previous_first = first
     return frames[:, n_context:]

@@ -1,8 +1,15 @@
 """Thin Lightning module training the video GPT on next-token prediction.
 
 Batches are dicts with "tokens" (B, T, h, w) int64 (as `TokenWindowDataset` yields, optionally
-with "source" names for per-source validation loss) or plain token tensors. Gradient clipping,
-precision (bf16 autocast) and the step budget are Trainer settings.
+with "source" names for per-source validation loss and "ego_motion" (B, T, 3) motions into each
+frame, NaN = unknown) or plain token tensors. Gradient clipping, precision (bf16 autocast) and the
+step budget are Trainer settings.
+
+Conditioning dropout: a model with ego_motion_input sees, in training, every motion of a window
+dropped (unknown) with probability `ego_motion_dropout`, drawn per window from the module's own
+seeded generator (saved in checkpoints, so a resumed run drops the same windows), so one model
+predicts with and without motions; 1.0 trains VaViM's unconditioned model. Validation runs with
+the motions (val/loss) and, for a conditioned model, without them too (val/loss_uncond).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from world_model.gpt.config import GPTConfig
+from world_model.gpt.ego_motion import drop_motions
 from world_model.gpt.model import GPT
 from world_model.optim import OptimConfig, adamw_with_schedule
 
@@ -37,22 +45,53 @@ class GPTLightningModule(L.LightningModule):
     dropout continues exactly on resume (single process; each DDP rank would need its own).
     """
 
-    def __init__(self, gpt: GPTConfig | Mapping[str, Any], optim: OptimConfig | Mapping[str, Any], compile_model: bool = False) -> None:
+    def __init__(
+        self, gpt: GPTConfig | Mapping[str, Any], optim: OptimConfig | Mapping[str, Any], compile_model: bool = False,
+        ego_motion_dropout: float = 0.0, seed: int = 0,
+    ) -> None:
         super().__init__()
+        if not 0.0 <= float(ego_motion_dropout) <= 1.0:
+            raise ValueError(f"ego_motion_dropout must be in [0, 1], got {ego_motion_dropout}")
         self.gpt_config = _as_gpt_config(gpt)
         self.optim_config = _as_optim_config(optim)
-        self.save_hyperparameters({"gpt": asdict(self.gpt_config), "optim": asdict(self.optim_config), "compile_model": compile_model})
+        self.ego_motion_dropout = float(ego_motion_dropout)
+        self.save_hyperparameters({
+            "gpt": asdict(self.gpt_config), "optim": asdict(self.optim_config), "compile_model": compile_model,
+            "ego_motion_dropout": self.ego_motion_dropout, "seed": seed,
+        })
         self.model = GPT(self.gpt_config)
         if compile_model:
             self.model.compile()  # in place: state_dict keys are unchanged
+        # Only a conditioned model draws (an unconditioned run's checkpoints stay as they were).
+        self.dropout_generator = torch.Generator().manual_seed(seed) if self.gpt_config.ego_motion_input else None
+        if self.dropout_generator is not None:
+            self.checkpointed_generators = {"ego_motion_dropout": self.dropout_generator}  # saved by the training loop
 
     @staticmethod
     def _tokens(batch: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
         return batch["tokens"] if isinstance(batch, Mapping) else batch  # (B, T, h, w)
 
+    def _ego_motion(self, batch: torch.Tensor | Mapping[str, Any]) -> torch.Tensor | None:
+        """The batch's motions (B, T, 3) for a conditioned model, else None."""
+        if not self.gpt_config.ego_motion_input or not isinstance(batch, Mapping) or "ego_motion" not in batch:
+            return None
+        return batch["ego_motion"]
+
+    def _dropped(self, ego_motion: torch.Tensor) -> torch.Tensor:
+        """ego_motion (B, T, 3) with whole windows dropped (see the module docstring). Every rank draws
+        for all ranks' windows and keeps its own row, so ranks drop independently and stay in step."""
+        assert self.dropout_generator is not None
+        world_size, rank = (self.trainer.world_size, self.global_rank) if self._trainer is not None else (1, 0)
+        uniform = torch.rand(world_size, ego_motion.shape[0], generator=self.dropout_generator)[rank]  # (B,)
+        return drop_motions(ego_motion, self.ego_motion_dropout, uniform)
+
     def training_step(self, batch: torch.Tensor | Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         tokens = self._tokens(batch)
-        out = self.model(tokens, targets=tokens)
+        ego_motion = self._ego_motion(batch)
+        if ego_motion is not None:
+            # Always passed (all NaN when dropped), so the projection is part of every step's graph (DDP).
+            ego_motion = self._dropped(ego_motion)
+        out = self.model(tokens, targets=tokens, ego_motion=ego_motion)
         batch_size = tokens.shape[0]
         self.log("train/loss", out.loss, prog_bar=True, batch_size=batch_size)
         self.log("train/token_acc", _next_token_accuracy(out.logits.detach(), tokens), batch_size=batch_size)
@@ -62,9 +101,12 @@ class GPTLightningModule(L.LightningModule):
 
     def validation_step(self, batch: torch.Tensor | Mapping[str, Any], batch_idx: int) -> None:
         tokens = self._tokens(batch)
-        out = self.model(tokens, targets=tokens)
+        ego_motion = self._ego_motion(batch)
+        out = self.model(tokens, targets=tokens, ego_motion=ego_motion)
         batch_size = tokens.shape[0]
         self.log("val/loss", out.loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        if self.gpt_config.ego_motion_input:
+            self.log("val/loss_uncond", self.model(tokens, targets=tokens).loss, batch_size=batch_size, sync_dist=True)
         self.log("val/token_acc", _next_token_accuracy(out.logits, tokens), batch_size=batch_size, sync_dist=True)
         if isinstance(batch, Mapping) and "source" in batch:
             # Not synced across ranks: a rank whose batches lack a source would stall the collective.

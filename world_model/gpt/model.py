@@ -4,7 +4,9 @@ Frames (T, h, w) are flattened in raster order (t, h, w) into one sequence of L 
 attended fully causally. There is no BOS token: the logits at position i predict token i + 1.
 Input = token embedding + learned spatial embedding (h*w) + learned temporal embedding
 (max_frames) [+ embedding of the previous frame's token at the same spatial position, that of the
-input token or of the token being predicted (GPTConfig.prev_frame_token_position)].
+input token or of the token being predicted (GPTConfig.prev_frame_token_position)]
+[+ a projection of the ego's motion into the frame of the token being predicted
+(GPTConfig.ego_motion_input; world_model/gpt/ego_motion.py): zero where the motion is unknown].
 Blocks are pre-LayerNorm without affine parameters, without biases (by default), with a 4x GELU
 MLP; the output head is tied to the token embedding.
 
@@ -110,6 +112,16 @@ class GPT(nn.Module):
         # muP: logits shrink as 1/width_mult so a wider model's outputs keep the base model's scale.
         self.output_mult = 1.0 / c.width_mult if c.mup else 1.0
         self._init_weights()
+        # Created after every other parameter and initialised to zero, without drawing random numbers:
+        # the other weights are those of the model without the input at the same seed, and until it
+        # is trained (or whenever motions are unknown) the model is that model exactly. The gradient
+        # of a zero input projection is not zero, so it learns from the first step.
+        self.ego_motion_emb: nn.Linear | None = None
+        if c.ego_motion_input:
+            self.ego_motion_emb = nn.Linear(3, c.n_embd, bias=True, device="meta").to_empty(device=self.token_emb.weight.device)
+            nn.init.zeros_(self.ego_motion_emb.weight)
+            nn.init.zeros_(self.ego_motion_emb.bias)
+            self.register_buffer("ego_motion_scale", torch.tensor(c.ego_motion_scale), persistent=False)  # (3,)
 
     def _init_weights(self) -> None:
         c = self.config
@@ -130,8 +142,12 @@ class GPT(nn.Module):
         """Number of distinct parameters (a tied head counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> GPTOutput:
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None) -> GPTOutput:
         """tokens (B, T, h, w) int64 with T <= max_frames.
+
+        ego_motion: None, or (B, T', 3) float motions into frames 0..T'-1 (NaN = unknown, and so is
+        every frame at or past T'; see world_model/gpt/ego_motion.py); frame T's motion, when given
+        (T' = T + 1), reaches the last position. Ignored by a model without ego_motion_input.
 
         targets: None, or a grid like `tokens` (usually `tokens` itself) scored with a one-token
         shift: logits at position i against target i + 1 in (t, h, w) order; IGNORE_INDEX (-100)
@@ -141,7 +157,7 @@ class GPT(nn.Module):
         if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (c.tokens_h, c.tokens_w):
             raise ValueError(f"GPT.forward: tokens must be (B, T, {c.tokens_h}, {c.tokens_w}), got {tuple(tokens.shape)}")
         tokens_flat = rearrange(tokens, "b t h w -> b (t h w)")  # (B, L)
-        logits = self.forward_flat(tokens_flat)  # (B, L, V)
+        logits = self.forward_flat(tokens_flat, ego_motion=ego_motion)  # (B, L, V)
         loss = None
         if targets is not None:
             if targets.shape != tokens.shape:
@@ -155,14 +171,16 @@ class GPT(nn.Module):
         return GPTOutput(logits=logits, loss=loss)
 
     def forward_flat(
-        self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False, last_logits: int | None = None
+        self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False, last_logits: int | None = None,
+        ego_motion: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for a flattened sequence tokens_flat (B, n) that starts at frame 0, position 0.
 
         With a `kv_cache` holding the first `kv_cache.length` tokens of this same sequence, only
         the remaining n - length tokens are run (and appended to the cache). Returns logits
         (B, n_new, V), or (B, 1, V) for the last position only when `only_last_logits`, or those of
-        the last `last_logits` positions (B, last_logits, V).
+        the last `last_logits` positions (B, last_logits, V). ego_motion (B, T', 3): motions into
+        the frames of the sequence (see `forward`); frames at or past T' count as unknown.
         """
         c = self.config
         batch, n = tokens_flat.shape
@@ -171,7 +189,7 @@ class GPT(nn.Module):
             raise ValueError(f"GPT: sequence of {n} tokens exceeds the context of {c.max_frames} frames ({c.max_tokens} tokens)")
         if start >= n:
             raise ValueError(f"GPT: no new tokens to run ({start} cached, sequence of {n})")
-        x = self.drop(self._embed(tokens_flat, start))  # (B, n_new, C)
+        x = self.drop(self._embed(tokens_flat, start, ego_motion))  # (B, n_new, C)
         attn_mask = None
         if start > 0 and n - start > 1:
             # New queries at positions start..n-1 see every cached key and the new keys up to themselves.
@@ -186,7 +204,9 @@ class GPT(nn.Module):
             x = x[:, -(1 if only_last_logits else last_logits) :]  # (B, 1 or last_logits, C)
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, n_new or 1, V)
 
-    def forward_positions(self, sequence: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache) -> torch.Tensor:
+    def forward_positions(
+        self, sequence: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache, ego_motion: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (B, K, V) for the tokens sequence[:, positions] at positions (K,) int64, fixed shapes.
 
         sequence (B, n_slots) int64 holds every token up to the largest position (the previous
@@ -194,8 +214,9 @@ class GPT(nn.Module):
         and receives these. Positions may run past the context into padding slots (their
         embeddings are clamped; their logits mean nothing). Every call with the same B and K has
         the same shapes, so the step can be compiled once (world_model/gpt/static_step.py).
+        ego_motion (B, T', 3): motions into the frames of `sequence` (see `forward`).
         """
-        x = self._embed_at(sequence, positions)  # (B, K, C)
+        x = self._embed_at(sequence, positions, ego_motion)  # (B, K, C)
         attn_mask = cache.attention_mask(positions)  # (K, n_slots)
         cache.positions = positions
         for block in self.blocks:
@@ -203,12 +224,13 @@ class GPT(nn.Module):
         cache.positions = None
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, K, V)
 
-    def _embed(self, tokens_flat: torch.Tensor, start: int) -> torch.Tensor:
+    def _embed(self, tokens_flat: torch.Tensor, start: int, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
         """Input embeddings (B, n - start, C) of tokens_flat[:, start:]."""
-        return self._embed_at(tokens_flat, torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device))
+        return self._embed_at(tokens_flat, torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device), ego_motion)
 
-    def _embed_at(self, tokens_flat: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Input embeddings (B, K, C) of tokens_flat[:, positions] for positions (K,) int64."""
+    def _embed_at(self, tokens_flat: torch.Tensor, positions: torch.Tensor, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
+        """Input embeddings (B, K, C) of tokens_flat[:, positions] for positions (K,) int64 (and the
+        motions ego_motion (B, T', 3) into the sequence's frames, NaN = unknown)."""
         c = self.config
         hw = c.tokens_per_frame
         x = self.token_emb(tokens_flat[:, positions])  # (B, K, C)
@@ -220,7 +242,23 @@ class GPT(nn.Module):
             prev_tokens = tokens_flat[:, prev_positions.clamp(min=0, max=tokens_flat.shape[1] - 1)]  # (B, K)
             prev_tokens = torch.where(prev_positions >= 0, prev_tokens, c.vocab_size)  # "none" for frame 0
             x = x + self.prev_token_emb(prev_tokens)
+        if self.ego_motion_emb is not None and ego_motion is not None:
+            x = x + self._ego_motion_embedding(ego_motion, positions, tokens_flat.shape[0])
         return x
+
+    def _ego_motion_embedding(self, ego_motion: torch.Tensor, positions: torch.Tensor, batch: int) -> torch.Tensor:
+        """(B, K, C): at position i the projected motion into the frame of token i + 1 (the token it
+        predicts), exactly zero where that motion is unknown (NaN, frame 0, or past ego_motion)."""
+        if ego_motion.ndim != 3 or ego_motion.shape[0] != batch or ego_motion.shape[2] != 3 or not ego_motion.is_floating_point():
+            raise ValueError(f"GPT: ego_motion must be float (B={batch}, T, 3) [dx_forward_m, dy_left_m, dyaw_rad], got {tuple(ego_motion.shape)} {ego_motion.dtype}")
+        n_motion_frames = ego_motion.shape[1]
+        target_frame = (positions + 1) // self.config.tokens_per_frame  # (K,)
+        motion = ego_motion[:, target_frame.clamp(max=n_motion_frames - 1)]  # (B, K, 3)
+        in_range = (target_frame >= 1) & (target_frame < n_motion_frames)  # (K,) frame 0 has no motion into it
+        known = torch.isfinite(motion).all(dim=-1) & in_range  # (B, K)
+        scaled = torch.where(known[..., None], motion, 0.0) / self.ego_motion_scale  # (B, K, 3)
+        embedding = self.ego_motion_emb(scaled.to(self.ego_motion_emb.weight.dtype))  # (B, K, C)
+        return torch.where(known[..., None], embedding, 0.0)
 
     def param_groups(self, lr: float, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW parameter groups: weight decay on 2-D weights only; muP LR scaling when enabled.

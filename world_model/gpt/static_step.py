@@ -30,6 +30,9 @@ class StaticDecoder:
     frame); n_slots = the model's context + `block` spare slots for padding. dtype: of the cached
     keys/values (default: the model's parameters'; bfloat16 under bf16 autocast on a GPU).
     `compile_mode` is "none" (eager) or a torch.compile mode; the compiled step is built on first use.
+    ego_motion (B, max_frames + 1, 3) float: the motions into the frames of `sequence` (NaN =
+    unknown), a fixed buffer every step reads (`set_ego_motion` fills it); only for a model with
+    ego_motion_input.
     """
 
     def __init__(self, model: GPT, batch: int, block: int, device: torch.device | str, dtype: torch.dtype | None = None, compile_mode: str = "none") -> None:
@@ -44,6 +47,10 @@ class StaticDecoder:
         self.n_slots = c.max_tokens + block
         self.device = torch.device(device)
         self.sequence = torch.zeros(batch, self.n_slots, dtype=torch.int64, device=self.device)  # (B, n_slots)
+        # One frame more than the context: padding slots past it read a motion too (their logits are ignored).
+        self.ego_motion = (
+            torch.full((batch, c.max_frames + 1, 3), float("nan"), device=self.device) if c.ego_motion_input else None
+        )  # (B, max_frames + 1, 3)
         dtype = dtype if dtype is not None else next(model.parameters()).dtype
         self.cache = StaticKVCache(c.n_layer, batch, c.n_head, self.n_slots, c.head_dim, dtype, self.device)
         self._offsets = torch.arange(block + 1, device=self.device)  # (K,)
@@ -52,11 +59,22 @@ class StaticDecoder:
         if compile_mode != "none":
             self._step = torch.compile(model.forward_positions, mode=None if compile_mode == "default" else compile_mode, fullgraph=True, dynamic=False)
 
+    def set_ego_motion(self, ego_motion: torch.Tensor | None) -> None:
+        """Motions (B, T', 3), T' <= max_frames + 1, into the frames of the sequence from frame 0; the
+        rest (and everything, for None) is unknown. A model without ego_motion_input ignores them."""
+        if self.ego_motion is None:
+            return
+        self.ego_motion.fill_(float("nan"))
+        if ego_motion is not None:
+            if ego_motion.ndim != 3 or ego_motion.shape[0] != self.batch or ego_motion.shape[2] != 3 or ego_motion.shape[1] > self.ego_motion.shape[1]:
+                raise ValueError(f"StaticDecoder.set_ego_motion: need (B={self.batch}, T <= {self.ego_motion.shape[1]}, 3), got {tuple(ego_motion.shape)}")
+            self.ego_motion[:, : ego_motion.shape[1]] = ego_motion
+
     def prefill(self, n_tokens: int) -> None:
         """Write the keys/values of sequence[:, :n_tokens] (eager: its length changes with the window)."""
         if not 0 < n_tokens <= self.model.config.max_tokens:
             raise ValueError(f"StaticDecoder.prefill: n_tokens must be in [1, {self.model.config.max_tokens}], got {n_tokens}")
-        self.model.forward_positions(self.sequence, torch.arange(n_tokens, device=self.device), self.cache)
+        self.model.forward_positions(self.sequence, torch.arange(n_tokens, device=self.device), self.cache, self.ego_motion)
 
     def verify(self, first: int) -> torch.Tensor:
         """Logits (B, block + 1, V) of the tokens at positions first .. first + block (fixed shape).
@@ -67,4 +85,4 @@ class StaticDecoder:
         if not 0 <= first < self.model.config.max_tokens:
             raise ValueError(f"StaticDecoder.verify: first must be in [0, {self.model.config.max_tokens}), got {first}")
         positions = self._offsets + first  # (K,)
-        return self._step(self.sequence, positions, self.cache)
+        return self._step(self.sequence, positions, self.cache, self.ego_motion)

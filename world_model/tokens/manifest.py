@@ -1,5 +1,10 @@
 """The token store manifest: which tokenizer made the tokens, from which clip store, and a checksum per clip file.
 
+A clip whose source has ego poses also has a poses file: (T, 4) float32 [x m, y m, z m, yaw rad]
+per stored frame in the clip's local frame (yaw unwrapped), the clip's pose stream interpolated at
+the frame timestamps, so world-model training gets the ego's motion without the clip store.
+Stores written before poses were kept (no poses fields) still load: their motions are unknown.
+
 manifest.json is written atomically (temp file + rename) and lists a clip only after its .npy file
 is complete, so a killed run leaves a manifest that describes exactly the finished clips. Under
 several ranks each rank journals into manifest.part-<rank>.json and rank 0 merges them.
@@ -23,10 +28,15 @@ def clip_file_name(clip_index: int) -> str:
     return f"clip-{clip_index:06d}.npy"
 
 
+def poses_file_name(clip_index: int) -> str:
+    return f"clip-{clip_index:06d}.poses.npy"
+
+
 @dataclass(frozen=True)
 class ClipTokensRecord:
     """One clip's tokens: `file` holds (num_frames, h, w) uint16 in .npy format; clip_index is its
-    index in the source clip store."""
+    index in the source clip store. poses_file (with its poses_sha256, poses_bytes): the clip's
+    (num_frames, 4) float32 [x, y, z, yaw] ego poses in .npy format, or None (no poses)."""
 
     clip_id: str
     clip_index: int
@@ -35,10 +45,22 @@ class ClipTokensRecord:
     file: str
     sha256: str
     bytes: int
+    poses_file: str | None = None
+    poses_sha256: str | None = None
+    poses_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.clip_index < 0 or self.num_frames < 0 or self.bytes <= 0 or len(self.sha256) != 64:
             raise ValueError(f"invalid token store record {self}")
+        if self.poses_file is not None and (not self.poses_bytes or self.poses_bytes <= 0 or len(self.poses_sha256 or "") != 64):
+            raise ValueError(f"invalid token store record {self}: a poses file needs its size and SHA-256")
+
+    def files(self) -> list[tuple[str, str, int]]:
+        """(file, sha256, bytes) of every file of this clip: the tokens, then the poses if any."""
+        out = [(self.file, self.sha256, self.bytes)]
+        if self.poses_file is not None:
+            out.append((self.poses_file, str(self.poses_sha256), int(self.poses_bytes or 0)))
+        return out
 
 
 @dataclass

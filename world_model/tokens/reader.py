@@ -1,4 +1,4 @@
-"""Random access to a token store: memory-mapped (T, h, w) uint16 tokens per clip."""
+"""Random access to a token store: memory-mapped (T, h, w) uint16 tokens per clip, and its ego poses."""
 
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ class TokenStore:
         return self.manifest.num_frames
 
     def meta(self, index: int) -> dict[str, Any]:
-        """clip_id, clip_index (in the source clip store), num_frames, fps, file, sha256, bytes."""
+        """clip_id, clip_index (in the source clip store), num_frames, fps, file, sha256, bytes, has_poses."""
         r = self.records[index]
         return {"clip_id": r.clip_id, "clip_index": r.clip_index, "num_frames": r.num_frames, "fps": r.fps,
-                "file": r.file, "sha256": r.sha256, "bytes": r.bytes}
+                "file": r.file, "sha256": r.sha256, "bytes": r.bytes, "has_poses": r.poses_file is not None}
 
     def clip_tokens(self, index: int) -> np.ndarray:
         """(T, h, w) uint16 read-only memory map of clip `index`'s tokens."""
@@ -66,12 +66,30 @@ class TokenStore:
             raise CorruptFileError(f"token file {path} holds {tokens.dtype} {tokens.shape}, expected uint16 {expected}")
         return tokens
 
+    def clip_poses(self, index: int) -> np.ndarray | None:
+        """(T, 4) float32 [x m, y m, z m, yaw rad] ego pose of every stored frame of clip `index` in
+        the clip's local frame, or None when the clip has no poses (or the store predates them)."""
+        r = self.records[index]
+        if r.poses_file is None:
+            return None
+        path = self.root / r.poses_file
+        if not path.is_file():
+            raise CorruptFileError(f"poses file listed in the manifest is missing: {path}")
+        try:
+            poses = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(f"cannot read poses file {path}: {exc}") from exc
+        if poses.dtype != np.float32 or poses.shape != (r.num_frames, 4):
+            raise CorruptFileError(f"poses file {path} holds {poses.dtype} {poses.shape}, expected float32 {(r.num_frames, 4)}")
+        return poses
+
     def verify(self) -> None:
         """Check every listed file's size and SHA-256 against the manifest (CorruptFileError names the file)."""
         for r in self.records:
-            path = self.root / r.file
-            if not path.is_file():
-                raise CorruptFileError(f"token file listed in the manifest is missing: {path}")
-            data = path.read_bytes()
-            if len(data) != r.bytes or hashlib.sha256(data).hexdigest() != r.sha256:
-                raise CorruptFileError(f"token file {path} does not match its manifest checksum")
+            for name, sha256, size in r.files():
+                path = self.root / name
+                if not path.is_file():
+                    raise CorruptFileError(f"token store file listed in the manifest is missing: {path}")
+                data = path.read_bytes()
+                if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+                    raise CorruptFileError(f"token store file {path} does not match its manifest checksum")

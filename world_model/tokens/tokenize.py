@@ -3,7 +3,8 @@
 Frames are read in chunks of `batch_size` by DataLoader workers and encoded on the chosen device
 (bf16 autocast on CUDA by default; the quantiser always runs in fp32). Launched with torchrun,
 rank r of WORLD_SIZE encodes clips with clip_index % WORLD_SIZE == r on cuda:LOCAL_RANK, and
-rank 0 merges the ranks' journals into manifest.json at the end.
+rank 0 merges the ranks' journals into manifest.json at the end. Each clip with poses also gets its
+ego pose at every frame (`frame_poses`), for ego-motion-conditioned world-model training.
 """
 
 from __future__ import annotations
@@ -107,6 +108,15 @@ def _grid(store: ClipStore, factor: int) -> tuple[int, int]:
     return h // factor, w // factor
 
 
+def frame_poses(store: ClipStore, clip_index: int) -> np.ndarray | None:
+    """(T, 4) float32 [x m, y m, z m, yaw rad] ego pose at every frame of a clip (its pose stream
+    interpolated at the frame timestamps), or None when the clip has no poses."""
+    poses = store.pose_stream(clip_index)
+    if poses is None:
+        return None
+    return poses.pose_at(store.frame_timestamps_us(clip_index)).astype(np.float32)
+
+
 def run_tokenize(cfg: TokenizeConfig | Mapping[str, Any]) -> TokenStoreManifest:
     """Tokenize `cfg.clips` into `cfg.out`; returns this rank's view of the manifest (rank 0: the merged one).
     cfg: the settings, or the composed configs/data/tokenize.yaml (every key)."""
@@ -160,7 +170,7 @@ def _tokenize(c: TokenizeConfig, env: DistEnv, synced: bool) -> TokenStoreManife
             buf[start : start + len(frames)] = indices.cpu().numpy().astype(np.uint16)
             if start + len(frames) == n_frames:
                 meta = store.meta(ci)
-                writer.write_clip(ci, store.refs[ci].clip_id, float(meta["fps"]), buffers.pop(ci))
+                writer.write_clip(ci, store.refs[ci].clip_id, float(meta["fps"]), buffers.pop(ci), frame_poses(store, ci))
             progress.advance(task, len(frames))
     for ci in pending:  # clips without frames never reach the loader
         if store.refs[ci].num_frames == 0:

@@ -1,6 +1,7 @@
-"""Resumable, atomic writing of a token store: one (T, h, w) uint16 .npy file per clip plus the manifest.
+"""Resumable, atomic writing of a token store: one (T, h, w) uint16 .npy file per clip (and a (T, 4)
+float32 poses .npy file per clip with poses) plus the manifest.
 
-A clip file appears under its final name only once complete (temp file + rename), and the journal
+A clip file (and its poses file) appears under its final name only once complete (temp file + rename), and the journal
 (manifest.json, or manifest.part-<rank>.json under several ranks) lists it only after that. On
 restart, clips already listed are skipped; leftover temp files and unlisted clip files of this rank
 are removed, so nothing half-written is ever read as valid.
@@ -25,11 +26,12 @@ from world_model.tokens.manifest import (
     ClipTokensRecord,
     TokenStoreManifest,
     clip_file_name,
+    poses_file_name,
 )
 
 log = logging.getLogger(__name__)
-_CLIP_FILE = re.compile(r"^clip-(\d{6})\.npy$")
-_TEMP_FILE = re.compile(r"^\.clip-(\d{6})\.npy\..*\.tmp$")
+_CLIP_FILE = re.compile(r"^clip-(\d{6})(\.poses)?\.npy$")
+_TEMP_FILE = re.compile(r"^\.clip-(\d{6})(\.poses)?\.npy\..*\.tmp$")
 
 
 def code_version() -> str:
@@ -75,10 +77,10 @@ class TokenStoreWriter:
         records: dict[int, ClipTokensRecord] = {}
         for m in existing:
             for rec in m.clips:
-                if (self.out_dir / rec.file).is_file() and (self.out_dir / rec.file).stat().st_size == rec.bytes:
+                if all((self.out_dir / name).is_file() and (self.out_dir / name).stat().st_size == size for name, _, size in rec.files()):
                     records[rec.clip_index] = rec
                 else:
-                    log.warning("token store %s: listed file %s is missing or truncated; it will be rewritten", self.out_dir, rec.file)
+                    log.warning("token store %s: a listed file of %s is missing or truncated; it will be rewritten", self.out_dir, rec.file)
         self.done: dict[int, ClipTokensRecord] = records
         # This rank's journal starts with every clip known done, so merging is a union.
         self.own: dict[int, ClipTokensRecord] = {i: r for i, r in records.items() if self.owns(i)}
@@ -107,15 +109,16 @@ class TokenStoreWriter:
             m = _TEMP_FILE.match(p.name) or _CLIP_FILE.match(p.name)
             if m is None or not self.owns(int(m.group(1))):
                 continue
-            if _TEMP_FILE.match(p.name) or int(m.group(1)) not in self.done:
+            if _TEMP_FILE.match(p.name) or int(m.group(1)) not in self.done or (m.group(2) and self.done[int(m.group(1))].poses_file is None):
                 log.warning("token store %s: removing %s left by an interrupted run", self.out_dir, p.name)
                 p.unlink()
 
     def is_done(self, clip_index: int) -> bool:
         return clip_index in self.done
 
-    def write_clip(self, clip_index: int, clip_id: str, fps: float, tokens: np.ndarray) -> ClipTokensRecord:
-        """Store (T, h, w) integer tokens of source clip `clip_index` as uint16, then journal it."""
+    def write_clip(self, clip_index: int, clip_id: str, fps: float, tokens: np.ndarray, poses: np.ndarray | None = None) -> ClipTokensRecord:
+        """Store (T, h, w) integer tokens of source clip `clip_index` as uint16 (and its (T, 4)
+        [x m, y m, z m, yaw rad] ego poses as float32, when it has them), then journal it."""
         h, w = self.header.grid_hw
         if tokens.ndim != 3 or tokens.shape[1:] != (h, w):
             raise ValueError(f"clip {clip_id}: tokens must be (T, {h}, {w}), got {tokens.shape}")
@@ -123,10 +126,20 @@ class TokenStoreWriter:
             raise ValueError(f"clip {clip_id}: token ids outside [0, {self.header.codebook_size})")
         if not self.owns(clip_index):
             raise ValueError(f"clip index {clip_index} belongs to rank {clip_index % self.world_size}, not {self.rank}")
+        poses_fields: dict[str, object] = {}
+        if poses is not None:
+            if poses.shape != (tokens.shape[0], 4) or not np.isfinite(poses).all():
+                raise ValueError(f"clip {clip_id}: poses must be finite ({tokens.shape[0]}, 4) [x, y, z, yaw], got {poses.shape}")
+            poses_data = npy_bytes(poses.astype(np.float32))
+            poses_name = poses_file_name(clip_index)
+            atomic_write_bytes(self.out_dir / poses_name, poses_data)  # before the tokens: a listed clip has both
+            poses_fields = {"poses_file": poses_name, "poses_sha256": hashlib.sha256(poses_data).hexdigest(), "poses_bytes": len(poses_data)}
         data = npy_bytes(tokens.astype(np.uint16))
         name = clip_file_name(clip_index)
         atomic_write_bytes(self.out_dir / name, data)
-        rec = ClipTokensRecord(clip_id, clip_index, int(tokens.shape[0]), float(fps), name, hashlib.sha256(data).hexdigest(), len(data))
+        rec = ClipTokensRecord(
+            clip_id, clip_index, int(tokens.shape[0]), float(fps), name, hashlib.sha256(data).hexdigest(), len(data), **poses_fields  # type: ignore[arg-type]
+        )
         self.done[clip_index] = rec
         self.own[clip_index] = rec
         if time.monotonic() - self._last_save >= self.save_every_s:
