@@ -163,9 +163,15 @@ def _minutes(seconds: float) -> str:
 
 @dataclass(frozen=True)
 class DemoPaths:
-    """Where each stage writes, under the demo's output directory."""
+    """Where each stage writes, under the demo's output directory; with `dagger_rounds` > 0 the
+    planner every evaluation uses is the last DAgger round's."""
 
     root: Path
+    dagger_rounds: int = 0
+
+    @classmethod
+    def of(cls, root: Path, profile: Mapping[str, Any]) -> "DemoPaths":
+        return cls(Path(root), int((profile.get("planner") or {}).get("dagger_rounds", 0)))
 
     @property
     def train_clips(self) -> Path:
@@ -197,7 +203,14 @@ class DemoPaths:
 
     @property
     def vam(self) -> Path:
+        """The planner the evaluations use: the trained one, or the last DAgger round's."""
+        if self.dagger_rounds:
+            return self.root / "planner" / "dagger" / f"round_{self.dagger_rounds:02d}" / "train" / "vam"
         return self.root / "planner" / "vam"
+
+    @property
+    def dagger_rounds_json(self) -> Path:
+        return self.root / "planner" / "dagger" / "rounds.json"
 
     @property
     def open_loop(self) -> Path:
@@ -243,7 +256,8 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
         stage("eval_world_model", "eval world_model", f"checkpoint={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.heldout_clips}",
               f"out={p.world_model_eval}", f"max_windows={profile['world_model_eval']['max_windows']}"),
         stage("train_planner", "train planner", experiment, *trained, f"world_model={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.train_clips}",
-              f"tokens={p.train_tokens}", f"out={p.planner}", f"planner.train.max_steps={profile['planner']['max_steps']}"),
+              f"tokens={p.train_tokens}", f"out={p.planner}", f"planner.train.max_steps={profile['planner']['max_steps']}",
+              *([f"dagger.rounds={p.dagger_rounds}"] if p.dagger_rounds else [])),
         stage("eval_open_loop", "eval open_loop", f"checkpoint={p.vam}", f"clips={p.heldout_clips}", f"out={p.open_loop}",
               f"samples={profile['open_loop']['samples']}", f"max_windows={profile['open_loop'].get('max_windows') or 'null'}"),
     ]
@@ -278,7 +292,7 @@ def run(cfg) -> dict[str, Any]:
     profile = OmegaConf.to_container(cfg.profile, resolve=True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths = DemoPaths(out)
+    paths = DemoPaths.of(out, profile)
     stages = build_stages(profile, paths, str(cfg.precision))
     if cfg.get("notebooks", True):
         from foresight.notebooks import check_export_possible

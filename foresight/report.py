@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import markdown
 
-from foresight.report_figures import plot_closed_loop_summary, plot_training_curves, video_strip, world_model_rollout_grid
+from foresight.report_figures import plot_closed_loop_summary, plot_dagger_rounds, plot_training_curves, video_strip, world_model_rollout_grid
 from sim_eval.metrics.paired import mean_stderr, paired_gain
 from sim_eval.scenarios.ncap import NCAP_SUITE_SIZES
+from world_model.counterfactual import COUNTERFACTUAL_PNG
 
 if TYPE_CHECKING:
     from foresight.demo import DemoPaths
@@ -85,7 +86,12 @@ WORLD_MODEL_KEYS = (
     "psnr_t1", "psnr_copy_last_t1", "psnr_copy_last_raw_t1", "gain_vs_copy_last_t1", "gain_vs_copy_last_t1_stderr", "win_rate_vs_copy_last_t1",
     "psnr_t2", "psnr_copy_last_t2", "psnr_copy_last_raw_t2", "gain_vs_copy_last_t2", "gain_vs_copy_last_t2_stderr", "win_rate_vs_copy_last_t2",
     "ssim_t1", "ssim_copy_last_t1", "token_accuracy", "cross_entropy", "tokenizer_psnr", "num_windows",
+    "gain_vs_copy_last_raw_t1", "gain_vs_copy_last_raw_t1_stderr", "gain_vs_copy_last_raw_t2", "gain_vs_copy_last_raw_t2_stderr",
+    "psnr_uncond_t1", "psnr_uncond_t2", "gain_vs_uncond_t1", "gain_vs_uncond_t1_stderr", "gain_vs_uncond_t2", "gain_vs_uncond_t2_stderr",
+    "psnr_warp_t1", "psnr_warp_t2", "gain_vs_warp_t1", "gain_vs_warp_t1_stderr", "gain_vs_warp_t2", "gain_vs_warp_t2_stderr",
+    "num_windows_warp", "ego_motion_input",
 )  # fmt: skip
+DAGGER_KEYS = ("round", "beta", "episodes", "windows_added", "validation_score", "validation_score_stderr", "validation_collision_rate")
 NCAP_SUITES = tuple(NCAP_SUITE_SIZES)  # ncap_stationary, ncap_frontal, ncap_side
 OPEN_LOOP_KEYS = ("min_ade", "min_fde", "l2_1s", "l2_2s", "l2_3s", "collision_rate")
 
@@ -130,6 +136,9 @@ def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: di
         average = ncap_average(closed)
         if average:
             metrics["ncap_average"] = average
+    rounds = _load(paths.dagger_rounds_json)
+    if rounds:
+        metrics["dagger_rounds"] = [{k: r.get(k) for k in DAGGER_KEYS} for r in rounds]
     ab = _load(paths.ablation / "metrics.json")
     if ab:
         metrics["ablation"] = ab.get("ablation")
@@ -190,6 +199,15 @@ def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
         word = "beats" if gain > 0 else "does NOT beat"
         lines.append(f"- The world model {word} copying the last frame at t+1: {wm['psnr_t1']:.2f} vs {wm['psnr_copy_last_t1']:.2f} dB "
                      f"(paired gain {gain:+.2f}" + (f" +- {err:.2f}" if err is not None else "") + f" dB{_noise_note(gain, err)}).")
+    for key, what in (("copy_last_raw", "copying the raw last frame"), ("warp", "the ground-plane warp of the last frame"),
+                      ("uncond", "the same model told nothing about the ego's motion")):
+        parts = []
+        for i in (1, 2):
+            gain, err = wm.get(f"gain_vs_{key}_t{i}"), wm.get(f"gain_vs_{key}_t{i}_stderr")
+            if gain is not None:
+                parts.append(f"t+{i} {gain:+.2f}" + (f" +- {err:.2f}" if err is not None else "") + f" dB{_noise_note(gain, err)}")
+        if parts:
+            lines.append(f"- World model vs {what}: paired PSNR gain {'; '.join(parts)}.")
     if "vam" in ol and "constant_velocity" in ol:
         a, b = ol["vam"]["min_ade"], ol["constant_velocity"]["min_ade"]
         lines.append(f"- Open loop, minADE: planner {a:.2f} m vs constant velocity {b:.2f} m ({'better' if a < b else 'NOT better'}).")
@@ -236,6 +254,8 @@ class ReportMedia:
     summary: Path | None = None  # closed-loop scores with standard errors, every planner and suite
     episodes: tuple[EpisodeStill, ...] = ()
     rollout_grid: Path | None = None  # the world-model evaluation's rollouts as one image grid
+    counterfactual: Path | None = None  # the world-model evaluation's counterfactual strip (one context, several manoeuvres)
+    dagger: Path | None = None  # the planner's validation score per DAgger round
     rollout_videos: tuple[Path, ...] = ()
     training_curves: Path | None = None
     planner_fans: Path | None = None
@@ -321,7 +341,7 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
     parts += ["## Stage times", ""]
     stage_s = metrics.get("stage_seconds", {})
     parts.append(md_table(["stage", "seconds"], [[k, v] for k, v in stage_s.items()] + [["**total**", sum(stage_s.values())]]))
-    parts += ["", "## World model vs copy-last-frame (held-out episodes)", ""]
+    parts += ["", "## World model vs copy-last-frame and the ground-plane warp (held-out episodes)", ""]
     wm = metrics.get("world_model")
     if wm:
         parts.append(md_table(["metric", "value"], [[k, wm[k]] for k in WORLD_MODEL_KEYS if k in wm]))
@@ -330,8 +350,15 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
             "`psnr_t*` [dB]: greedy predicted frame vs the true frame; `psnr_copy_last_t*`: the last observed frame through "
             "the same tokenizer (encode -> decode), the fair baseline; `psnr_copy_last_raw_t*`: the raw last frame; "
             "`gain_vs_copy_last_t*`: the paired per-window difference (mean, standard error, share of windows won); "
-            "`tokenizer_psnr`: the tokenizer's reconstruction of the true frames (the ceiling).",
+            "`tokenizer_psnr`: the tokenizer's reconstruction of the true frames (the ceiling); `psnr_warp_t*`: the raw last "
+            "frame warped on the ground plane by the logged ego motion (`world_model/warp.py`), over `num_windows_warp` windows; "
+            "`psnr_uncond_t*`: the same model rolled out without the ego's motion (an ego-motion-conditioned model, "
+            "`ego_motion_input`, is given the logged motions in `psnr_t*`); `gain_vs_*`: paired per-window PSNR differences.",
         ]
+        if media.counterfactual is not None:
+            parts += ["", "**Counterfactual rollouts**: one held-out context, four ego manoeuvres (keep lane, turn left, turn right, brake); "
+                      "what the world model imagines under each.", "",
+                      f"![Counterfactual rollouts of the world model]({_link(media.counterfactual, root)})"]
         tok = metrics.get("tokenizer")
         if tok:
             parts += ["", f"Tokenizer ({tok.get('num_params')} parameters, {tok.get('steps')} steps): reconstruction "
@@ -357,6 +384,13 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
         parts += ["", "Sub-metrics (means over episodes; Metric definitions below):", "", md_table(["planner", "suite", *SUBMETRIC_COLUMNS], sub)]
     else:
         parts.append("The closed-loop evaluation did not run.")
+    if metrics.get("dagger_rounds"):
+        parts += ["", "## DAgger rounds", "", "The planner rolled out on training seeds, every visited frame labelled with the privileged "
+                  "expert's plan, then fine-tuned (`planner/dagger.py`); its closed-loop score on training-seed `nominal` episodes per round "
+                  "(round 0: as trained). The evaluations above use the last round's planner.", ""]
+        if media.dagger is not None:
+            parts += [f"![DAgger: validation score per round]({_link(media.dagger, root)})", ""]
+        parts.append(md_table(list(DAGGER_KEYS), [[r.get(k) for k in DAGGER_KEYS] for r in metrics["dagger_rounds"]]))
     parts += ["", "## Ablation: what the video is worth", ""]
     ab = metrics.get("ablation")
     if ab:
@@ -432,6 +466,8 @@ def write_demo_report(paths: DemoPaths, profile: dict[str, Any], metrics: dict[s
         episodes=tuple(episode_stills(paths, profile, fig_dir / "strips")),
         rollout_grid=world_model_rollout_grid(rollout_videos, fig_dir / "world_model_rollouts.png"),
         rollout_videos=tuple(rollout_videos),
+        dagger=plot_dagger_rounds(metrics.get("dagger_rounds") or [], fig_dir / "dagger_rounds.png"),
+        counterfactual=counterfactual if (counterfactual := paths.world_model_eval / COUNTERFACTUAL_PNG).is_file() else None,
         training_curves=plot_training_curves({k: read_run_metrics(p) for k, p in runs.items()}, fig_dir / "training_curves.png"),
         planner_fans=fans[-1] if fans else None,
         notebooks=tuple(sorted(paths.notebooks.glob("*.html"))),

@@ -161,3 +161,24 @@ def plot_training_curves(runs: dict[str, dict[str, list[tuple[float, float]]]], 
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
     return out_png
+
+
+def plot_dagger_rounds(rounds: list[dict[str, Any]], out_png: Path) -> Path | None:
+    """The planner's closed-loop validation score per DAgger round (round 0: as trained) with +-1
+    standard error bars, from OUT/dagger/rounds.json's rows. None without a scored round."""
+    scored = [r for r in rounds if r.get("validation_score") is not None]
+    if not scored:
+        return None
+    fig, ax = plt.subplots(figsize=(4.5, 3.0))
+    x = [int(r["round"]) for r in scored]
+    ax.errorbar(x, [r["validation_score"] for r in scored], yerr=[r.get("validation_score_stderr") or 0.0 for r in scored], marker="o", capsize=3)
+    ax.set_xticks(x)
+    ax.set_xlabel("DAgger round (0: as trained)")
+    ax.set_ylabel("validation score (0-1)")
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title("planner, closed loop on training-seed episodes", fontsize=9)
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png

@@ -5,7 +5,8 @@ Per call: the frames of the observation that lie on the model's frame grid (ever
 only the missing ones are resized (no crop) to the tokenizer's input size and encoded, in one
 batch. The newest `n_observed_frames` of them (padded at the start of an episode by repeating the
 oldest, as training always saw full windows) form the video window; imagine mode appends greedily
-generated frames. The world model fills the video keys/values once, then the ODE solver runs only
+generated frames (told, by an ego-motion-conditioned world model, the observed frames' motions
+and the previous plan's motion for the imagined ones: planner/imagine_motion.py). The world model fills the video keys/values once, then the ODE solver runs only
 the action tokens against them. The executed plan is the chosen aggregate of the call's samples
 (`InferenceSettings`, recorded in the export; planner.inference.AGGREGATES) drawn from a seeded
 generator (reseeded on every reset), so an episode is reproducible.
@@ -33,6 +34,7 @@ from planner.action_model.checkpoint import load_vam_export
 from planner.action_model.conditions import ActionConditions, conditions_from_observation
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_trajectories
+from planner.imagine_motion import PlanRecord, imagined_motions, observed_motions
 from planner.inference import InferenceSettings, aggregate_samples
 
 PRECISIONS = ("fp32", "bf16")
@@ -109,6 +111,7 @@ class VAMPlanner(Planner):
         self._predict_frames = False
         self._predicted_frame: np.ndarray | None = None
         self._warned_sizes: set[tuple[int, int]] = set()
+        self._previous_plan: PlanRecord | None = None  # the candidate motion of the next imagination
         self.reset(EpisodeInfo("init"))
 
     @classmethod
@@ -183,6 +186,7 @@ class VAMPlanner(Planner):
     def reset(self, episode: EpisodeInfo) -> None:
         """Forget buffered frames; reseed the noise from config.seed (every episode starts alike)."""
         self._buffer.clear()
+        self._previous_plan = None
         self.generator.manual_seed(self.config.seed * 1_000_003)
 
     def _sync(self) -> None:
@@ -313,8 +317,9 @@ class VAMPlanner(Planner):
             lead._sync()
             after_encode = time.perf_counter()
             encode_ms = 1e3 * (after_encode - start)
+            motion = cls._imagination_motions(vams, observations, padding) if lead._imagines_with_motion else None
             with lead._autocast():
-                video_tokens = lead.model.video_tokens(observed)
+                video_tokens = lead.model.video_tokens(observed, ego_motion=motion)
                 video = lead.model.encode_video(video_tokens)
             lead._sync()
             context_ms = 1e3 * (time.perf_counter() - after_encode)
@@ -338,7 +343,25 @@ class VAMPlanner(Planner):
                 if lead.model.config.video_mode == "imagine":
                     own["imagined_tokens"] = video_tokens[i, observed.shape[1] :].cpu().numpy()
             plans.append(Plan(waypoints=trajectories[i].copy(), dt_s=lead.model.config.waypoint_dt_s, extras=own))
+            vams[i]._previous_plan = PlanRecord.of(observations[i].time_s, trajectories[i], lead.model.config.waypoint_dt_s)
         return plans
+
+    @property
+    def _imagines_with_motion(self) -> bool:
+        """Imagine mode with an ego-motion-conditioned world model: imaginations are told a motion."""
+        return self.model.config.video_mode == "imagine" and self.model.world_model_config.ego_motion_input
+
+    @staticmethod
+    def _imagination_motions(planners: Sequence["VAMPlanner"], observations: Sequence[Observation], padding: list[int]) -> torch.Tensor:
+        """(B, T + N, 3) motions into each episode's observed window (from its ego history) and its
+        N imagined frames (its previous plan's motion); planner/imagine_motion.py."""
+        lead = planners[0]
+        n_imagined = lead.model.config.n_imagined_frames
+        rows = []
+        for p, o, n_padded in zip(planners, observations, padding):
+            times: list[float | None] = [None] * n_padded + sorted(p._buffer)  # the window, oldest first
+            rows.append(np.concatenate([observed_motions(times, o), imagined_motions(p._previous_plan, o, p.config.frame_period_s, n_imagined)]))
+        return torch.from_numpy(np.stack(rows)).to(lead.device)
 
 
 def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_frames: int = 4, period_s: float = 0.5, speed_mps: float = 8.0) -> list[Observation]:

@@ -300,3 +300,28 @@ def test_paired_gain_over_shared_episodes_and_the_noise_note(tmp_path):
     }}  # fmt: skip
     (line,) = _verdict_lines(metrics)
     assert "beats constant velocity" in line and "paired gain +0.30 +- 0.44 over 3 episodes" in line and "within noise" in line
+
+
+def test_dagger_rounds_profile_key_points_every_evaluation_at_the_last_round(tmp_path):
+    from omegaconf import OmegaConf
+
+    from configs import compose
+    from foresight.report_figures import plot_dagger_rounds
+
+    cfg = compose("demo", ["out=x", "profile=tiny", "profile.planner.dagger_rounds=2"])
+    profile = OmegaConf.to_container(cfg.profile, resolve=True)
+    paths = DemoPaths.of(Path("x"), profile)
+    stages = {s.name: s for s in build_stages(profile, paths, cfg.precision)}
+    assert "dagger.rounds=2" in stages["train_planner"].overrides
+    last = "checkpoint=" + str(Path("x") / "planner" / "dagger" / "round_02" / "train" / "vam")
+    assert all(last in s.overrides for n, s in stages.items() if n in ("eval_open_loop", "ablation") or n.startswith("closed_loop_vam"))
+    plain = build_stages(profile | {"planner": {"max_steps": 1500}}, DemoPaths.of(Path("x"), {}), cfg.precision)
+    assert not any(a.startswith("dagger.") for s in plain for a in s.overrides)
+    # The report plots the per-round validation score (rounds.json) and tabulates it.
+    rounds = [{"round": 0, "validation_score": 0.6, "validation_score_stderr": 0.1}, {"round": 1, "validation_score": 0.7, "validation_score_stderr": 0.1}]
+    assert plot_dagger_rounds(rounds, tmp_path / "r.png").is_file() and plot_dagger_rounds([{"round": 0}], tmp_path / "n.png") is None
+    (tmp_path / "planner" / "dagger").mkdir(parents=True)
+    (tmp_path / "planner" / "dagger" / "rounds.json").write_text(json.dumps(rounds))
+    metrics = collect_metrics(DemoPaths.of(tmp_path, profile), profile, {})
+    assert [r["validation_score"] for r in metrics["dagger_rounds"]] == [0.6, 0.7]
+    assert "## DAgger rounds" in build_markdown(metrics, profile, [], ReportMedia(), tmp_path)

@@ -71,11 +71,12 @@ class VideoActionModel(nn.Module):
         default) the world model's context minus the imagined frames."""
         return self.config.observed_frame_count(self.world_model_config.max_frames)
 
-    def video_tokens(self, observed: torch.Tensor, future: torch.Tensor | None = None) -> torch.Tensor:
+    def video_tokens(self, observed: torch.Tensor, future: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
         """Window (B, T', h, w) the action tokens attend to, from observed tokens (B, T, h, w) (current last).
 
         Keeps the newest `n_observed_frames` observed frames; in imagine mode appends N frames:
-        `future[:, :N]` (B, >=N, h, w) when given (teacher forcing), else a greedy world-model rollout.
+        `future[:, :N]` (B, >=N, h, w) when given (teacher forcing), else a greedy world-model rollout,
+        told the ego's motions (B, n_observed_frames + N, 3) when given (see `imagine`).
         """
         if self.world_model is None:
             raise ValueError("VideoActionModel.video_tokens: this model has video_mode='none'")
@@ -88,16 +89,22 @@ class VideoActionModel(nn.Module):
                 raise ValueError(f"VideoActionModel.video_tokens: future tokens must be (B, >={n_imagined}, h, w) like observed {tuple(observed.shape)}, got {tuple(future.shape)}")
             imagined = future[:, :n_imagined].to(observed.dtype)
         else:
-            imagined = self.imagine(observed, n_imagined)
+            imagined = self.imagine(observed, n_imagined, ego_motion)
         return torch.cat([observed, imagined], dim=1)
 
-    def imagine(self, observed: torch.Tensor, n_frames: int) -> torch.Tensor:
-        """Greedy world-model rollout (B, n_frames, h, w) after observed (B, T, h, w); no gradients."""
+    def imagine(self, observed: torch.Tensor, n_frames: int, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
+        """Greedy world-model rollout (B, n_frames, h, w) after observed (B, T, h, w); no gradients.
+
+        ego_motion: None, or (B, T + n_frames, 3) motions into the observed and imagined frames
+        (world_model/gpt/ego_motion.py; NaN = unknown), used by an ego-motion-conditioned world model
+        and ignored by any other."""
         assert self.world_model is not None
+        if not self.world_model_config.ego_motion_input:
+            ego_motion = None
         was_training = self.world_model.training
         self.world_model.eval()  # generation refuses active dropout
         try:
-            return rollout(self.world_model, observed, n_frames, SamplingConfig.greedy())
+            return rollout(self.world_model, observed, n_frames, SamplingConfig.greedy(), ego_motion=ego_motion)
         finally:
             self.world_model.train(was_training)
 
