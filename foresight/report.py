@@ -386,7 +386,7 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
         parts.append("The closed-loop evaluation did not run.")
     if metrics.get("dagger_rounds"):
         parts += ["", "## DAgger rounds", "", "The planner rolled out on training seeds, every visited frame labelled with the privileged "
-                  "expert's plan, then fine-tuned (`planner/dagger.py`); its closed-loop score on training-seed `nominal` episodes per round "
+                  "expert's plan, then fine-tuned (`foresight/dagger.py`); its closed-loop score on training-seed `nominal` episodes per round "
                   "(round 0: as trained). The evaluations above use the last round's planner.", ""]
         if media.dagger is not None:
             parts += [f"![DAgger: validation score per round]({_link(media.dagger, root)})", ""]

@@ -1,7 +1,7 @@
 """The planner's `foresight` subcommands (see foresight/commands.py); each takes the composed Hydra config.
 
     foresight train planner world_model=WM tokenizer=TOK clips=CLIPS tokens=TOKENS out=DIR
-    foresight train planner ... dagger.rounds=N   (then N DAgger rounds: planner/dagger.py)
+    foresight train planner ... dagger.rounds=N   (then N DAgger rounds: foresight/dagger.py)
     foresight eval open_loop checkpoint=VAM_DIR clips=CLIPS out=DIR
     foresight bench planner [checkpoint=VAM_DIR]
 
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 def run_train_planner(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Train the action model on a frozen world model, export it to out/vam (planner/train.py); with
-    dagger.rounds=N, then N DAgger rounds (planner/dagger.py: out/dagger/rounds.json, the final planner
+    dagger.rounds=N, then N DAgger rounds (foresight/dagger.py: out/dagger/rounds.json, the final planner
     out/dagger/round_NN/train/vam)."""
     from planner.train import run_train_planner as run
 

@@ -25,7 +25,7 @@ Outputs in `out/`:
   train_summary.json: steps, time, parameter counts and open-loop validation metrics of the action
       model, the ego MLP and constant velocity on the same held-out windows.
 
-With dagger.rounds=N (planner/dagger.py), N DAgger rounds follow: each rolls the current planner
+With dagger.rounds=N (foresight/dagger.py), N DAgger rounds follow: each rolls the current planner
 through training scenarios, labels every visited state with the privileged expert's plan and
 fine-tunes on the original and all DAgger data; OUT/dagger/round_RR/ holds each round's work,
 OUT/dagger/rounds.json the closed-loop score per round, OUT/dagger/round_NN/train/vam the final
@@ -49,13 +49,13 @@ from configs import build, plain
 from data.command import Command
 from data.store.reader import ClipStore
 from data.store.weights_file import WeightsPaths
+from foresight.dagger_config import DaggerRoundDir, DaggerSettings
 from foresight.training import FitResult, ResumableData, TrainerSettings, TrainingStage, prepare_run, train_stage
 from planner.action_model.checkpoint import export_vam
 from planner.action_model.config import ActionModelConfig
 from planner.action_model.lightning_module import FlowTrainingConfig, VAMLightningModule, VAMOptimConfig
 from planner.action_model.sampling import sample_plans
 from planner.batch import PlannerBatch, planner_loader
-from planner.dagger_config import DaggerRoundDir, DaggerSettings
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec, split_clips
 from planner.ego_mlp import EgoMLPConfig, export_ego_mlp, train_ego_mlp
 from planner.inference import InferenceSettings
@@ -410,7 +410,7 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
 
     summary = train_stage(stage, module, c.trainer, export, start, datamodule=data, callbacks=[*stage_callbacks, *(callbacks or [])])
     if c.dagger.rounds and summary:
-        from planner.dagger import run_dagger_rounds
+        from foresight.dagger import run_dagger_rounds
 
         summary["dagger"] = run_dagger_rounds(c, out / "vam", callbacks)
     return summary

@@ -169,7 +169,9 @@ def test_trajectory_notebook(demo):
 
 def test_world_model_rollout_notebook(demo):
     nb = exported(demo, "world_model_rollout.ipynb")
-    assert "t+1: PSNR predicted" in outputs_text(nb) and images(nb) == 1
+    # The rollout grid, and the counterfactual strip of the (ego-motion-conditioned) demo world model.
+    assert "t+1: PSNR predicted" in outputs_text(nb) and images(nb) == 2
+    assert "not conditioned" not in outputs_text(nb)
 
 
 def test_closed_loop_viewer_replays_the_demo_planner(demo):

@@ -98,15 +98,13 @@ def save_counterfactual_strip(context_frame: np.ndarray, frames: dict[str, np.nd
     """One image: a row per manoeuvre, its first cell the last context frame (H, W, 3) uint8, then
     its imagined frames (F, H, W, 3) uint8 under their times; each row is labelled with its name and
     the distance and heading change its motions (F, 3) add up to."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: drawing must not switch the caller's backend (notebooks)
 
     names = list(frames)
     n_future = max(len(f) for f in frames.values())
     h, w = context_frame.shape[:2]
-    fig, axes = plt.subplots(len(names), n_future + 1, figsize=(2.2 * (n_future + 1), len(names) * (2.2 * h / w + 0.35) + 0.2), squeeze=False)
+    fig = Figure(figsize=(2.2 * (n_future + 1), len(names) * (2.2 * h / w + 0.35) + 0.2))
+    axes = fig.subplots(len(names), n_future + 1, squeeze=False)
     for r, name in enumerate(names):
         cells = [context_frame, *frames[name]]
         for c, ax in enumerate(axes[r]):
@@ -123,5 +121,4 @@ def save_counterfactual_strip(context_frame: np.ndarray, frames: dict[str, np.nd
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=110)
-    plt.close(fig)
     return out_png

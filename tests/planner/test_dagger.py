@@ -17,10 +17,10 @@ from configs import compose
 from contract import EpisodeInfo, Observation, PrivilegedState
 from data.store.reader import ClipStore
 from foresight.cli import main
-from planner.dagger import ROUNDS_FILE, rollout_runner
-from planner.dagger_config import DaggerRoundDir
+from foresight.dagger import ROUNDS_FILE, rollout_runner
+from foresight.dagger_config import DaggerRoundDir
+from foresight.dagger_rollout import RolloutSettings, record_rollout, record_round, weights_sha256
 from planner.dagger_labels import read_labels
-from planner.dagger_rollout import RolloutSettings, record_rollout, record_round, weights_sha256
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
 from planner.train import run_train_planner
 from planner.vam import VAMPlanner
@@ -157,7 +157,7 @@ def test_rounds_run_from_the_cli_and_resume_after_a_kill(tiny_pipeline, tmp_path
 
 
 def test_rounds_of_a_replaced_planner_are_refused_or_removed(tmp_path):
-    from planner.dagger import _stale_rounds
+    from foresight.dagger import _stale_rounds
 
     record = DaggerRoundDir.of(tmp_path, 0).record
     record.parent.mkdir(parents=True)

@@ -4,7 +4,7 @@ Behaviour cloning on the expert's recordings leaves the planner in states the ex
 it (its own drift). Each round r = 1..N (Ross et al. 2011, "DAgger"):
   1. roll the current planner out in training scenarios (dagger.suites, seeds from dagger.seed; never
      evaluation seeds), the expert executing each plan with probability beta_r
-     (planner/dagger_rollout.py); every camera frame it saw is labelled with the privileged
+     (foresight/dagger_rollout.py); every camera frame it saw is labelled with the privileged
      expert's plan from the state it was in: OUT/dagger/round_RR/clips (provenance: round, source
      planner and its weights' SHA-256, beta, scenario seed) with expert_labels/;
   2. tokenize them with the run's tokenizer (round_RR/tokens);
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from data.store.manifest import atomic_write_text
-from planner.dagger_config import DaggerRoundDir, DaggerSettings
-from planner.dagger_rollout import RolloutSettings, record_round, weights_sha256
+from foresight.dagger_config import DaggerRoundDir, DaggerSettings
+from foresight.dagger_rollout import RolloutSettings, record_round, weights_sha256
 from sim_eval.runner import RunnerConfig
 from sim_eval.seeds import check_training_seeds
 
