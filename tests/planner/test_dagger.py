@@ -64,6 +64,7 @@ def test_a_round_labels_every_visited_state_with_the_experts_plan(trained_planne
     np.testing.assert_array_equal(store.load_frames(0), clip.frames)
 
     meta = store.meta(0)
+    assert meta["extrinsics"] is not None and store.load_clip(0).extrinsics.height_m > 1.0  # the camera mount, like synth's clips
     provenance = meta["provenance"]
     assert provenance["dagger_round"] == 1 and provenance["beta"] == 0.5 and provenance["seed"] == 1000
     assert provenance["source_planner_sha256"] == weights_sha256(vam)
