@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from data.errors import BadFileReporter, DataError, MissingFileError, NothingConvertedError
@@ -64,7 +65,7 @@ ItemsMaker = Callable[[], list[SourceItem]]
 
 
 def progress_bar(transient: bool = False) -> Progress:
-    """The project's progress bar: count, bar, elapsed and ETA."""
+    """The project's progress bar: count, bar, elapsed and ETA, on stderr (stdout stays for results, e.g. a bench's JSON)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -72,6 +73,7 @@ def progress_bar(transient: bool = False) -> Progress:
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
+        console=Console(stderr=True),
         transient=transient,
     )
 

@@ -21,13 +21,15 @@ All ratios are measured in the same run on the same machine:
     (imagine_weights says which); imagine_frame_s_static, imagine_speedup_static and
     imagine_static_identical: the same speculative decoding through fixed-shape steps of
     imagine_static_block draft tokens (world_model/gpt/static_step.py), under torch.compile when
-    `compile` is on (mode reduce-overhead, i.e. CUDA graphs, on a GPU; imagine_static_compile);
+    `compile` is on (mode reduce-overhead, i.e. CUDA graphs, on a GPU; imagine_static_compile); if that
+    path fails (e.g. the compiler), imagine_static_error says why and its figures are null;
   tokenizer_images_per_s (encode) and tokenizer_decode_images_per_s;
   mfu: model FLOPs utilisation of the training step, on CUDA only: flops_per_token (6N + 12 L d T,
     N = the parameters that multiply, i.e. all but the embedding lookups; the tied output head
     counts) times train_tokens_per_s over the GPU's dense bf16 datasheet peak; beside it
     matmul_bf16_tflops (an 8192^3 bf16 matrix product measured in the same run) and
     mfu_vs_matmul, the same FLOP rate against that achievable ceiling.
+  train_steps=0 times no training (train_* and mfu null), only decoding, imagined frames and the tokenizer;
   compiled: whether our GPT ran under torch.compile (`compile: auto` = the profile's `compile` on
     CUDA, never on CPU), which is how the training command runs it.
 """
@@ -92,7 +94,9 @@ class BenchConfig:
         bad = sorted(set(self.precisions) - set(PRECISIONS)) or ([] if self.precisions else ["(none)"])
         if bad:
             raise ValueError(f"bench world_model: precisions must be a non-empty subset of {PRECISIONS}, got {list(self.precisions)}")
-        for name in ("train_batch", "train_steps", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "imagine_windows", "imagine_batch", "imagine_static_block"):
+        if self.train_steps < 0:
+            raise ValueError(f"bench world_model: train_steps must be >= 0 (0 skips the training figures), got {self.train_steps}")
+        for name in ("train_batch", "decode_batch", "decode_tokens", "tokenizer_batch", "tokenizer_steps", "imagine_windows", "imagine_batch", "imagine_static_block"):
             if getattr(self, name) < 1:
                 raise ValueError(f"bench world_model: {name} must be >= 1, got {getattr(self, name)}")
         if self.decode_tokens >= self.gpt.max_tokens:
@@ -289,26 +293,39 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
     identical = {"fast": True, "static": True}
     compile_mode = ("reduce-overhead" if device.type == "cuda" else "default") if c.compile_on(device) else "none"
     decoders: dict[int, StaticDecoder] = {}  # one per batch size (a smaller last batch)
+    static_error = None  # a compiler failure in the fixed-shape path is reported, and the other two paths still count
     with _autocast(device, precision):
         for start in range(0, len(windows), c.imagine_batch):
             batch = windows[start : start + c.imagine_batch]
-            if len(batch) not in decoders:
-                decoders[len(batch)] = StaticDecoder(model, len(batch), c.imagine_static_block, device, compile_mode=compile_mode)
             frame = {}
-            for name, kwargs in (("plain", {"speculative_block": 0}), ("fast", {}), ("static", {"static_decoder": decoders[len(batch)]})):
-                generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels, compilation)
-                _sync(device)
-                t0 = time.perf_counter()
-                frame[name] = generate_frame(model, batch, stats=stats if name == "fast" else None, **kwargs)
-                _sync(device)
+            for name in ("plain", "fast", "static"):
+                if name == "static" and static_error is not None:
+                    continue
+                try:
+                    if name == "static" and len(batch) not in decoders:
+                        decoders[len(batch)] = StaticDecoder(model, len(batch), c.imagine_static_block, device, compile_mode=compile_mode)
+                    kwargs = {"plain": {"speculative_block": 0}, "fast": {}, "static": {"static_decoder": decoders.get(len(batch))}}[name]
+                    generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels, compilation)
+                    _sync(device)
+                    t0 = time.perf_counter()
+                    frame[name] = generate_frame(model, batch, stats=stats if name == "fast" else None, **kwargs)
+                    _sync(device)
+                except Exception as exc:  # noqa: BLE001 - only the fixed-shape (compiled) path may fail without failing the bench
+                    if name != "static":
+                        raise
+                    static_error = f"{type(exc).__name__}: {exc}"[:500]
+                    continue
                 times[name].append((time.perf_counter() - t0) / len(batch))
             for name in identical:
-                identical[name] &= bool(torch.equal(frame["plain"], frame[name]))
-    plain, fast, static = (sum(times[n]) / len(times[n]) for n in ("plain", "fast", "static"))
+                if name in frame:
+                    identical[name] &= bool(torch.equal(frame["plain"], frame[name]))
+    plain, fast = (sum(times[n]) / len(times[n]) for n in ("plain", "fast"))
+    static = sum(times["static"]) / len(times["static"]) if static_error is None else None
     return {
         "imagine_frame_s": fast, "imagine_frame_s_plain": plain, "imagine_speedup": plain / fast, "imagine_identical": identical["fast"],
-        "imagine_frame_s_static": static, "imagine_speedup_static": plain / static, "imagine_static_identical": identical["static"],
-        "imagine_static_block": c.imagine_static_block, "imagine_static_compile": compile_mode,
+        "imagine_frame_s_static": static, "imagine_speedup_static": plain / static if static else None,
+        "imagine_static_identical": identical["static"] if static_error is None else None,
+        "imagine_static_block": c.imagine_static_block, "imagine_static_compile": compile_mode, "imagine_static_error": static_error,
         "draft_acceptance": stats.acceptance, "model_calls_per_frame": stats.calls_per_frame,
         "model_calls_per_frame_plain": model.config.tokens_per_frame, "imagine_windows": len(windows), "imagine_batch": c.imagine_batch,
         "imagine_weights": weights,
@@ -353,15 +370,16 @@ def matmul_bf16_tflops(device: torch.device, n: int = 8192, steps: int = 10) -> 
 
 def run_bench(c: BenchConfig) -> dict[str, Any]:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if c.device == "auto" else c.device)
-    ours = {p: bench_ours_train(c, device, p) for p in c.precisions}
-    best = max(ours, key=ours.get)
+    # train_steps=0 skips training (and the Hugging Face baseline): the decoding figures alone, e.g. on a short GPU lease.
+    ours = {p: bench_ours_train(c, device, p) for p in c.precisions} if c.train_steps else {}
+    best = max(ours, key=ours.get) if ours else None
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
         "gpt": {"n_layer": c.gpt.n_layer, "n_head": c.gpt.n_head, "n_embd": c.gpt.n_embd, "vocab_size": c.gpt.vocab_size,
                 "sequence_tokens": c.gpt.max_tokens, "num_params": GPT(c.gpt).num_params(), "prev_frame_token_input": c.gpt.prev_frame_token_input},
         "train_batch": c.train_batch,
-        "train_tokens_per_s": ours[best],
+        "train_tokens_per_s": ours.get(best),
         "train_precision": best,
         "compiled": c.compile_on(device),
         **{f"train_tokens_per_s_{p}": v for p, v in ours.items()},
@@ -369,7 +387,9 @@ def run_bench(c: BenchConfig) -> dict[str, Any]:
         "train_ratio_vs_hf": None,
         "hf_note": None,
     }
-    if not c.hf_baseline:
+    if not ours:
+        result["hf_note"] = "training not timed (train_steps=0)"
+    elif not c.hf_baseline:
         result["hf_note"] = "Hugging Face baseline disabled (hf_baseline=false)"
     else:
         try:
@@ -392,7 +412,7 @@ def run_bench(c: BenchConfig) -> dict[str, Any]:
     result["inference_precision"] = inference_precision
     result["flops_per_token"] = flops_per_token(c.gpt, result["gpt"]["num_params"])
     result["mfu"] = None
-    if device.type == "cuda":
+    if device.type == "cuda" and ours:
         name = result["device"]
         achieved = ours[best] * result["flops_per_token"]  # FLOP/s
         result["matmul_bf16_tflops"] = matmul_bf16_tflops(device)

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import imageio.v2 as imageio
 import numpy as np
 
@@ -37,6 +36,8 @@ def _pad_even(frame: np.ndarray) -> np.ndarray:
 
 
 def _write_mp4(frames: Sequence[np.ndarray], path: Path, fps: float, codec: str) -> None:
+    import av  # PyAV loads FFmpeg's libraries: only when an mp4 is written (evaluations without videos never need it)
+
     rate = Fraction(fps).limit_denominator(1000)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=rate)

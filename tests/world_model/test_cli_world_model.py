@@ -195,6 +195,12 @@ def test_gpu_check_script_parses_and_its_bench_overrides_compose():
     overrides = [w.replace("$EXPERIMENT", "S") for w in words[2:]]
     bench = BenchConfig.from_config(compose("bench/world_model", overrides))
     assert (bench.gpt.n_layer, bench.gpt.max_tokens, bench.precisions) == (24, 8 * 18 * 32, ("bf16",))
+    # The imagined-frame steps: decoding only (no training), fixed-shape steps compiled.
+    text = script.read_text().replace("\\\n", " ")
+    words = shlex.split(re.search(r"^imagine=\((.*?)\)$", text, re.M).group(1))
+    imagine = BenchConfig.from_config(compose("bench/world_model", [w.replace("$EXPERIMENT", "S") for w in words[2:]] + ["imagine_batch=32"]))
+    assert (imagine.train_steps, imagine.compile, imagine.gpt.tokens_per_frame, imagine.imagine_batch) == (0, "true", 576, 32)
+    assert re.search(r"^STEPS=", text, re.M) and "imagine_S_b32" in text
 
 
 def test_token_sources_subsample_faster_clips_to_the_model_rate(tmp_path):
@@ -228,3 +234,28 @@ def test_training_honours_the_trainer_group(tmp_path, monkeypatch):
     summary = train_world_model(world_model_config([f"tokens={tokens}", f"out={tmp_path / 'run'}", "world_model.max_steps=2",
                                                     "trainer.strategy=ddp", "trainer.devices=1"]), [probe]).summary
     assert probe.seen == {"strategy": "DDPStrategy", "devices": 1, "world_size": 1, "precision": "32-true"} and summary["precision"] == "32-true"
+
+
+def test_bench_with_no_training_steps_times_decoding_only(capsys):
+    result = run_subcommand("bench", "world_model", [*BENCH, "train_steps=0", "precisions=[fp32]"])
+    capsys.readouterr()
+    assert result["train_tokens_per_s"] is None and result["train_precision"] is None and result["mfu"] is None
+    assert result["hf_note"] == "training not timed (train_steps=0)" and result["hf_gpt2_train_tokens_per_s"] is None
+    assert result["decode_cached_tokens_per_s"] > 0 and result["imagine_frame_s"] > 0 and result["imagine_identical"] is True
+    with pytest.raises(ValueError, match="train_steps must be >= 0"):
+        run_subcommand("bench", "world_model", [*BENCH, "train_steps=-1"])
+
+
+def test_bench_reports_a_failing_fixed_shape_path_and_keeps_the_others(monkeypatch, capsys):
+    import world_model.bench as bench
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("compiler says no")
+
+    monkeypatch.setattr(bench, "StaticDecoder", Broken)
+    result = run_subcommand("bench", "world_model", [*BENCH, "train_steps=0", "precisions=[fp32]", "imagine_windows=2"])
+    capsys.readouterr()
+    assert result["imagine_static_error"] == "RuntimeError: compiler says no"
+    assert result["imagine_frame_s_static"] is None and result["imagine_static_identical"] is None
+    assert result["imagine_frame_s"] > 0 and result["imagine_identical"] is True
