@@ -15,8 +15,8 @@ from sim_eval.synth import SynthEpisode, synth_episodes
 @dataclass(frozen=True)
 class DaggerSettings:
     """rounds: DAgger rounds after the base training (0: none); episodes_per_round: rollouts per
-    round, cycling through the scenarios of `suites` with seeds from `seed` (round r continues
-    the cycle where round r - 1 stopped); beta, beta_decay: the expert drives a plan with
+    round, cycling through the scenarios of `suites` (interleaved: scenario j of every suite in
+    turn) with seeds from `seed` (round r continues the cycle where round r - 1 stopped); beta, beta_decay: the expert drives a plan with
     probability beta * beta_decay^(r - 1) in round r = 1..rounds; steps_per_round: fine-tuning
     steps per round (from the previous round's planner, on the original and every round's data)
     at peak learning rate lr (None: planner.train.lr);
@@ -61,9 +61,10 @@ class DaggerSettings:
 
     def episodes(self, round_index: int) -> list[SynthEpisode]:
         """The scenarios round `round_index` (1-based) rolls out: episodes (r-1)E .. rE-1 of the
-        cycle through `suites` from `seed`."""
+        cycle through `suites` from `seed`, the suites interleaved (a round of 5 rollouts over 5
+        suites plays one scenario of each)."""
         e = self.episodes_per_round
-        return synth_episodes(list(self.suites), round_index * e, self.seed)[(round_index - 1) * e:]
+        return synth_episodes(list(self.suites), round_index * e, self.seed, interleave=True)[(round_index - 1) * e:]
 
     def validation_episode_list(self) -> list[SynthEpisode]:
         """The per-round closed-loop check: `nominal` scenarios with training seeds."""

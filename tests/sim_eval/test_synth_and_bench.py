@@ -7,6 +7,7 @@ from data.command import Command
 from data.dataset import ClipWindowDataset, WindowSpec
 from data.store import ClipStore
 from foresight.cli import main, run_subcommand
+from sim_eval.scenarios.suites import suite_size
 from sim_eval.synth import Perturbation, SynthEpisode, record_episode, synth_episodes
 
 DT_S = 0.1  # the runner's physics step
@@ -21,6 +22,17 @@ def test_synth_episodes_cycle_suites_and_seeds():
     eps = synth_episodes(["smoke", "ncap_side"], 13, 7)
     assert eps[0] == SynthEpisode("smoke", 0, 7) and eps[1] == SynthEpisode("ncap_side", 0, 7)
     assert eps[6] == SynthEpisode("smoke", 0, 8)  # 6 scenarios per cycle, then the next seed
+
+
+def test_interleaved_episodes_reach_every_suite_early():
+    sizes = {s: suite_size(s) for s in ("smoke", "nominal", "ncap_side")}
+    eps = synth_episodes(list(sizes), 2 * sum(sizes.values()), 7, interleave=True)
+    assert [e.suite for e in eps[:3]] == ["smoke", "nominal", "ncap_side"] and eps[1].index == 0
+    cycle = eps[:sum(sizes.values())]
+    assert sorted((e.suite, e.index) for e in cycle) == sorted((s, i) for s, n in sizes.items() for i in range(n))
+    assert {e.seed for e in cycle} == {7} and {e.seed for e in eps[len(cycle):]} == {8}
+    plain = synth_episodes(list(sizes), len(cycle), 7)
+    assert sorted(map(str, plain)) == sorted(map(str, cycle)) and plain != cycle  # same scenarios, other order
 
 
 def test_recorded_clip_is_a_real_log_in_the_unified_schema():
