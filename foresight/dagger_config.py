@@ -16,8 +16,9 @@ from sim_eval.synth import SynthEpisode, synth_episodes
 class DaggerSettings:
     """rounds: DAgger rounds after the base training (0: none); episodes_per_round: rollouts per
     round, cycling through the scenarios of `suites` (interleaved: scenario j of every suite in
-    turn) with seeds from `seed` (round r continues the cycle where round r - 1 stopped); beta, beta_decay: the expert drives a plan with
-    probability beta * beta_decay^(r - 1) in round r = 1..rounds; steps_per_round: fine-tuning
+    turn) with seeds from `seed` (round r continues the cycle where round r - 1 stopped);
+    beta, beta_decay: the expert drives a plan with probability beta * beta_decay^(r - 1) in
+    round r = 1..rounds; steps_per_round: fine-tuning
     steps per round (from the previous round's planner, on the original and every round's data)
     at peak learning rate lr (None: planner.train.lr);
     workers: rollout processes; validation_episodes: closed-loop `nominal` episodes with seeds

@@ -49,11 +49,11 @@ def synth_episodes(suites: list[str], episodes: int, seed: int, interleave: bool
     A cycle plays the suites one after another (every scenario of suites[0], then of suites[1], ...),
     or with `interleave` takes scenario j of every suite in turn (j = 0, 1, ...; a suite whose
     scenarios have run out drops out), so that a few episodes already cover every suite."""
+    sizes = {s: suite_size(s) for s in suites}
     if interleave:
-        sizes = {s: suite_size(s) for s in suites}
         pool = [(s, i) for i in range(max(sizes.values())) for s in suites if i < sizes[s]]
     else:
-        pool = [(s, i) for s in suites for i in range(suite_size(s))]
+        pool = [(s, i) for s in suites for i in range(sizes[s])]
     return [SynthEpisode(*pool[k % len(pool)], seed + k // len(pool)) for k in range(episodes)]
 
 
