@@ -32,12 +32,17 @@ def smooth_images(n: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    "size,hw,grid", [("tiny", (64, 128), (8, 16)), ("small", (64, 128), (4, 8))], ids=["8x", "16x"]
+    "size,hw,grid,arch",
+    [("tiny", (64, 128), (8, 16), {}), ("small", (64, 128), (4, 8), {}),
+     ("tiny", (64, 128), (8, 16), {"patch_size": 2, "channel_mult": [2, 2, 4]}),
+     ("tiny", (64, 128), (4, 8), {"patch_size": 4, "channel_mult": [2, 2, 4]})],
+    ids=["8x", "16x", "8x-patch2", "16x-patch4"],
 )
 @pytest.mark.parametrize("quantizer", ["fsq", "vq"])
-def test_encode_decode_shapes(size, hw, grid, quantizer):
+def test_encode_decode_shapes(size, hw, grid, arch, quantizer):
     torch.manual_seed(0)
-    model = ConvTokenizer(tokenizer_config(size, base_channels=8, quantizer=quantizer, vq_codebook_size=64)).eval()
+    model = ConvTokenizer(tokenizer_config(size, base_channels=8, quantizer=quantizer, vq_codebook_size=64, **arch)).eval()
+    assert model.downsample_factor == hw[0] // grid[0]
     x = smooth_images(2, *hw)
     with torch.no_grad():
         enc = model.encode(x)
@@ -58,6 +63,11 @@ def test_bad_inputs_are_named():
         model.encode(torch.zeros(1, 64, 128))
     with pytest.raises(ValueError, match="unknown keys"):
         tokenizer_config("tiny", channels=3)
+    with pytest.raises(ValueError, match="patch_size must be a positive integer"):
+        tokenizer_config("tiny", patch_size=0)
+    patched = ConvTokenizer(tokenizer_config("tiny", base_channels=8, patch_size=2, channel_mult=[2, 2, 4]))
+    with pytest.raises(ValueError, match="downsampling factor 8"):
+        patched.encode(torch.zeros(1, 3, 64, 132))
     with pytest.raises(ValueError, match="uint16"):
         tokenizer_config("tiny", quantizer="vq", vq_codebook_size=70000)
 
@@ -126,10 +136,11 @@ def test_vq_restarts_dead_codes():
     assert float(vq.codebook.max()) > 50  # some codes were restarted at data points
 
 
-def test_tiny_tokenizer_overfits_without_collapse():
+@pytest.mark.parametrize("arch", [{}, {"patch_size": 2, "channel_mult": [2, 2, 4]}], ids=["pixels", "patch2"])
+def test_tiny_tokenizer_overfits_without_collapse(arch):
     torch.manual_seed(0)
     x = smooth_images(8, 32, 64)
-    model = ConvTokenizer(tokenizer_config("tiny", base_channels=16))
+    model = ConvTokenizer(tokenizer_config("tiny", base_channels=16, **arch))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
 
     def evaluate():
@@ -157,8 +168,8 @@ def test_tiny_tokenizer_overfits_without_collapse():
 
 def test_safetensors_export_round_trip(tmp_path):
     torch.manual_seed(0)
-    for quantizer in ("fsq", "vq"):
-        model = ConvTokenizer(tokenizer_config("tiny", base_channels=8, quantizer=quantizer, vq_codebook_size=32))
+    for quantizer, patch in (("fsq", 1), ("vq", 2)):
+        model = ConvTokenizer(tokenizer_config("tiny", base_channels=8, quantizer=quantizer, vq_codebook_size=32, patch_size=patch))
         x = smooth_images(2, 32, 64)
         model.train()
         model(x)  # VQ: initialise and move the EMA codebook, so its buffers must travel too

@@ -32,7 +32,8 @@ def _edit_config(weights, **changes):
     "key, value",
     [("base_channels", "eight"), ("base_channels", 8.5), ("base_channels", True), ("num_res_blocks", None),
      ("channel_mult", [1, "two", 2]), ("channel_mult", 4), ("fsq_levels", None), ("fsq_levels", [8, 5.5]),
-     ("vq_decay", float("nan")), ("vq_commitment", "high"), ("fsq_prequant_bound", float("inf")), ("quantizer", 3)],
+     ("vq_decay", float("nan")), ("vq_commitment", "high"), ("fsq_prequant_bound", float("inf")), ("quantizer", 3),
+     ("patch_size", 0), ("patch_size", 2.0)],
 )  # fmt: skip
 def test_a_bad_value_in_the_tokenizer_json_names_the_key_and_the_file(exported, key, value):
     config = _edit_config(exported, **{key: value})
@@ -55,6 +56,16 @@ def test_a_json_without_its_config_section_is_named(exported):
     path.write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=rf"{path}.*config"):
         load_tokenizer(exported)
+
+
+def test_a_json_from_before_patches_loads_as_a_pixel_tokenizer(exported):
+    """Exports written before TokenizerConfig.patch_size existed have no such key: they keep working, at patch 1."""
+    path = exported.with_suffix(".json")
+    meta = json.loads(path.read_text())
+    assert meta["config"].pop("patch_size") == 1
+    path.write_text(json.dumps(meta))
+    back = load_tokenizer(exported)
+    assert back.config.patch_size == 1 and back.downsample_factor == 8
 
 
 def test_tokenizer_config_checks_types_by_key():
