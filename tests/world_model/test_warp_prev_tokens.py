@@ -151,3 +151,20 @@ def test_ground_token_warper_decodes_warps_and_encodes_per_row():
         assert torch.equal(out[0], tok.encode(frames).indices[0])
     with pytest.raises(ValueError, match="GroundTokenWarper"):
         warper(tokens[:2], motion[:2])
+
+
+def test_training_shows_the_warped_frame_exactly_where_the_motion_is_known():
+    from tests.settings import gpt_optim, wsd
+    from world_model.gpt.lightning_module import GPTLightningModule
+
+    module = GPTLightningModule(_gpt().config, gpt_optim(wsd(6, warmup_frac=1 / 3, decay_frac=1 / 3)))
+    tokens = torch.randint(16, (2, 3, 2, 3))
+    warped = torch.randint(16, (2, 3, 2, 3))
+    motion = torch.randn(2, 3, 3)
+    motion[:, 0] = float("nan")
+    motion[1] = float("nan")  # a dropped window
+    motion[0, 2, 1] = float("nan")  # one unknown motion
+    shown = module._warped({"tokens": tokens, "warped_prev": warped, "ego_motion": motion}, motion)
+    assert (shown[1] == -1).all() and (shown[0, 0] == -1).all() and (shown[0, 2] == -1).all()
+    assert torch.equal(shown[0, 1], warped[0, 1])
+    assert module._warped({"tokens": tokens, "ego_motion": motion}, motion) is None  # a store without warped tokens
