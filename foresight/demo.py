@@ -250,7 +250,7 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
         stage("synth_heldout", "data synth", f"out={p.heldout_clips}", f"episodes={d['heldout_episodes']}", f"seed={d['heldout_seed']}", *frames),
         stage("train_tokenizer", "train tokenizer", experiment, *trained, f"clips={p.train_clips}", f"out={p.tokenizer}",
               f"tokenizer.max_steps={profile['tokenizer']['max_steps']}"),
-        stage("tokenize_train", "data tokenize", f"clips={p.train_clips}", f"tokenizer={p.tokenizer}", f"out={p.train_tokens}"),
+        stage("tokenize_train", "data tokenize", f"clips={p.train_clips}", f"tokenizer={p.tokenizer}", f"out={p.train_tokens}", "warp_prev=true"),
         stage("train_world_model", "train world_model", experiment, *trained, f"tokens={p.train_tokens}", f"out={p.world_model}",
               f"world_model.max_steps={profile['world_model']['max_steps']}", f"world_model.fps={d['fps']}"),
         stage("eval_world_model", "eval world_model", f"checkpoint={p.world_model}", f"tokenizer={p.tokenizer}", f"clips={p.heldout_clips}",

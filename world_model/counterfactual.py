@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from world_model.gpt.generate import rollout
+from world_model.gpt.generate import TokenWarper, rollout
 from world_model.gpt.model import GPT
 from world_model.gpt.sampling import SamplingConfig
 
@@ -70,12 +70,17 @@ def counterfactual_rollouts(
     n_future: int,
     frame_dt_s: float,
     maneuvers: tuple[str, ...] = MANEUVERS,
+    context_warped: torch.Tensor | None = None,
+    warper: TokenWarper | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Greedy rollouts of every manoeuvre from one context.
 
     context_tokens (1, Tc, h, w) int64; context_motion (Tc, 3) float: the motions into the context
     frames (NaN = unknown; the last one must be known: it sets the speed). Returns the tokens
     (M, n_future, h, w) int64 in `maneuvers` order and their motions (M, n_future, 3) float32.
+    A model with GPTConfig.prev_frame_warp also takes the context's warped previous-frame tokens
+    context_warped (1, Tc, h, w) (-1 = unknown) and a `warper` that warps each frame by the manoeuvre's
+    motion into the next (world_model/warp_tokens.py): every manoeuvre then starts from its own warp.
     """
     if not model.config.ego_motion_input:
         raise ValueError("counterfactual rollouts need an ego-motion-conditioned world model (model.ego_motion_input: true)")
@@ -89,7 +94,14 @@ def counterfactual_rollouts(
     motion = torch.cat(
         [context_motion.float().cpu()[None].expand(len(maneuvers), -1, -1), torch.from_numpy(future)], dim=1
     ).to(context_tokens.device)  # (M, Tc + F, 3)
-    tokens = rollout(model, context_tokens.expand(len(maneuvers), -1, -1, -1), n_future, SamplingConfig.greedy(), ego_motion=motion)
+    warped = None
+    if context_warped is not None:
+        warped = torch.cat(
+            [context_warped.expand(len(maneuvers), -1, -1, -1), torch.full_like(context_warped[:1, :1], -1).expand(len(maneuvers), n_future, -1, -1)], dim=1
+        )  # (M, Tc + F, h, w): the future frames' from the warper
+    tokens = rollout(
+        model, context_tokens.expand(len(maneuvers), -1, -1, -1), n_future, SamplingConfig.greedy(), ego_motion=motion, warped_prev=warped, warper=warper
+    )
     return tokens, future
 
 

@@ -57,6 +57,7 @@ from world_model.tokenizer.metrics import psnr_db
 from world_model.tokenizer.pixels import frames_to_images, images_to_frames
 from world_model.tokenizer.train import evaluate_reconstruction
 from world_model.warp import warp_windows
+from world_model.warp_tokens import GroundTokenWarper, warped_frame_tokens
 
 log = logging.getLogger(__name__)
 METRICS_NAME = "metrics.json"
@@ -191,10 +192,22 @@ def _evaluate_store(
         # The true motions into every frame of the window (NaN where the clip has no poses) for a
         # conditioned model: its psnr_t{i} etc. are conditioned, psnr_uncond_t{i} from a second rollout without them.
         ego_motion = window_motions(batch["past_poses"], batch["has_poses"]).to(device) if conditioned else None  # (B, T, 3)
+        # A model with prev_frame_warp also sees each frame's previous frame warped by the motion into it:
+        # from the raw frames for the context and the first predicted frame, from its own predictions after.
+        warped = rollout_warped = warper = None
+        if conditioned and model.config.prev_frame_warp:
+            cameras = _window_cameras(store, batch)
+            raw = batch["frames"].numpy()  # (B, T, H, W, 3) uint8
+            motions = ego_motion.cpu().numpy()
+            warped = torch.from_numpy(np.stack([warped_frame_tokens(tokenizer, raw[j], motions[j], cameras[j]) for j in range(b)])).to(device)  # (B, T, h, w)
+            rollout_warped = warped.clone()
+            rollout_warped[:, n_context + 1 :] = -1  # the warper fills these from the predicted frames
+            warper = GroundTokenWarper(tokenizer, cameras)
         with autocast:
-            logits = model(tokens[:, :n_eval_frames], ego_motion=ego_motion).logits.float()  # (B, L, V)
-            greedy = rollout(model, tokens[:, :n_context], horizon, ego_motion=ego_motion)  # (B, horizon, h, w)
-            topk = rollout(model, tokens[:, :n_context], horizon, sampled, generator, ego_motion=ego_motion)
+            teacher_warped = None if warped is None else warped[:, :n_eval_frames]
+            logits = model(tokens[:, :n_eval_frames], ego_motion=ego_motion, warped_prev=teacher_warped).logits.float()  # (B, L, V)
+            greedy = rollout(model, tokens[:, :n_context], horizon, ego_motion=ego_motion, warped_prev=rollout_warped, warper=warper)  # (B, horizon, h, w)
+            topk = rollout(model, tokens[:, :n_context], horizon, sampled, generator, ego_motion=ego_motion, warped_prev=rollout_warped, warper=warper)
             greedy_uncond = rollout(model, tokens[:, :n_context], horizon) if conditioned else greedy
         targets = tokens[:, :n_eval_frames].flatten(1)[:, 1:]  # (B, L-1)
         ce = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")  # (B, L-1)
@@ -259,16 +272,22 @@ def _warp_baseline(
     """The last raw context frames (B, 3, H, W) warped on the ground plane by the logged ego motion to each
     predicted frame (world_model.warp) -> (B, horizon, 3, H, W) and (B,) bool, True where defined (the
     window's clip has poses, intrinsics and extrinsics; elsewhere the frames are copy-last)."""
+    cameras = _window_cameras(store, batch)
+    last = last_raw.float().permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3) in [-1, 1]
+    warps = warp_windows(last, cameras, batch["past_poses"].double().numpy(), n_context - 1, horizon)
+    frames = torch.from_numpy(warps.frames).permute(0, 1, 4, 2, 3).to(last_raw)  # (B, horizon, 3, H, W)
+    return frames, torch.from_numpy(warps.defined).to(last_raw.device)
+
+
+def _window_cameras(store: ClipStore, batch: dict[str, torch.Tensor]) -> list[tuple[CameraIntrinsics, CameraExtrinsics] | None]:
+    """Per window of the batch: its clip's (intrinsics, extrinsics), or None without them or without poses."""
     cameras = []
     for clip_index, has_poses in zip(batch["clip_index"].tolist(), batch["has_poses"].tolist()):
         meta = store.meta(clip_index)
         intr, extr = meta.get("intrinsics"), meta.get("extrinsics")
         known = has_poses and intr is not None and extr is not None
         cameras.append((CameraIntrinsics(**intr), CameraExtrinsics.from_dict(extr)) if known else None)
-    last = last_raw.float().permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3) in [-1, 1]
-    warps = warp_windows(last, cameras, batch["past_poses"].double().numpy(), n_context - 1, horizon)
-    frames = torch.from_numpy(warps.frames).permute(0, 1, 4, 2, 3).to(last_raw)  # (B, horizon, 3, H, W)
-    return frames, torch.from_numpy(warps.defined).to(last_raw.device)
+    return cameras
 
 
 def _add_warp_scores(
@@ -338,6 +357,7 @@ def run_eval(c: EvalWorldModelConfig) -> dict[str, Any]:
         "num_params": model.num_params(),
         "sampling": {"greedy": True, "top_k": c.top_k, "temperature": c.temperature, "seed": c.seed},
         "ego_motion_input": model.config.ego_motion_input,
+        "prev_frame_warp": model.config.prev_frame_warp,
         "counterfactual": counterfactual,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(c).items()},
     }
@@ -360,7 +380,14 @@ def _counterfactual_strip(model: GPT, tokenizer: ImageTokenizer, c: EvalWorldMod
             images = frames_to_images(window["frames"]).to(device)  # (Tc, 3, H, W)
             tokens, _ = _encode(tokenizer, images)  # (Tc, h, w)
             motion = window_motions(window["past_poses"][None], window["has_poses"][None])[0]  # (Tc, 3)
-            cf_tokens, cf_motions = counterfactual_rollouts(model, tokens[None].long(), motion, c.counterfactual_frames, 1.0 / fps)
+            context_warped = warper = None
+            if model.config.prev_frame_warp:
+                camera = _window_cameras(store, {"clip_index": window["clip_index"][None], "has_poses": window["has_poses"][None]})[0]
+                context_warped = torch.from_numpy(warped_frame_tokens(tokenizer, window["frames"].numpy(), motion.numpy(), camera))[None].to(device)
+                warper = GroundTokenWarper(tokenizer, [camera] * len(MANEUVERS))
+            cf_tokens, cf_motions = counterfactual_rollouts(
+                model, tokens[None].long(), motion, c.counterfactual_frames, 1.0 / fps, context_warped=context_warped, warper=warper
+            )
             frames = {m: images_to_frames(tokenizer.decode_indices(t).float()).cpu().numpy() for m, t in zip(MANEUVERS, cf_tokens)}
             context = images_to_frames(images[-1:].float()).cpu().numpy()[0]
             save_counterfactual_strip(context, frames, dict(zip(MANEUVERS, cf_motions)), 1.0 / fps, out_png)

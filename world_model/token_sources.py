@@ -77,6 +77,7 @@ class SourceWindows:
     frame_step: int
     num_clips: int
     clips_with_poses: int = 0
+    clips_with_warped: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,10 @@ def source_windows(source: TokenSource, store: TokenStore, n_frames: int, fps: f
     if fps is None and len(fps_values) > 1:
         raise ValueError(f"token store {store.root} mixes frame rates {fps_values}: set world_model.fps to choose one")
     held = held_out_clips(len(store), val_clips)
-    parts: dict[bool, tuple[list[np.ndarray], list[str], list[np.ndarray | None]]] = {False: ([], [], []), True: ([], [], [])}
+    parts: dict[bool, tuple[list[np.ndarray], list[str], list[np.ndarray | None], list[np.ndarray | None]]] = {
+        False: ([], [], [], []), True: ([], [], [], [])}
     steps = set()
-    with_poses = 0
+    with_poses = with_warped = 0
     for i in range(len(store)):
         meta = store.meta(i)
         step = 1 if fps is None else frame_step(float(meta["fps"]), fps, f"clip {meta['clip_id']} of {store.root}")
@@ -136,17 +138,23 @@ def source_windows(source: TokenSource, store: TokenStore, n_frames: int, fps: f
         tokens = store.clip_tokens(i)  # (T, h, w) uint16 memmap
         poses = store.clip_poses(i)  # (T, 4) float32 or None
         with_poses += poses is not None
+        # Warped tokens span one stored frame: they are the model's input only at the store's own rate.
+        warped = store.clip_warped(i) if step == 1 else None  # (T, h, w) int32 or None
+        with_warped += warped is not None
         splits = {False} if val_clips == 0 else ({False, True} if not held.any() else {bool(held[i])})
         for offset in range(step):
             for split in splits:
                 parts[split][0].append(tokens[offset::step])
                 parts[split][1].append(f"{meta['clip_id']}@{offset}" if step > 1 else meta["clip_id"])
                 parts[split][2].append(None if poses is None else poses[offset::step])
-    train = TokenWindowDataset(parts[False][0], n_frames, source=source.name, clip_ids=parts[False][1], vocab_size=codebook_size, poses=parts[False][2])
-    val = TokenWindowDataset(parts[True][0], n_frames, source=source.name, clip_ids=parts[True][1], vocab_size=codebook_size, poses=parts[True][2])
+                parts[split][3].append(warped)
+    train, val = (
+        TokenWindowDataset(parts[s][0], n_frames, source=source.name, clip_ids=parts[s][1], vocab_size=codebook_size, poses=parts[s][2], warped=parts[s][3])
+        for s in (False, True)
+    )
     if len(train) == 0:
         raise ValueError(f"token store {store.root} ({source.name}) has no clip of {n_frames} frames at the model's frame rate")
-    return SourceWindows(source.name, train, val, tuple(fps_values), max(steps) if steps else 1, len(store), with_poses)
+    return SourceWindows(source.name, train, val, tuple(fps_values), max(steps) if steps else 1, len(store), with_poses, with_warped)
 
 
 def mixing_proportions(sources: list[TokenSource], windows: Mapping[str, SourceWindows]) -> dict[str, float]:

@@ -25,8 +25,10 @@ class TokenWindowDataset(Dataset):
     Each item: tokens (n_frames, h, w) int64; ego_motion (n_frames, 3) float32 the motion into each
     frame from the previous one [dx_forward_m, dy_left_m, dyaw_rad] in the previous frame's ego
     frame (world_model/gpt/ego_motion.py), NaN for the window's first frame and for clips without
-    poses; clip_index () int64 (into `clips` / `clip_ids`); start_frame () int64; source: str
-    (this dataset's name).
+    poses; warped_prev (n_frames, h, w) int64 each frame's warped previous-frame tokens
+    (world_model/warp_tokens.py; -1 = unknown, everywhere for clips without `warped`); clip_index ()
+    int64 (into `clips` / `clip_ids`); start_frame () int64; source: str (this dataset's name).
+    warped: per clip None or (T, h, w) integer warped previous-frame tokens, -1 = unknown.
     With `vocab_size`, an item holding a token >= vocab_size raises ValueError naming its clip.
     """
 
@@ -39,6 +41,7 @@ class TokenWindowDataset(Dataset):
         clip_ids: Sequence[str] | None = None,
         vocab_size: int | None = None,
         poses: Sequence[np.ndarray | None] | None = None,
+        warped: Sequence[np.ndarray | None] | None = None,
     ) -> None:
         if n_frames < 1 or stride < 1:
             raise ValueError(f"TokenWindowDataset({source!r}): n_frames and stride must be >= 1, got {n_frames}, {stride}")
@@ -47,7 +50,10 @@ class TokenWindowDataset(Dataset):
         if poses is not None and len(poses) != len(clips):
             raise ValueError(f"TokenWindowDataset({source!r}): {len(poses)} pose arrays for {len(clips)} clips")
         self.clips = list(clips)
+        if warped is not None and len(warped) != len(clips):
+            raise ValueError(f"TokenWindowDataset({source!r}): {len(warped)} warped token arrays for {len(clips)} clips")
         self.poses = list(poses) if poses is not None else [None] * len(self.clips)
+        self.warped = list(warped) if warped is not None else [None] * len(self.clips)
         self.clip_ids = list(clip_ids) if clip_ids is not None else [str(i) for i in range(len(self.clips))]
         self.n_frames = n_frames
         self.stride = stride
@@ -69,6 +75,9 @@ class TokenWindowDataset(Dataset):
             clip_poses = self.poses[ci]
             if clip_poses is not None and (clip_poses.ndim != 2 or clip_poses.shape != (clip.shape[0], 4)):
                 raise ValueError(f"{name}: poses must be ({clip.shape[0]}, 4) [x, y, z, yaw], got {clip_poses.shape}")
+            clip_warped = self.warped[ci]
+            if clip_warped is not None and clip_warped.shape != clip.shape:
+                raise ValueError(f"{name}: warped tokens must be {clip.shape} like the tokens, got {clip_warped.shape}")
             if clip.shape[0] < n_frames:
                 self.short_clips.append(self.clip_ids[ci])
             for start in range(0, clip.shape[0] - n_frames + 1, stride):
@@ -90,9 +99,15 @@ class TokenWindowDataset(Dataset):
             motion = unknown_motions(self.n_frames)
         else:
             motion = frame_motions(np.asarray(clip_poses[start : start + self.n_frames], dtype=np.float64)[:, [0, 1, 3]])
+        clip_warped = self.warped[ci]
+        if clip_warped is None:
+            warped = np.full(window.shape, -1, dtype=np.int64)
+        else:
+            warped = np.asarray(clip_warped[start : start + self.n_frames], dtype=np.int64)  # (n_frames, h, w)
         return {
             "tokens": torch.from_numpy(window),
             "ego_motion": torch.from_numpy(motion),  # (n_frames, 3) float32, NaN = unknown
+            "warped_prev": torch.from_numpy(warped),  # (n_frames, h, w) int64, -1 = unknown
             "clip_index": torch.tensor(ci, dtype=torch.int64),
             "start_frame": torch.tensor(start, dtype=torch.int64),
             "source": self.source,

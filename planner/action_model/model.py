@@ -97,9 +97,11 @@ class VideoActionModel(nn.Module):
 
         ego_motion: None, or (B, T + n_frames, 3) motions into the observed and imagined frames
         (world_model/gpt/ego_motion.py; NaN = unknown), used by an ego-motion-conditioned world model
-        and ignored by any other."""
+        and ignored by any other. A world model with prev_frame_warp was trained to see the warped
+        previous frame whenever it is told a motion; the observation does not carry the camera's mount
+        yet, so it imagines unconditioned here (told nothing, as in its conditioning dropout)."""
         assert self.world_model is not None
-        if not self.world_model_config.ego_motion_input:
+        if not self.world_model_config.ego_motion_input or self.world_model_config.prev_frame_warp:
             ego_motion = None
         was_training = self.world_model.training
         self.world_model.eval()  # generation refuses active dropout

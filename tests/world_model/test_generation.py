@@ -79,7 +79,7 @@ class PlusOneModel(torch.nn.Module):
         super().__init__()
         self.config = CONFIG
 
-    def forward_flat(self, tokens_flat, kv_cache=None, only_last_logits=False, last_logits=None, ego_motion=None):
+    def forward_flat(self, tokens_flat, kv_cache=None, only_last_logits=False, last_logits=None, ego_motion=None, warped_prev=None):
         n = tokens_flat.shape[1]
         assert n <= CONFIG.max_tokens
         start = 0 if kv_cache is None else kv_cache.length

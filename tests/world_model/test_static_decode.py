@@ -32,9 +32,9 @@ def test_every_verification_call_has_the_same_shapes():
     shapes = set()
     original = model.forward_positions
 
-    def recording(sequence, positions, cache, ego_motion=None):
+    def recording(sequence, positions, cache, ego_motion=None, warped_prev=None):
         shapes.add((tuple(sequence.shape), tuple(positions.shape), tuple(cache.keys.shape)))
-        return original(sequence, positions, cache, ego_motion)
+        return original(sequence, positions, cache, ego_motion, warped_prev)
 
     decoder._step = recording
     generate_frame(model, drifting_video(1, 3, change=0.5, seed=3), static_decoder=decoder)  # 24 tokens: a padded last block

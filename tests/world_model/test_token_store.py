@@ -250,3 +250,45 @@ def test_stores_without_poses_load_with_unknown_motions(clips_dir, tokenizer_dir
     (tmp_path / "mixed" / "clip-000000.poses.npy").write_bytes(b"\x93NUMPY broken")
     with pytest.raises(CorruptFileError, match="clip-000000.poses.npy"):
         TokenStore(tmp_path / "mixed", verify=True)
+
+
+def test_warp_prev_stores_the_warped_previous_frame_tokens_across_chunks(tokenizer_dir, tmp_path):
+    """`warp_prev=true`: every clip with poses and a camera gets (T, h, w) warped previous-frame tokens,
+    the same whatever the chunking (the frame before a chunk comes from the chunk before); a clip
+    without a camera gets none; windows carry them at the store's rate and -1 (unknown) otherwise."""
+    from dataclasses import replace
+
+    from data.schema import CameraIntrinsics
+    from sim_eval.render.camera_model import PinholeCamera
+    from sim_eval.synth import camera_extrinsics
+    from world_model.gpt.ego_motion import frame_motions
+    from world_model.token_sources import TokenSource, source_windows
+    from world_model.tokenizer import load_tokenizer
+    from world_model.warp_tokens import warped_frame_tokens
+
+    pinhole = PinholeCamera.nuscenes_cam_front(height=16, width=32)
+    camera = (CameraIntrinsics.from_matrix(pinhole.intrinsic_matrix, 32, 16), camera_extrinsics(pinhole))
+    clips = tmp_path / "clips"
+    with ClipStoreWriter(clips, "test", {"t": 1}, codec="png") as w:
+        w.add("a", [replace(_textured(turning_clip("cam", num_frames=8, hw=(16, 32)), 0), intrinsics=camera[0], extrinsics=camera[1])])
+        w.add("b", [_textured(turning_clip("nocam", num_frames=8, hw=(16, 32)), 1)])
+    tokenize(clips, tokenizer_dir, tmp_path / "t3", warp_prev=True)  # chunks of 3 frames
+    store = TokenStore(tmp_path / "t3", verify=True)
+    assert store.meta(0)["has_warped"] and not store.meta(1)["has_warped"] and store.clip_warped(1) is None
+    warped = store.clip_warped(0)
+    assert warped.dtype == np.int32 and warped.shape == (8, 2, 4) and (warped[0] == -1).all() and (warped[1:] >= 0).all()
+    source = ClipStore(clips)
+    motions = frame_motions(source.pose_stream(0).pose_at(source.frame_timestamps_us(0))[:, [0, 1, 3]].astype(np.float64))
+    expected = warped_frame_tokens(load_tokenizer(tokenizer_dir).eval(), source.load_frames(0), motions, camera)
+    np.testing.assert_array_equal(warped, expected)
+    run_tokenize(TokenizeConfig.default(clips, tokenizer_dir, tmp_path / "t8", batch_size=8, num_workers=0, device="cpu", warp_prev=True))
+    np.testing.assert_array_equal(TokenStore(tmp_path / "t8").clip_warped(0), warped)  # one chunk: the same
+    # Windows at the store's rate carry them; at half the rate (they span one stored frame) they are unknown.
+    at_rate = source_windows(TokenSource("t", str(tmp_path / "t3")), store, n_frames=3, fps=None, val_clips=0, codebook_size=store.codebook_size)
+    assert at_rate.clips_with_warped == 1
+    item = at_rate.train[0]
+    np.testing.assert_array_equal(item["warped_prev"].numpy(), warped[:3])
+    other = at_rate.train[len(at_rate.train) - 1]  # the clip without a camera
+    assert (other["warped_prev"] == -1).all()
+    half = source_windows(TokenSource("t", str(tmp_path / "t3")), store, n_frames=2, fps=1.0, val_clips=0, codebook_size=store.codebook_size)
+    assert half.clips_with_warped == 0 and all((half.train[k]["warped_prev"] == -1).all() for k in range(len(half.train)))

@@ -24,6 +24,12 @@ class GPTConfig:
         (world_model/gpt/ego_motion.py): at position i, the motion into the frame of token i + 1
         (like prev_frame_token_position="target"), so the first token of a frame already knows it.
         Unknown motions add nothing, so the same model also predicts without them.
+    prev_frame_warp: the previous-frame token (prev_frame_token_position "target") may come from the
+        previous frame warped on the ground plane by the ego's motion into the frame being predicted
+        (world_model/warp.py), then tokenized: `warped_prev` (B, T, h, w) of `forward` and the decoders,
+        -1 where unknown (the raw previous frame's token is used there). Copying the warped frame is
+        then the default, and the model learns what the flat-ground warp gets wrong. No parameters of
+        its own; needs prev_frame_token_input with position "target" and ego_motion_input.
     ego_motion_scale: typical magnitudes (dx_forward_m, dy_left_m, dyaw_rad) of one frame step;
         motions are divided by them before the projection (defaults: about 1-2 std at 2-5 Hz).
     mup: muP parametrisation relative to `mup_base_width` (output logits scaled by
@@ -48,6 +54,7 @@ class GPTConfig:
     mup_base_width: int = 256
     ego_motion_input: bool = False
     ego_motion_scale: tuple[float, float, float] = (2.0, 0.1, 0.05)
+    prev_frame_warp: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "tokens_h", "tokens_w", "max_frames", "n_layer", "n_head", "n_embd", "mup_base_width"):
@@ -66,6 +73,10 @@ class GPTConfig:
         if len(scale) != 3 or not all(math.isfinite(v) and v > 0 for v in scale):
             raise ValueError(f"GPTConfig.ego_motion_scale must be 3 positive numbers (dx_forward_m, dy_left_m, dyaw_rad), got {self.ego_motion_scale!r}")
         object.__setattr__(self, "ego_motion_scale", scale)
+        if not isinstance(self.prev_frame_warp, bool):
+            raise ValueError(f"GPTConfig.prev_frame_warp must be true or false, got {self.prev_frame_warp!r}")
+        if self.prev_frame_warp and not (self.prev_frame_token_input and self.prev_frame_token_position == "target" and self.ego_motion_input):
+            raise ValueError("GPTConfig.prev_frame_warp needs prev_frame_token_input, prev_frame_token_position 'target' and ego_motion_input")
 
     @property
     def tokens_per_frame(self) -> int:

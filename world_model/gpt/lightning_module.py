@@ -77,6 +77,16 @@ class GPTLightningModule(L.LightningModule):
             return None
         return batch["ego_motion"]
 
+    def _warped(self, batch: torch.Tensor | Mapping[str, Any], ego_motion: torch.Tensor | None) -> torch.Tensor | None:
+        """The batch's warped previous-frame tokens (B, T, h, w) for a model with prev_frame_warp, -1
+        (unknown) wherever the motion into the frame is unknown (a dropped window, a clip without
+        poses): the model sees a warped frame exactly when it is told the motion, as in a rollout."""
+        if not self.gpt_config.prev_frame_warp or not isinstance(batch, Mapping) or "warped_prev" not in batch or ego_motion is None:
+            return None
+        warped = batch["warped_prev"]
+        known = torch.isfinite(ego_motion[:, : warped.shape[1]]).all(dim=-1)  # (B, T)
+        return torch.where(known[..., None, None], warped, torch.full_like(warped, -1))
+
     def _dropped(self, ego_motion: torch.Tensor) -> torch.Tensor:
         """ego_motion (B, T, 3) with whole windows dropped (see the module docstring). Every rank draws
         for all ranks' windows and keeps its own row, so ranks drop independently and stay in step."""
@@ -91,7 +101,7 @@ class GPTLightningModule(L.LightningModule):
         if ego_motion is not None:
             # Always passed (all NaN when dropped), so the projection is part of every step's graph (DDP).
             ego_motion = self._dropped(ego_motion)
-        out = self.model(tokens, targets=tokens, ego_motion=ego_motion)
+        out = self.model(tokens, targets=tokens, ego_motion=ego_motion, warped_prev=self._warped(batch, ego_motion))
         batch_size = tokens.shape[0]
         self.log("train/loss", out.loss, prog_bar=True, batch_size=batch_size)
         self.log("train/token_acc", _next_token_accuracy(out.logits.detach(), tokens), batch_size=batch_size)
@@ -102,7 +112,7 @@ class GPTLightningModule(L.LightningModule):
     def validation_step(self, batch: torch.Tensor | Mapping[str, Any], batch_idx: int) -> None:
         tokens = self._tokens(batch)
         ego_motion = self._ego_motion(batch)
-        out = self.model(tokens, targets=tokens, ego_motion=ego_motion)
+        out = self.model(tokens, targets=tokens, ego_motion=ego_motion, warped_prev=self._warped(batch, ego_motion))
         batch_size = tokens.shape[0]
         self.log("val/loss", out.loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
         if self.gpt_config.ego_motion_input:

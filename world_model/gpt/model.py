@@ -142,12 +142,19 @@ class GPT(nn.Module):
         """Number of distinct parameters (a tied head counted once)."""
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None) -> GPTOutput:
+    def forward(
+        self, tokens: torch.Tensor, targets: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None,
+        warped_prev: torch.Tensor | None = None,
+    ) -> GPTOutput:
         """tokens (B, T, h, w) int64 with T <= max_frames.
 
         ego_motion: None, or (B, T', 3) float motions into frames 0..T'-1 (NaN = unknown, and so is
         every frame at or past T'; see world_model/gpt/ego_motion.py); frame T's motion, when given
         (T' = T + 1), reaches the last position. Ignored by a model without ego_motion_input.
+
+        warped_prev: None, or (B, T'', h, w) int64: for frame f >= 1, the tokens of frame f - 1 warped
+        on the ground plane by the motion into frame f, -1 where unknown (row 0 is never read); used
+        as the previous-frame token by a model with prev_frame_warp (GPTConfig), ignored otherwise.
 
         targets: None, or a grid like `tokens` (usually `tokens` itself) scored with a one-token
         shift: logits at position i against target i + 1 in (t, h, w) order; IGNORE_INDEX (-100)
@@ -157,7 +164,7 @@ class GPT(nn.Module):
         if tokens.ndim != 4 or tuple(tokens.shape[2:]) != (c.tokens_h, c.tokens_w):
             raise ValueError(f"GPT.forward: tokens must be (B, T, {c.tokens_h}, {c.tokens_w}), got {tuple(tokens.shape)}")
         tokens_flat = rearrange(tokens, "b t h w -> b (t h w)")  # (B, L)
-        logits = self.forward_flat(tokens_flat, ego_motion=ego_motion)  # (B, L, V)
+        logits = self.forward_flat(tokens_flat, ego_motion=ego_motion, warped_prev=self._flat_warped(warped_prev, tokens.shape[0]))  # (B, L, V)
         loss = None
         if targets is not None:
             if targets.shape != tokens.shape:
@@ -172,7 +179,7 @@ class GPT(nn.Module):
 
     def forward_flat(
         self, tokens_flat: torch.Tensor, kv_cache: KVCache | None = None, only_last_logits: bool = False, last_logits: int | None = None,
-        ego_motion: torch.Tensor | None = None,
+        ego_motion: torch.Tensor | None = None, warped_prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits for a flattened sequence tokens_flat (B, n) that starts at frame 0, position 0.
 
@@ -181,6 +188,8 @@ class GPT(nn.Module):
         (B, n_new, V), or (B, 1, V) for the last position only when `only_last_logits`, or those of
         the last `last_logits` positions (B, last_logits, V). ego_motion (B, T', 3): motions into
         the frames of the sequence (see `forward`); frames at or past T' count as unknown.
+        warped_prev (B, n') int64: the warped previous-frame tokens flattened like the sequence
+        (`flat_warped_prev`; -1 = unknown, positions at or past n' too).
         """
         c = self.config
         batch, n = tokens_flat.shape
@@ -189,7 +198,7 @@ class GPT(nn.Module):
             raise ValueError(f"GPT: sequence of {n} tokens exceeds the context of {c.max_frames} frames ({c.max_tokens} tokens)")
         if start >= n:
             raise ValueError(f"GPT: no new tokens to run ({start} cached, sequence of {n})")
-        x = self.drop(self._embed(tokens_flat, start, ego_motion))  # (B, n_new, C)
+        x = self.drop(self._embed(tokens_flat, start, ego_motion, warped_prev))  # (B, n_new, C)
         attn_mask = None
         if start > 0 and n - start > 1:
             # New queries at positions start..n-1 see every cached key and the new keys up to themselves.
@@ -205,7 +214,8 @@ class GPT(nn.Module):
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, n_new or 1, V)
 
     def forward_positions(
-        self, sequence: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache, ego_motion: torch.Tensor | None = None
+        self, sequence: torch.Tensor, positions: torch.Tensor, cache: StaticKVCache, ego_motion: torch.Tensor | None = None,
+        warped_prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, K, V) for the tokens sequence[:, positions] at positions (K,) int64, fixed shapes.
 
@@ -214,9 +224,10 @@ class GPT(nn.Module):
         and receives these. Positions may run past the context into padding slots (their
         embeddings are clamped; their logits mean nothing). Every call with the same B and K has
         the same shapes, so the step can be compiled once (world_model/gpt/static_step.py).
-        ego_motion (B, T', 3): motions into the frames of `sequence` (see `forward`).
+        ego_motion (B, T', 3): motions into the frames of `sequence` (see `forward`); warped_prev
+        (B, n') flattened like `sequence` (see `forward_flat`).
         """
-        x = self._embed_at(sequence, positions, ego_motion)  # (B, K, C)
+        x = self._embed_at(sequence, positions, ego_motion, warped_prev)  # (B, K, C)
         attn_mask = cache.attention_mask(positions)  # (K, n_slots)
         cache.positions = positions
         for block in self.blocks:
@@ -224,13 +235,27 @@ class GPT(nn.Module):
         cache.positions = None
         return self.lm_head(self.ln_f(x)) * self.output_mult  # (B, K, V)
 
-    def _embed(self, tokens_flat: torch.Tensor, start: int, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
-        """Input embeddings (B, n - start, C) of tokens_flat[:, start:]."""
-        return self._embed_at(tokens_flat, torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device), ego_motion)
+    def _flat_warped(self, warped_prev: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """(B, T, h, w) warped previous-frame tokens -> (B, T*h*w), checked; None stays None."""
+        if warped_prev is None:
+            return None
+        c = self.config
+        if warped_prev.ndim != 4 or warped_prev.shape[0] != batch or tuple(warped_prev.shape[2:]) != (c.tokens_h, c.tokens_w) or warped_prev.dtype != torch.int64:
+            raise ValueError(f"GPT: warped_prev must be int64 (B={batch}, T, {c.tokens_h}, {c.tokens_w}) (-1 = unknown), got {tuple(warped_prev.shape)} {warped_prev.dtype}")
+        return rearrange(warped_prev, "b t h w -> b (t h w)")
 
-    def _embed_at(self, tokens_flat: torch.Tensor, positions: torch.Tensor, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
+    def _embed(
+        self, tokens_flat: torch.Tensor, start: int, ego_motion: torch.Tensor | None = None, warped_prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Input embeddings (B, n - start, C) of tokens_flat[:, start:]."""
+        return self._embed_at(tokens_flat, torch.arange(start, tokens_flat.shape[1], device=tokens_flat.device), ego_motion, warped_prev)
+
+    def _embed_at(
+        self, tokens_flat: torch.Tensor, positions: torch.Tensor, ego_motion: torch.Tensor | None = None, warped_prev: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Input embeddings (B, K, C) of tokens_flat[:, positions] for positions (K,) int64 (and the
-        motions ego_motion (B, T', 3) into the sequence's frames, NaN = unknown)."""
+        motions ego_motion (B, T', 3) into the sequence's frames, NaN = unknown; the warped previous
+        frame's tokens warped_prev (B, n') flattened like tokens_flat, -1 = unknown)."""
         c = self.config
         hw = c.tokens_per_frame
         x = self.token_emb(tokens_flat[:, positions])  # (B, K, C)
@@ -241,6 +266,12 @@ class GPT(nn.Module):
             prev_positions = positions + (1 if c.prev_frame_token_position == "target" else 0) - hw
             prev_tokens = tokens_flat[:, prev_positions.clamp(min=0, max=tokens_flat.shape[1] - 1)]  # (B, K)
             prev_tokens = torch.where(prev_positions >= 0, prev_tokens, c.vocab_size)  # "none" for frame 0
+            if c.prev_frame_warp and warped_prev is not None and warped_prev.shape[1] > 0:
+                # The token at the predicted place of the previous frame warped into this one, where known.
+                target = positions + 1  # (K,)
+                warped = warped_prev[:, target.clamp(max=warped_prev.shape[1] - 1)]  # (B, K)
+                known = (warped >= 0) & ((target >= hw) & (target < warped_prev.shape[1]))[None]  # (B, K)
+                prev_tokens = torch.where(known, warped.clamp(max=c.vocab_size - 1), prev_tokens)
             x = x + self.prev_token_emb(prev_tokens)
         if self.ego_motion_emb is not None and ego_motion is not None:
             x = x + self._ego_motion_embedding(ego_motion, positions, tokens_flat.shape[0])

@@ -101,6 +101,7 @@ def decode_frame_speculative(
     generator: torch.Generator | None,
     stats: DecodeStats | None = None,
     ego_motion: torch.Tensor | None = None,
+    warped_prev: torch.Tensor | None = None,
 ) -> None:
     """Fill sequence[:, n_known : n_known + h*w] (B, L) int64 with the next frame's tokens, in place.
 
@@ -111,7 +112,9 @@ def decode_frame_speculative(
     call has the decoder's fixed shape. draft (B, h*w) int64: the guess for the new frame (the
     previous frame's tokens); block >= 1: draft tokens verified per model call. ego_motion
     (B, n_frames + 1, 3): the motions into the window's frames and the new frame (NaN = unknown),
-    with a `KVCache`; a `StaticDecoder` holds its own (`StaticDecoder.set_ego_motion`).
+    with a `KVCache`; a `StaticDecoder` holds its own (`StaticDecoder.set_ego_motion`). warped_prev
+    (B, n') int64: the warped previous-frame tokens flattened like `sequence` (GPTConfig.prev_frame_warp;
+    -1 = unknown), with a `KVCache`; a `StaticDecoder` holds its own (`StaticDecoder.set_warped_prev`).
     """
     hw = model.config.tokens_per_frame
     if block < 1:
@@ -121,8 +124,8 @@ def decode_frame_speculative(
     static = isinstance(cache, StaticDecoder)
     if static and (sequence is not cache.sequence or block != cache.block):
         raise ValueError("decode_frame_speculative: with a StaticDecoder, sequence must be its buffer and block its block")
-    if static and ego_motion is not None:
-        raise ValueError("decode_frame_speculative: a StaticDecoder takes the motions through its set_ego_motion")
+    if static and (ego_motion is not None or warped_prev is not None):
+        raise ValueError("decode_frame_speculative: a StaticDecoder takes the motions and warped tokens through its set_ego_motion / set_warped_prev")
     draft = draft.clone()
     stats = stats if stats is not None else DecodeStats()
     if static and n_known > 1:
@@ -137,7 +140,7 @@ def decode_frame_speculative(
         if static:
             logits = cache.verify(end - k - 1)[:, : k + 1]  # (B, k + 1, V); the rest was padding
         else:
-            logits = model.forward_flat(sequence[:, :end], cache, last_logits=k + 1, ego_motion=ego_motion)  # (B, k + 1, V)
+            logits = model.forward_flat(sequence[:, :end], cache, last_logits=k + 1, ego_motion=ego_motion, warped_prev=warped_prev)  # (B, k + 1, V)
         stats.model_calls += 1
         accepted = _accept(logits[:, :k], draft[:, committed : committed + k], sampling, generator)  # (B, k)
         kept = int(_leading_accepted(accepted).min())

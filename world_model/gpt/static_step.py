@@ -32,7 +32,8 @@ class StaticDecoder:
     `compile_mode` is "none" (eager) or a torch.compile mode; the compiled step is built on first use.
     ego_motion (B, max_frames + 1, 3) float: the motions into the frames of `sequence` (NaN =
     unknown), a fixed buffer every step reads (`set_ego_motion` fills it); only for a model with
-    ego_motion_input.
+    ego_motion_input. warped_prev (B, n_slots) int64: the warped previous-frame tokens flattened like
+    `sequence` (-1 = unknown; `set_warped_prev` fills it); only for a model with prev_frame_warp.
     """
 
     def __init__(self, model: GPT, batch: int, block: int, device: torch.device | str, dtype: torch.dtype | None = None, compile_mode: str = "none") -> None:
@@ -51,6 +52,9 @@ class StaticDecoder:
         self.ego_motion = (
             torch.full((batch, c.max_frames + 1, 3), float("nan"), device=self.device) if c.ego_motion_input else None
         )  # (B, max_frames + 1, 3)
+        self.warped_prev = (
+            torch.full((batch, self.n_slots), -1, dtype=torch.int64, device=self.device) if c.prev_frame_warp else None
+        )  # (B, n_slots)
         dtype = dtype if dtype is not None else next(model.parameters()).dtype
         self.cache = StaticKVCache(c.n_layer, batch, c.n_head, self.n_slots, c.head_dim, dtype, self.device)
         self._offsets = torch.arange(block + 1, device=self.device)  # (K,)
@@ -70,11 +74,24 @@ class StaticDecoder:
                 raise ValueError(f"StaticDecoder.set_ego_motion: need (B={self.batch}, T <= {self.ego_motion.shape[1]}, 3), got {tuple(ego_motion.shape)}")
             self.ego_motion[:, : ego_motion.shape[1]] = ego_motion
 
+    def set_warped_prev(self, warped_prev: torch.Tensor | None) -> None:
+        """Warped previous-frame tokens (B, T', h, w), T' <= max_frames, of the frames of the sequence from
+        frame 0, -1 = unknown; the rest (and everything, for None) is unknown. Ignored without prev_frame_warp."""
+        if self.warped_prev is None:
+            return
+        self.warped_prev.fill_(-1)
+        if warped_prev is not None:
+            c = self.model.config
+            if warped_prev.ndim != 4 or warped_prev.shape[0] != self.batch or warped_prev.shape[1] > c.max_frames or tuple(warped_prev.shape[2:]) != (c.tokens_h, c.tokens_w):
+                raise ValueError(f"StaticDecoder.set_warped_prev: need (B={self.batch}, T <= {c.max_frames}, {c.tokens_h}, {c.tokens_w}), got {tuple(warped_prev.shape)}")
+            flat = warped_prev.reshape(self.batch, -1)
+            self.warped_prev[:, : flat.shape[1]] = flat
+
     def prefill(self, n_tokens: int) -> None:
         """Write the keys/values of sequence[:, :n_tokens] (eager: its length changes with the window)."""
         if not 0 < n_tokens <= self.model.config.max_tokens:
             raise ValueError(f"StaticDecoder.prefill: n_tokens must be in [1, {self.model.config.max_tokens}], got {n_tokens}")
-        self.model.forward_positions(self.sequence, torch.arange(n_tokens, device=self.device), self.cache, self.ego_motion)
+        self.model.forward_positions(self.sequence, torch.arange(n_tokens, device=self.device), self.cache, self.ego_motion, self.warped_prev)
 
     def verify(self, first: int) -> torch.Tensor:
         """Logits (B, block + 1, V) of the tokens at positions first .. first + block (fixed shape).
@@ -85,4 +102,4 @@ class StaticDecoder:
         if not 0 <= first < self.model.config.max_tokens:
             raise ValueError(f"StaticDecoder.verify: first must be in [0, {self.model.config.max_tokens}), got {first}")
         positions = self._offsets + first  # (K,)
-        return self._step(self.sequence, positions, self.cache, self.ego_motion)
+        return self._step(self.sequence, positions, self.cache, self.ego_motion, self.warped_prev)

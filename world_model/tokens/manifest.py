@@ -4,6 +4,10 @@ A clip whose source has ego poses also has a poses file: (T, 4) float32 [x m, y 
 per stored frame in the clip's local frame (yaw unwrapped), the clip's pose stream interpolated at
 the frame timestamps, so world-model training gets the ego's motion without the clip store.
 Stores written before poses were kept (no poses fields) still load: their motions are unknown.
+A clip with poses and a camera may also have a warped file (`data tokenize warp_prev=true`): (T, h, w)
+int32 tokens of frame f - 1 warped on the ground plane by the ego's motion into frame f
+(world_model/warp_tokens.py), -1 where unknown (frame 0): the input of a world model with
+GPTConfig.prev_frame_warp, for windows at the store's own frame rate.
 
 manifest.json is written atomically (temp file + rename) and lists a clip only after its .npy file
 is complete, so a killed run leaves a manifest that describes exactly the finished clips. Under
@@ -32,11 +36,16 @@ def poses_file_name(clip_index: int) -> str:
     return f"clip-{clip_index:06d}.poses.npy"
 
 
+def warped_file_name(clip_index: int) -> str:
+    return f"clip-{clip_index:06d}.warped.npy"
+
+
 @dataclass(frozen=True)
 class ClipTokensRecord:
     """One clip's tokens: `file` holds (num_frames, h, w) uint16 in .npy format; clip_index is its
     index in the source clip store. poses_file (with its poses_sha256, poses_bytes): the clip's
-    (num_frames, 4) float32 [x, y, z, yaw] ego poses in .npy format, or None (no poses)."""
+    (num_frames, 4) float32 [x, y, z, yaw] ego poses in .npy format, or None (no poses). warped_file
+    (with warped_sha256, warped_bytes): (num_frames, h, w) int32 warped previous-frame tokens, or None."""
 
     clip_id: str
     clip_index: int
@@ -48,18 +57,25 @@ class ClipTokensRecord:
     poses_file: str | None = None
     poses_sha256: str | None = None
     poses_bytes: int | None = None
+    warped_file: str | None = None
+    warped_sha256: str | None = None
+    warped_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.clip_index < 0 or self.num_frames < 0 or self.bytes <= 0 or len(self.sha256) != 64:
             raise ValueError(f"invalid token store record {self}")
         if self.poses_file is not None and (not self.poses_bytes or self.poses_bytes <= 0 or len(self.poses_sha256 or "") != 64):
             raise ValueError(f"invalid token store record {self}: a poses file needs its size and SHA-256")
+        if self.warped_file is not None and (not self.warped_bytes or self.warped_bytes <= 0 or len(self.warped_sha256 or "") != 64):
+            raise ValueError(f"invalid token store record {self}: a warped file needs its size and SHA-256")
 
     def files(self) -> list[tuple[str, str, int]]:
-        """(file, sha256, bytes) of every file of this clip: the tokens, then the poses if any."""
+        """(file, sha256, bytes) of every file of this clip: the tokens, then the poses and warped tokens if any."""
         out = [(self.file, self.sha256, self.bytes)]
         if self.poses_file is not None:
             out.append((self.poses_file, str(self.poses_sha256), int(self.poses_bytes or 0)))
+        if self.warped_file is not None:
+            out.append((self.warped_file, str(self.warped_sha256), int(self.warped_bytes or 0)))
         return out
 
 

@@ -49,7 +49,8 @@ class TokenStore:
         """clip_id, clip_index (in the source clip store), num_frames, fps, file, sha256, bytes, has_poses."""
         r = self.records[index]
         return {"clip_id": r.clip_id, "clip_index": r.clip_index, "num_frames": r.num_frames, "fps": r.fps,
-                "file": r.file, "sha256": r.sha256, "bytes": r.bytes, "has_poses": r.poses_file is not None}
+                "file": r.file, "sha256": r.sha256, "bytes": r.bytes, "has_poses": r.poses_file is not None,
+                "has_warped": r.warped_file is not None}
 
     def clip_tokens(self, index: int) -> np.ndarray:
         """(T, h, w) uint16 read-only memory map of clip `index`'s tokens."""
@@ -82,6 +83,24 @@ class TokenStore:
         if poses.dtype != np.float32 or poses.shape != (r.num_frames, 4):
             raise CorruptFileError(f"poses file {path} holds {poses.dtype} {poses.shape}, expected float32 {(r.num_frames, 4)}")
         return poses
+
+    def clip_warped(self, index: int) -> np.ndarray | None:
+        """(T, h, w) int32 warped previous-frame tokens of clip `index` (-1 = unknown; world_model/warp_tokens.py),
+        or None when the store has none for it (made without warp_prev, or the clip lacks poses or a camera)."""
+        r = self.records[index]
+        if r.warped_file is None:
+            return None
+        path = self.root / r.warped_file
+        if not path.is_file():
+            raise CorruptFileError(f"warped tokens file listed in the manifest is missing: {path}")
+        try:
+            warped = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(f"cannot read warped tokens file {path}: {exc}") from exc
+        expected = (r.num_frames, *self.grid_hw)
+        if warped.dtype != np.int32 or warped.shape != expected:
+            raise CorruptFileError(f"warped tokens file {path} holds {warped.dtype} {warped.shape}, expected int32 {expected}")
+        return warped
 
     def verify(self) -> None:
         """Check every listed file's size and SHA-256 against the manifest (CorruptFileError names the file)."""

@@ -4,7 +4,8 @@ Frames are read in chunks of `batch_size` by DataLoader workers and encoded on t
 (bf16 autocast on CUDA by default; the quantiser always runs in fp32). Launched with torchrun,
 rank r of WORLD_SIZE encodes clips with clip_index % WORLD_SIZE == r on cuda:LOCAL_RANK, and
 rank 0 merges the ranks' journals into manifest.json at the end. Each clip with poses also gets its
-ego pose at every frame (`frame_poses`), for ego-motion-conditioned world-model training.
+ego pose at every frame (`frame_poses`), for ego-motion-conditioned world-model training, and with
+`warp_prev` (and a camera) its warped previous-frame tokens (world_model/warp_tokens.py).
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from torch.utils.data import DataLoader, Dataset
 from configs import build, defaults
 from data.convert import progress_bar
 from data.ranks import DistEnv, process_group
+from data.schema import CameraExtrinsics, CameraIntrinsics
 from data.settings import check_bool, check_int
 from data.store.manifest import MANIFEST_NAME as CLIP_MANIFEST_NAME
 from data.store.manifest import sha256_file
 from data.store.reader import ClipStore
+from world_model.gpt.ego_motion import frame_motions
 from world_model.tokenizer.export import load_image_tokenizer
 from world_model.tokenizer.pixels import frames_to_images
 from world_model.tokens.manifest import TokenStoreManifest
 from world_model.tokens.writer import TokenStoreWriter
+from world_model.warp_tokens import Camera, warped_frame_tokens
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -42,7 +46,8 @@ class TokenizeConfig:
 
     clips: clip store dir; tokenizer: exported tokenizer (.safetensors/.json/dir) or a LlamaGen .pt;
     out: token store dir. device: auto (cuda:LOCAL_RANK when CUDA is present, else cpu) or a torch
-    device string. precision: auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 (part of the store's identity)."""
+    device string. precision: auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16 (part of the store's identity).
+    warp_prev: also store the warped previous-frame tokens of every clip with poses and a camera."""
 
     clips: str
     tokenizer: str
@@ -52,6 +57,7 @@ class TokenizeConfig:
     precision: str
     num_workers: int
     overwrite: bool
+    warp_prev: bool
 
     def __post_init__(self) -> None:
         if not self.clips or not self.tokenizer or not self.out:
@@ -59,6 +65,7 @@ class TokenizeConfig:
         check_int("batch_size", self.batch_size, 1)
         check_int("num_workers", self.num_workers, 0)
         check_bool("overwrite", self.overwrite)
+        check_bool("warp_prev", self.warp_prev)
         if self.precision not in PRECISIONS:
             raise ValueError(f"tokenize: precision must be one of {PRECISIONS}, got {self.precision!r}")
 
@@ -117,6 +124,17 @@ def frame_poses(store: ClipStore, clip_index: int) -> np.ndarray | None:
     return poses.pose_at(store.frame_timestamps_us(clip_index)).astype(np.float32)
 
 
+def warp_inputs(store: ClipStore, clip_index: int) -> tuple[np.ndarray, Camera] | None:
+    """(T, 3) motions into every frame [dx_forward_m, dy_left_m, dyaw_rad] (row 0 NaN) and the camera
+    (intrinsics, extrinsics) of a clip, or None when it lacks poses or a camera (no warp)."""
+    meta = store.meta(clip_index)
+    poses = frame_poses(store, clip_index)
+    if poses is None or meta.get("intrinsics") is None or meta.get("extrinsics") is None:
+        return None
+    camera = (CameraIntrinsics(**meta["intrinsics"]), CameraExtrinsics.from_dict(meta["extrinsics"]))
+    return frame_motions(poses[:, [0, 1, 3]].astype(np.float64)), camera
+
+
 def run_tokenize(cfg: TokenizeConfig | Mapping[str, Any]) -> TokenStoreManifest:
     """Tokenize `cfg.clips` into `cfg.out`; returns this rank's view of the manifest (rank 0: the merged one).
     cfg: the settings, or the composed configs/data/tokenize.yaml (every key)."""
@@ -155,6 +173,9 @@ def _tokenize(c: TokenizeConfig, env: DistEnv, synced: bool) -> TokenStoreManife
     chunks = ClipChunks(store, pending, c.batch_size)
     loader = DataLoader(chunks, batch_size=None, shuffle=False, num_workers=c.num_workers, pin_memory=device.type == "cuda")
     buffers: dict[int, np.ndarray] = {}
+    warped_buffers: dict[int, np.ndarray] = {}  # clip -> (T, h, w) int64 warped previous-frame tokens
+    warp_of: dict[int, tuple[np.ndarray, Camera] | None] = {}
+    last_frame: dict[int, np.ndarray] = {}  # clip -> (1, H, W, 3) the previous chunk's last frame
     autocast = (
         torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     )
@@ -168,9 +189,24 @@ def _tokenize(c: TokenizeConfig, env: DistEnv, synced: bool) -> TokenStoreManife
             with autocast:
                 indices = model.encode(frames_to_images(frames.to(device, non_blocking=True))).indices
             buf[start : start + len(frames)] = indices.cpu().numpy().astype(np.uint16)
+            if c.warp_prev:
+                if ci not in warp_of:
+                    warp_of[ci] = warp_inputs(store, ci)
+                if warp_of[ci] is not None:
+                    motions, camera = warp_of[ci]  # type: ignore[misc]
+                    # The chunk's frames after the frame before them (the previous chunk's last; none for frame 0).
+                    pairs = np.concatenate([last_frame.get(ci, np.zeros_like(frames[:1].numpy())), frames.numpy()])
+                    pair_motions = np.concatenate([np.full((1, 3), np.nan), motions[start : start + len(frames)]])
+                    if start == 0:
+                        pair_motions[1] = np.nan
+                    with autocast:
+                        warped = warped_frame_tokens(model, pairs, pair_motions, camera)[1:]  # type: ignore[arg-type]
+                    warped_buffers.setdefault(ci, np.full((n_frames, *grid), -1, np.int64))[start : start + len(frames)] = warped
+                    last_frame[ci] = frames[-1:].numpy()
             if start + len(frames) == n_frames:
                 meta = store.meta(ci)
-                writer.write_clip(ci, store.refs[ci].clip_id, float(meta["fps"]), buffers.pop(ci), frame_poses(store, ci))
+                last_frame.pop(ci, None)
+                writer.write_clip(ci, store.refs[ci].clip_id, float(meta["fps"]), buffers.pop(ci), frame_poses(store, ci), warped_buffers.pop(ci, None))
             progress.advance(task, len(frames))
     for ci in pending:  # clips without frames never reach the loader
         if store.refs[ci].num_frames == 0:

@@ -27,11 +27,12 @@ from world_model.tokens.manifest import (
     TokenStoreManifest,
     clip_file_name,
     poses_file_name,
+    warped_file_name,
 )
 
 log = logging.getLogger(__name__)
-_CLIP_FILE = re.compile(r"^clip-(\d{6})(\.poses)?\.npy$")
-_TEMP_FILE = re.compile(r"^\.clip-(\d{6})(\.poses)?\.npy\..*\.tmp$")
+_CLIP_FILE = re.compile(r"^clip-(\d{6})(\.poses|\.warped)?\.npy$")
+_TEMP_FILE = re.compile(r"^\.clip-(\d{6})(\.poses|\.warped)?\.npy\..*\.tmp$")
 
 
 def code_version() -> str:
@@ -109,16 +110,21 @@ class TokenStoreWriter:
             m = _TEMP_FILE.match(p.name) or _CLIP_FILE.match(p.name)
             if m is None or not self.owns(int(m.group(1))):
                 continue
-            if _TEMP_FILE.match(p.name) or int(m.group(1)) not in self.done or (m.group(2) and self.done[int(m.group(1))].poses_file is None):
+            listed = {name for name, _, _ in self.done[int(m.group(1))].files()} if int(m.group(1)) in self.done else set()
+            if _TEMP_FILE.match(p.name) or p.name not in listed:
                 log.warning("token store %s: removing %s left by an interrupted run", self.out_dir, p.name)
                 p.unlink()
 
     def is_done(self, clip_index: int) -> bool:
         return clip_index in self.done
 
-    def write_clip(self, clip_index: int, clip_id: str, fps: float, tokens: np.ndarray, poses: np.ndarray | None = None) -> ClipTokensRecord:
+    def write_clip(
+        self, clip_index: int, clip_id: str, fps: float, tokens: np.ndarray, poses: np.ndarray | None = None,
+        warped: np.ndarray | None = None,
+    ) -> ClipTokensRecord:
         """Store (T, h, w) integer tokens of source clip `clip_index` as uint16 (and its (T, 4)
-        [x m, y m, z m, yaw rad] ego poses as float32, when it has them), then journal it."""
+        [x m, y m, z m, yaw rad] ego poses as float32, when it has them, and its (T, h, w) warped
+        previous-frame tokens as int32, -1 = unknown, when given), then journal it."""
         h, w = self.header.grid_hw
         if tokens.ndim != 3 or tokens.shape[1:] != (h, w):
             raise ValueError(f"clip {clip_id}: tokens must be (T, {h}, {w}), got {tokens.shape}")
@@ -134,11 +140,19 @@ class TokenStoreWriter:
             poses_name = poses_file_name(clip_index)
             atomic_write_bytes(self.out_dir / poses_name, poses_data)  # before the tokens: a listed clip has both
             poses_fields = {"poses_file": poses_name, "poses_sha256": hashlib.sha256(poses_data).hexdigest(), "poses_bytes": len(poses_data)}
+        warped_fields: dict[str, object] = {}
+        if warped is not None:
+            if warped.shape != tokens.shape or (warped.size and (warped.min() < -1 or warped.max() >= self.header.codebook_size)):
+                raise ValueError(f"clip {clip_id}: warped tokens must be {tokens.shape} in [-1, {self.header.codebook_size}), got {warped.shape}")
+            warped_data = npy_bytes(warped.astype(np.int32))
+            warped_name = warped_file_name(clip_index)
+            atomic_write_bytes(self.out_dir / warped_name, warped_data)
+            warped_fields = {"warped_file": warped_name, "warped_sha256": hashlib.sha256(warped_data).hexdigest(), "warped_bytes": len(warped_data)}
         data = npy_bytes(tokens.astype(np.uint16))
         name = clip_file_name(clip_index)
         atomic_write_bytes(self.out_dir / name, data)
         rec = ClipTokensRecord(
-            clip_id, clip_index, int(tokens.shape[0]), float(fps), name, hashlib.sha256(data).hexdigest(), len(data), **poses_fields  # type: ignore[arg-type]
+            clip_id, clip_index, int(tokens.shape[0]), float(fps), name, hashlib.sha256(data).hexdigest(), len(data), **poses_fields, **warped_fields  # type: ignore[arg-type]
         )
         self.done[clip_index] = rec
         self.own[clip_index] = rec
