@@ -52,55 +52,35 @@ class TokenStore:
                 "file": r.file, "sha256": r.sha256, "bytes": r.bytes, "has_poses": r.poses_file is not None,
                 "has_warped": r.warped_file is not None}
 
+    def _load(self, name: str, what: str, dtype: type, shape: tuple[int, ...], mmap: bool = False) -> np.ndarray:
+        """A listed .npy file of the store, checked against the dtype and shape the manifest implies."""
+        path = self.root / name
+        if not path.is_file():
+            raise CorruptFileError(f"{what} file listed in the manifest is missing: {path}")
+        try:
+            array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise CorruptFileError(f"cannot read {what} file {path}: {exc}") from exc
+        if array.dtype != dtype or array.shape != shape:
+            raise CorruptFileError(f"{what} file {path} holds {array.dtype} {array.shape}, expected {np.dtype(dtype).name} {shape}")
+        return array
+
     def clip_tokens(self, index: int) -> np.ndarray:
         """(T, h, w) uint16 read-only memory map of clip `index`'s tokens."""
         r = self.records[index]
-        path = self.root / r.file
-        if not path.is_file():
-            raise CorruptFileError(f"token file listed in the manifest is missing: {path}")
-        try:
-            tokens = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CorruptFileError(f"cannot read token file {path}: {exc}") from exc
-        expected = (r.num_frames, *self.grid_hw)
-        if tokens.dtype != np.uint16 or tokens.shape != expected:
-            raise CorruptFileError(f"token file {path} holds {tokens.dtype} {tokens.shape}, expected uint16 {expected}")
-        return tokens
+        return self._load(r.file, "token", np.uint16, (r.num_frames, *self.grid_hw), mmap=True)
 
     def clip_poses(self, index: int) -> np.ndarray | None:
         """(T, 4) float32 [x m, y m, z m, yaw rad] ego pose of every stored frame of clip `index` in
         the clip's local frame, or None when the clip has no poses (or the store predates them)."""
         r = self.records[index]
-        if r.poses_file is None:
-            return None
-        path = self.root / r.poses_file
-        if not path.is_file():
-            raise CorruptFileError(f"poses file listed in the manifest is missing: {path}")
-        try:
-            poses = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CorruptFileError(f"cannot read poses file {path}: {exc}") from exc
-        if poses.dtype != np.float32 or poses.shape != (r.num_frames, 4):
-            raise CorruptFileError(f"poses file {path} holds {poses.dtype} {poses.shape}, expected float32 {(r.num_frames, 4)}")
-        return poses
+        return None if r.poses_file is None else self._load(r.poses_file, "poses", np.float32, (r.num_frames, 4))
 
     def clip_warped(self, index: int) -> np.ndarray | None:
         """(T, h, w) int32 warped previous-frame tokens of clip `index` (-1 = unknown; world_model/warp_tokens.py),
         or None when the store has none for it (made without warp_prev, or the clip lacks poses or a camera)."""
         r = self.records[index]
-        if r.warped_file is None:
-            return None
-        path = self.root / r.warped_file
-        if not path.is_file():
-            raise CorruptFileError(f"warped tokens file listed in the manifest is missing: {path}")
-        try:
-            warped = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise CorruptFileError(f"cannot read warped tokens file {path}: {exc}") from exc
-        expected = (r.num_frames, *self.grid_hw)
-        if warped.dtype != np.int32 or warped.shape != expected:
-            raise CorruptFileError(f"warped tokens file {path} holds {warped.dtype} {warped.shape}, expected int32 {expected}")
-        return warped
+        return None if r.warped_file is None else self._load(r.warped_file, "warped tokens", np.int32, (r.num_frames, *self.grid_hw))
 
     def verify(self) -> None:
         """Check every listed file's size and SHA-256 against the manifest (CorruptFileError names the file)."""
