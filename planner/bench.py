@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import torch
 
+from configs import plain
 from planner.inference import InferenceSettings
 from planner.vam import VAMPlanner, VAMPlannerConfig, benchmark_plan_batch, benchmark_planner, synthetic_observations
 
@@ -36,13 +37,13 @@ def random_planner(cfg: Mapping[str, Any], config: VAMPlannerConfig) -> VAMPlann
 
     tokenizer_section, world_section, planner_section = cfg["tokenizer"], cfg["world_model"], cfg["planner"]
     torch.manual_seed(int(cfg["seed"]))
-    tokenizer = ConvTokenizer(tokenizer_config(str(tokenizer_section["size"]), **dict(tokenizer_section["model"] or {}))).eval()
+    tokenizer = ConvTokenizer(tokenizer_config(str(tokenizer_section["size"]), **dict(plain(tokenizer_section["model"]) or {}))).eval()
     height, width = int(cfg["image_height"]), int(cfg["image_width"])
     factor = tokenizer.downsample_factor
     if height % factor or width % factor:
         raise ValueError(f"bench planner: image {height}x{width} is not a multiple of the tokenizer's downsampling factor {factor}")
     gpt = gpt_config(str(world_section["size"]), vocab_size=tokenizer.codebook_size, tokens_h=height // factor, tokens_w=width // factor,
-                     max_frames=int(world_section["n_frames"]), **dict(world_section["model"] or {}))
+                     max_frames=int(world_section["n_frames"]), **dict(plain(world_section["model"]) or {}))
     action = ActionModelConfig.from_dict(dict(planner_section["action_model"]))
     return VAMPlanner(VideoActionModel(gpt, action), tokenizer, config)
 
