@@ -57,7 +57,7 @@ from world_model.tokenizer.metrics import psnr_db
 from world_model.tokenizer.pixels import frames_to_images, images_to_frames
 from world_model.tokenizer.train import evaluate_reconstruction
 from world_model.warp import warp_windows
-from world_model.warp_tokens import GroundTokenWarper, warped_frame_tokens
+from world_model.warp_tokens import GroundTokenWarper, clip_camera, warped_frame_tokens
 
 log = logging.getLogger(__name__)
 METRICS_NAME = "metrics.json"
@@ -281,13 +281,7 @@ def _warp_baseline(
 
 def _window_cameras(store: ClipStore, batch: dict[str, torch.Tensor]) -> list[tuple[CameraIntrinsics, CameraExtrinsics] | None]:
     """Per window of the batch: its clip's (intrinsics, extrinsics), or None without them or without poses."""
-    cameras = []
-    for clip_index, has_poses in zip(batch["clip_index"].tolist(), batch["has_poses"].tolist()):
-        meta = store.meta(clip_index)
-        intr, extr = meta.get("intrinsics"), meta.get("extrinsics")
-        known = has_poses and intr is not None and extr is not None
-        cameras.append((CameraIntrinsics(**intr), CameraExtrinsics.from_dict(extr)) if known else None)
-    return cameras
+    return [clip_camera(store, i) if has_poses else None for i, has_poses in zip(batch["clip_index"].tolist(), batch["has_poses"].tolist())]
 
 
 def _add_warp_scores(
@@ -382,7 +376,7 @@ def _counterfactual_strip(model: GPT, tokenizer: ImageTokenizer, c: EvalWorldMod
             motion = window_motions(window["past_poses"][None], window["has_poses"][None])[0]  # (Tc, 3)
             context_warped = warper = None
             if model.config.prev_frame_warp:
-                camera = _window_cameras(store, {"clip_index": window["clip_index"][None], "has_poses": window["has_poses"][None]})[0]
+                camera = clip_camera(store, int(window["clip_index"]))  # the window has poses (require_poses)
                 context_warped = torch.from_numpy(warped_frame_tokens(tokenizer, window["frames"].numpy(), motion.numpy(), camera))[None].to(device)
                 warper = GroundTokenWarper(tokenizer, [camera] * len(MANEUVERS))
             cf_tokens, cf_motions = counterfactual_rollouts(

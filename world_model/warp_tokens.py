@@ -12,7 +12,7 @@ camera; the model then uses the raw previous frame's token.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,17 @@ from world_model.tokenizer.encoding import ImageTokenizer
 from world_model.tokenizer.pixels import frames_to_images, images_to_frames
 from world_model.warp import warp_frames
 
+if TYPE_CHECKING:
+    from data.store.reader import ClipStore
+
 Camera = tuple[CameraIntrinsics, CameraExtrinsics]
+
+
+def clip_camera(store: "ClipStore", clip_index: int) -> Camera | None:
+    """A clip's (intrinsics, extrinsics) from its metadata, or None when either is unknown."""
+    meta = store.meta(clip_index)
+    intr, extr = meta.get("intrinsics"), meta.get("extrinsics")
+    return (CameraIntrinsics(**intr), CameraExtrinsics.from_dict(extr)) if intr is not None and extr is not None else None
 
 
 def _encode(tokenizer: ImageTokenizer, frames: np.ndarray, batch_size: int = 256) -> torch.Tensor:

@@ -24,7 +24,6 @@ from torch.utils.data import DataLoader, Dataset
 from configs import build, defaults
 from data.convert import progress_bar
 from data.ranks import DistEnv, process_group
-from data.schema import CameraExtrinsics, CameraIntrinsics
 from data.settings import check_bool, check_int
 from data.store.manifest import MANIFEST_NAME as CLIP_MANIFEST_NAME
 from data.store.manifest import sha256_file
@@ -34,7 +33,7 @@ from world_model.tokenizer.export import load_image_tokenizer
 from world_model.tokenizer.pixels import frames_to_images
 from world_model.tokens.manifest import TokenStoreManifest
 from world_model.tokens.writer import TokenStoreWriter
-from world_model.warp_tokens import Camera, warped_frame_tokens
+from world_model.warp_tokens import Camera, clip_camera, warped_frame_tokens
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -127,11 +126,9 @@ def frame_poses(store: ClipStore, clip_index: int) -> np.ndarray | None:
 def warp_inputs(store: ClipStore, clip_index: int) -> tuple[np.ndarray, Camera] | None:
     """(T, 3) motions into every frame [dx_forward_m, dy_left_m, dyaw_rad] (row 0 NaN) and the camera
     (intrinsics, extrinsics) of a clip, or None when it lacks poses or a camera (no warp)."""
-    meta = store.meta(clip_index)
-    poses = frame_poses(store, clip_index)
-    if poses is None or meta.get("intrinsics") is None or meta.get("extrinsics") is None:
+    poses, camera = frame_poses(store, clip_index), clip_camera(store, clip_index)
+    if poses is None or camera is None:
         return None
-    camera = (CameraIntrinsics(**meta["intrinsics"]), CameraExtrinsics.from_dict(meta["extrinsics"]))
     return frame_motions(poses[:, [0, 1, 3]].astype(np.float64)), camera
 
 
