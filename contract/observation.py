@@ -13,6 +13,7 @@ import numpy as np
 
 from contract.checks import finite_float_array, finite_number, read_only, strictly_increasing
 from data.command import Command
+from data.schema import CameraExtrinsics
 
 if TYPE_CHECKING:  # simulator types, named for readers; the contract never imports the simulator
     from sim_eval.dynamics.vehicle import EgoState
@@ -66,6 +67,8 @@ class Observation:
     camera_intrinsics:        (3, 3) pinhole matrix of `frames_rgb` in pixels.
     time_s:                   [s] simulation time of this observation.
     privileged:               ground truth for privileged planners only (None otherwise).
+    camera_extrinsics:        the camera's mount on the ego (camera -> ego, data.schema.CameraExtrinsics),
+                              or None where the source does not say (what a ground-plane warp needs).
     """
 
     frames_rgb: np.ndarray
@@ -79,6 +82,7 @@ class Observation:
     camera_intrinsics: np.ndarray
     time_s: float
     privileged: PrivilegedState | None = None
+    camera_extrinsics: CameraExtrinsics | None = None
 
     def __post_init__(self) -> None:
         frames = self.frames_rgb
@@ -121,6 +125,8 @@ class Observation:
             raise ValueError(f"Observation.command must be one of {choices}, got {self.command!r}") from error
         if self.privileged is not None and not isinstance(self.privileged, PrivilegedState):
             raise ValueError(f"Observation.privileged must be a PrivilegedState or None, got {type(self.privileged).__name__}")
+        if self.camera_extrinsics is not None and not isinstance(self.camera_extrinsics, CameraExtrinsics):
+            raise ValueError(f"Observation.camera_extrinsics must be a data.schema.CameraExtrinsics or None, got {type(self.camera_extrinsics).__name__}")
         object.__setattr__(self, "frames_rgb", read_only(frames))
         object.__setattr__(self, "frame_timestamps_s", read_only(frame_times))
         object.__setattr__(self, "ego_history_xyyaw", read_only(history))

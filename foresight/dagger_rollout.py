@@ -37,7 +37,7 @@ from sim_eval.runner import RunnerConfig, episode_id, expert_run, make_camera, r
 from sim_eval.scenarios.suites import build_scenario
 from sim_eval.seeds import check_training_seeds
 from sim_eval.simulation import Simulation
-from sim_eval.synth import SYNTH_LICENSE, SynthEpisode, camera_extrinsics
+from sim_eval.synth import SYNTH_LICENSE, SynthEpisode
 from sim_eval.worker_process import exit_with_parent
 
 DAGGER_SOURCE = "dagger"
@@ -137,7 +137,7 @@ def record_rollout(ep: SynthEpisode, settings: RolloutSettings,
         frame_timestamps_us=times_us,
         fps=settings.fps,
         intrinsics=CameraIntrinsics.from_matrix(pinhole.intrinsic_matrix, width, height),
-        extrinsics=camera_extrinsics(pinhole),  # like the expert's clips: the warp baseline and conditioning work on them
+        extrinsics=pinhole.extrinsics(),  # like the expert's clips: the warp baseline and conditioning work on them
         poses=poses,
         commands=np.array(visited.commands, dtype=np.int8),
         origin_global=(float(origin[0]), float(origin[1]), 0.0, float(origin[2])),

@@ -6,7 +6,9 @@ only the missing ones are resized (no crop) to the tokenizer's input size and en
 batch. The newest `n_observed_frames` of them (padded at the start of an episode by repeating the
 oldest, as training always saw full windows) form the video window; imagine mode appends greedily
 generated frames (told, by an ego-motion-conditioned world model, the observed frames' motions
-and the previous plan's motion for the imagined ones: planner/imagine_motion.py). The world model fills the video keys/values once, then the ODE solver runs only
+and the previous plan's motion for the imagined ones: planner/imagine_motion.py; a world model
+that sees the warped last frame also gets the observation's camera mount for the ground-plane
+warp, and imagines unconditioned where it is unknown). The world model fills the video keys/values once, then the ODE solver runs only
 the action tokens against them. The executed plan is the chosen aggregate of the call's samples
 (`InferenceSettings`, recorded in the export; planner.inference.AGGREGATES) drawn from a seeded
 generator (reseeded on every reset), so an episode is reproducible.
@@ -30,12 +32,14 @@ import torch
 
 from contract import EpisodeInfo, Observation, Plan, Planner
 from data.image import resize_rgb
+from data.schema import CameraIntrinsics
 from planner.action_model.checkpoint import load_vam_export
 from planner.action_model.conditions import ActionConditions, conditions_from_observation
 from planner.action_model.model import VideoActionModel
 from planner.action_model.sampling import sample_trajectories
 from planner.imagine_motion import PlanRecord, imagined_motions, observed_motions
 from planner.inference import InferenceSettings, aggregate_samples
+from world_model.warp_tokens import GroundTokenWarper
 
 PRECISIONS = ("fp32", "bf16")
 class FrameTokenizer(Protocol):
@@ -318,8 +322,12 @@ class VAMPlanner(Planner):
             after_encode = time.perf_counter()
             encode_ms = 1e3 * (after_encode - start)
             motion = cls._imagination_motions(vams, observations, padding) if lead._imagines_with_motion else None
+            warper = None
+            if motion is not None and lead.model.world_model_config.prev_frame_warp:
+                warper = lead._imagination_warper(observations)
+                motion = None if warper is None else motion  # no mount at all: unconditioned, as told nothing
             with lead._autocast():
-                video_tokens = lead.model.video_tokens(observed, ego_motion=motion)
+                video_tokens = lead.model.video_tokens(observed, ego_motion=motion, warper=warper)
                 video = lead.model.encode_video(video_tokens)
             lead._sync()
             context_ms = 1e3 * (time.perf_counter() - after_encode)
@@ -354,14 +362,36 @@ class VAMPlanner(Planner):
     @staticmethod
     def _imagination_motions(planners: Sequence["VAMPlanner"], observations: Sequence[Observation], padding: list[int]) -> torch.Tensor:
         """(B, T + N, 3) motions into each episode's observed window (from its ego history) and its
-        N imagined frames (its previous plan's motion); planner/imagine_motion.py."""
+        N imagined frames (its previous plan's motion); planner/imagine_motion.py. All unknown (NaN)
+        for an episode whose camera mount is unknown when the world model needs it for the warped
+        last frame (`prev_frame_warp`): that episode imagines unconditioned."""
         lead = planners[0]
         n_imagined = lead.model.config.n_imagined_frames
+        needs_mount = lead.model.world_model_config.prev_frame_warp
         rows = []
         for p, o, n_padded in zip(planners, observations, padding):
             times: list[float | None] = [None] * n_padded + sorted(p._buffer)  # the window, oldest first
-            rows.append(np.concatenate([observed_motions(times, o), imagined_motions(p._previous_plan, o, p.config.frame_period_s, n_imagined)]))
+            row = np.concatenate([observed_motions(times, o), imagined_motions(p._previous_plan, o, p.config.frame_period_s, n_imagined)])
+            rows.append(np.full_like(row, np.nan) if needs_mount and o.camera_extrinsics is None else row)
         return torch.from_numpy(np.stack(rows)).to(lead.device)
+
+    def _imagination_warper(self, observations: Sequence[Observation]) -> GroundTokenWarper | None:
+        """The ground-plane warper of a batch's imaginations: each observation's camera (its intrinsics
+        rescaled to the tokenizer's input, its mount), None where the mount is unknown; None when no
+        observation has one."""
+        if all(o.camera_extrinsics is None for o in observations):
+            return None
+        assert self.tokenizer is not None
+        height, width = self.image_hw
+        cameras = []
+        for o in observations:
+            if o.camera_extrinsics is None:
+                cameras.append(None)
+                continue
+            frame_h, frame_w = o.frames_rgb.shape[1:3]
+            intrinsics = CameraIntrinsics.from_matrix(o.camera_intrinsics, frame_w, frame_h).resized(width=width, height=height)
+            cameras.append((intrinsics, o.camera_extrinsics))
+        return GroundTokenWarper(self.tokenizer, cameras)
 
 
 def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_frames: int = 4, period_s: float = 0.5, speed_mps: float = 8.0) -> list[Observation]:

@@ -172,6 +172,7 @@ class _Observer:
         self.poses: deque[np.ndarray] = deque(maxlen=n_hist)
         self.pose_times: deque[float] = deque(maxlen=n_hist)
         self.intrinsics = np.eye(3) if camera is None else camera.camera.intrinsic_matrix
+        self.extrinsics = None if camera is None else camera.camera.extrinsics()
 
     def capture_frame(self) -> None:
         if self.camera is not None:
@@ -204,6 +205,7 @@ class _Observer:
             camera_intrinsics=self.intrinsics,
             time_s=float(e.time_s),
             privileged=privileged,
+            camera_extrinsics=self.extrinsics,
         )
 
 

@@ -21,7 +21,7 @@ from configs import build
 from data.convert import SourceItem, convert_to_store
 from data.ego_motion import PoseStream
 from data.errors import BadFileReporter
-from data.schema import CameraExtrinsics, CameraIntrinsics, Clip, FrameObjects
+from data.schema import CameraIntrinsics, Clip, FrameObjects
 from data.settings import FrameSettings, check_bool, check_int, check_real
 from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.render.appearance import DomainRandomization
@@ -80,11 +80,6 @@ class _FrameRecorder:
             self.kinds.append([str(k) for k in a.kind])
             self.ids.append([str(int(i)) for i in a.agent_id])
         self._step += 1
-
-
-def camera_extrinsics(pinhole: PinholeCamera) -> CameraExtrinsics:
-    """The simulator camera's mount as clip extrinsics (camera to ego, ego frame at the rear axle on the ground)."""
-    return CameraExtrinsics.from_mount(pinhole.mount_height_m, pinhole.mount_forward_m, pinhole.mount_lateral_m, pinhole.pitch_rad)
 
 
 def _stable_seed(ep: SynthEpisode, purpose: str) -> int:
@@ -247,7 +242,7 @@ def record_episode(ep: SynthEpisode, height: int, width: int, fps: float, random
         frame_timestamps_us=np.array(recorder.times_us, dtype=np.int64),
         fps=fps,
         intrinsics=CameraIntrinsics.from_matrix(k, width, height),
-        extrinsics=camera_extrinsics(mounted),
+        extrinsics=mounted.extrinsics(),
         poses=poses,
         objects=objects,
         origin_global=(float(origin[0]), float(origin[1]), 0.0, float(origin[2])),

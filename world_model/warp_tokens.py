@@ -7,7 +7,8 @@ everything above the road). -1 marks an unknown entry: frame 0, a missing motion
 camera; the model then uses the raw previous frame's token.
 
 `warped_frame_tokens` makes them from a clip's raw frames (data tokenize, evaluation contexts);
-`GroundTokenWarper` from tokens (decode, warp, encode: the frames a rollout generates).
+`GroundTokenWarper` from tokens (decode, warp, encode: the frames a rollout generates), and
+`window_warped_tokens` with it for a window known only as tokens (the planner's observed frames).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from world_model.warp import warp_frames
 
 if TYPE_CHECKING:
     from data.store.reader import ClipStore
+    from world_model.gpt.generate import TokenWarper
 
 Camera = tuple[CameraIntrinsics, CameraExtrinsics]
 
@@ -60,6 +62,19 @@ def warped_frame_tokens(tokenizer: ImageTokenizer, frames: np.ndarray, motions: 
         return out
     warped = warp_frames(frames[known - 1], camera[0], camera[1], motions[known]).frames  # (K, H, W, 3) uint8
     out[known] = _encode(tokenizer, warped).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def window_warped_tokens(tokens: torch.Tensor, motions: torch.Tensor, warper: "TokenWarper") -> torch.Tensor:
+    """(B, T, h, w) int64 warped previous-frame tokens of a token window (B, T, h, w): frame f >= 1 from
+    frame f - 1 and motions[:, f] (motions (B, >= T, 3) into each frame, NaN = unknown) through `warper`;
+    -1 for frame 0 and wherever the warper says nothing."""
+    if tokens.ndim != 4 or motions.ndim != 3 or motions.shape[0] != tokens.shape[0] or motions.shape[1] < tokens.shape[1]:
+        raise ValueError(f"window_warped_tokens: need tokens (B, T, h, w) and motions (B, >= T, 3), got {tuple(tokens.shape)}, {tuple(motions.shape)}")
+    out = torch.full_like(tokens, -1)
+    for f in range(1, tokens.shape[1]):
+        out[:, f] = warper(tokens[:, f - 1], motions[:, f])
     return out
 
 

@@ -22,9 +22,10 @@ from planner.action_model.config import ActionModelConfig
 from planner.action_model.expert import ActionExpert
 from planner.action_model.video_stream import VideoContext, VideoStreamGPT
 from world_model.gpt.config import GPTConfig
-from world_model.gpt.generate import rollout
+from world_model.gpt.generate import TokenWarper, rollout
 from world_model.gpt.model import GPT
 from world_model.gpt.sampling import SamplingConfig
+from world_model.warp_tokens import window_warped_tokens
 
 
 class VideoActionModel(nn.Module):
@@ -71,12 +72,14 @@ class VideoActionModel(nn.Module):
         default) the world model's context minus the imagined frames."""
         return self.config.observed_frame_count(self.world_model_config.max_frames)
 
-    def video_tokens(self, observed: torch.Tensor, future: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
+    def video_tokens(
+        self, observed: torch.Tensor, future: torch.Tensor | None = None, ego_motion: torch.Tensor | None = None, warper: TokenWarper | None = None
+    ) -> torch.Tensor:
         """Window (B, T', h, w) the action tokens attend to, from observed tokens (B, T, h, w) (current last).
 
         Keeps the newest `n_observed_frames` observed frames; in imagine mode appends N frames:
         `future[:, :N]` (B, >=N, h, w) when given (teacher forcing), else a greedy world-model rollout,
-        told the ego's motions (B, n_observed_frames + N, 3) when given (see `imagine`).
+        told the ego's motions (B, n_observed_frames + N, 3) when given, with `warper` (see `imagine`).
         """
         if self.world_model is None:
             raise ValueError("VideoActionModel.video_tokens: this model has video_mode='none'")
@@ -89,24 +92,32 @@ class VideoActionModel(nn.Module):
                 raise ValueError(f"VideoActionModel.video_tokens: future tokens must be (B, >={n_imagined}, h, w) like observed {tuple(observed.shape)}, got {tuple(future.shape)}")
             imagined = future[:, :n_imagined].to(observed.dtype)
         else:
-            imagined = self.imagine(observed, n_imagined, ego_motion)
+            imagined = self.imagine(observed, n_imagined, ego_motion, warper)
         return torch.cat([observed, imagined], dim=1)
 
-    def imagine(self, observed: torch.Tensor, n_frames: int, ego_motion: torch.Tensor | None = None) -> torch.Tensor:
+    def imagine(self, observed: torch.Tensor, n_frames: int, ego_motion: torch.Tensor | None = None, warper: TokenWarper | None = None) -> torch.Tensor:
         """Greedy world-model rollout (B, n_frames, h, w) after observed (B, T, h, w); no gradients.
 
         ego_motion: None, or (B, T + n_frames, 3) motions into the observed and imagined frames
         (world_model/gpt/ego_motion.py; NaN = unknown), used by an ego-motion-conditioned world model
         and ignored by any other. A world model with prev_frame_warp was trained to see the warped
-        previous frame whenever it is told a motion; the observation does not carry the camera's mount
-        yet, so it imagines unconditioned here (told nothing, as in its conditioning dropout)."""
+        previous frame whenever it is told a motion: `warper` (e.g. world_model.warp_tokens.GroundTokenWarper
+        with the episodes' cameras) makes those of the observed frames and of each imagined one; without
+        a warper such a model imagines unconditioned (told nothing, as in its conditioning dropout)."""
         assert self.world_model is not None
-        if not self.world_model_config.ego_motion_input or self.world_model_config.prev_frame_warp:
+        c = self.world_model_config
+        if not c.ego_motion_input or (c.prev_frame_warp and warper is None):
             ego_motion = None
+        warped_prev = None
+        if c.prev_frame_warp and ego_motion is not None:
+            context = window_warped_tokens(observed, ego_motion, warper)  # (B, T, h, w)
+            warped_prev = torch.cat([context, context.new_full((context.shape[0], n_frames, *context.shape[2:]), -1)], dim=1)
+        else:
+            warper = None
         was_training = self.world_model.training
         self.world_model.eval()  # generation refuses active dropout
         try:
-            return rollout(self.world_model, observed, n_frames, SamplingConfig.greedy(), ego_motion=ego_motion)
+            return rollout(self.world_model, observed, n_frames, SamplingConfig.greedy(), ego_motion=ego_motion, warped_prev=warped_prev, warper=warper)
         finally:
             self.world_model.train(was_training)
 

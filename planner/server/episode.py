@@ -99,6 +99,7 @@ class EpisodeBuffer:
             command=request.command,
             camera_intrinsics=intrinsics,
             time_s=time_s,
+            camera_extrinsics=request.front_extrinsics,
         )
 
     def _frame(self, request: InferRequest) -> tuple[np.ndarray, np.ndarray]:

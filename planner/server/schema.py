@@ -15,7 +15,8 @@ Request body of POST /infer (JSON object):
     timestamp:   integer [us].
     command:     0 RIGHT, 1 LEFT, 2 STRAIGHT (NeuroNCAP resolves its FOLLOW_REFERENCE = 3 client-side).
     calibration: {camera2image: {camera: 3x3 intrinsics [px]}, camera2ego: {camera: 4x4}, lidar2ego: 4x4};
-                 only camera2image[camera] is read.
+                 camera2image[camera] is required; camera2ego[camera] (the camera's rigid mount,
+                 camera -> ego) is read when sent (a planner's ground-plane warp needs it).
 
 Response body of POST /infer:
     {"trajectory": [[x, y]] * 6, "aux_outputs": {objects_in_bev, object_classes, object_scores,
@@ -36,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from data.command import Command
+from data.schema import CameraExtrinsics, quaternion_wxyz_from_matrix
 from planner.server.image_codec import ImageDecodeError, decode_image_b64
 
 NEURONCAP_NUM_WAYPOINTS = 6  # engine.step: trajectory_times = timestamp + i * time_step, i = 1..6
@@ -81,6 +83,7 @@ class InferRequest:
     canbus:           (16,) float64, layout CANBUS_*.
     timestamp_us:     [us].
     command:          RIGHT / LEFT / STRAIGHT.
+    front_extrinsics: the camera's mount (camera -> ego) from calibration.camera2ego, or None when not sent.
     """
 
     front_rgb: np.ndarray
@@ -89,6 +92,7 @@ class InferRequest:
     canbus: np.ndarray
     timestamp_us: int
     command: Command
+    front_extrinsics: CameraExtrinsics | None = None
 
     def __post_init__(self) -> None:
         if self.front_rgb.dtype != np.uint8 or self.front_rgb.ndim != 3 or self.front_rgb.shape[2] != 3:
@@ -169,7 +173,7 @@ def parse_infer_request(payload: dict[str, Any], camera: str = "CAM_FRONT", max_
         raise RequestError(422, missing[0], f"required field missing (missing: {', '.join(missing)})")
 
     ego2world = _number_array(payload["ego2world"], "ego2world", (4, 4))
-    _check_rigid(ego2world)
+    _check_rigid(ego2world, "ego2world")
     canbus = _number_array(payload["canbus"], "canbus", (CANBUS_LENGTH,))
     timestamp_us = payload["timestamp"]
     if not isinstance(timestamp_us, int) or isinstance(timestamp_us, bool) or not 0 <= timestamp_us < 2**63:
@@ -188,6 +192,16 @@ def parse_infer_request(payload: dict[str, Any], camera: str = "CAM_FRONT", max_
     intrinsics = _number_array(camera2image[camera], f"calibration.camera2image.{camera}", (3, 3))
     if intrinsics[0, 0] <= 0 or intrinsics[1, 1] <= 0 or not np.allclose(intrinsics[2], [0.0, 0.0, 1.0]):
         raise RequestError(422, f"calibration.camera2image.{camera}", f"not a pinhole matrix: {intrinsics.tolist()}")
+    extrinsics = None
+    camera2ego = calibration.get("camera2ego")
+    if camera2ego is not None:
+        if not isinstance(camera2ego, dict):
+            raise RequestError(422, "calibration.camera2ego", f"must be an object {{camera name: 4x4}}, got {type(camera2ego).__name__}")
+        if camera in camera2ego:
+            field = f"calibration.camera2ego.{camera}"
+            mount = _number_array(camera2ego[camera], field, (4, 4))
+            _check_rigid(mount, field)
+            extrinsics = CameraExtrinsics(quaternion_wxyz_from_matrix(mount[:3, :3]), tuple(float(v) for v in mount[:3, 3]))
 
     images = payload["images"]
     if not isinstance(images, dict):
@@ -209,6 +223,7 @@ def parse_infer_request(payload: dict[str, Any], camera: str = "CAM_FRONT", max_
         canbus=canbus,
         timestamp_us=timestamp_us,
         command=Command(command),
+        front_extrinsics=extrinsics,
     )
 
 
@@ -242,10 +257,11 @@ def _number_array(value: object, field: str, shape: tuple[int, ...]) -> np.ndarr
     return np.array(flat, dtype=np.float64).reshape(shape)
 
 
-def _check_rigid(ego2world: np.ndarray) -> None:
-    if not np.allclose(ego2world[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
-        raise RequestError(422, "ego2world[3]", f"last row must be [0, 0, 0, 1], got {ego2world[3].tolist()}")
-    rotation = ego2world[:3, :3]
+def _check_rigid(transform: np.ndarray, field: str) -> None:
+    """RequestError 422 naming `field` unless the (4, 4) transform is rigid: a rotation and a translation."""
+    if not np.allclose(transform[3], [0.0, 0.0, 0.0, 1.0], atol=1e-6):
+        raise RequestError(422, f"{field}[3]", f"last row must be [0, 0, 0, 1], got {transform[3].tolist()}")
+    rotation = transform[:3, :3]
     error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
     if error > _ROTATION_TOLERANCE or np.linalg.det(rotation) <= 0:
-        raise RequestError(422, "ego2world", f"upper-left 3x3 is not a rotation (|R^T R - I| = {error:.2g})")
+        raise RequestError(422, field, f"upper-left 3x3 is not a rotation (|R^T R - I| = {error:.2g})")

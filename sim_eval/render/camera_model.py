@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from data.schema import CameraExtrinsics
+
 # nuScenes CAM_FRONT intrinsics (scene-0916 calibration, 1600x900 sensor).
 NUSCENES_CAM_FRONT_FX = 1266.417203046554
 NUSCENES_CAM_FRONT_FY = 1266.417203046554
@@ -115,6 +117,10 @@ class PinholeCamera:
             mount_forward_m=mount_forward_m,
             pitch_rad=pitch_rad,
         )
+
+    def extrinsics(self) -> CameraExtrinsics:
+        """The mount as clip/observation extrinsics (camera to ego, ego frame at the rear axle on the ground)."""
+        return CameraExtrinsics.from_mount(self.mount_height_m, self.mount_forward_m, self.mount_lateral_m, self.pitch_rad)
 
     def with_pitch(self, pitch_rad: float) -> PinholeCamera:
         return replace(self, pitch_rad=float(pitch_rad))

@@ -54,6 +54,7 @@ def test_observation_is_validated_and_read_only():
         (dict(command=7), "command"),
         (dict(camera_intrinsics=np.eye(3)[:2]), "camera_intrinsics"),
         (dict(privileged=[1, 2]), "privileged"),
+        (dict(camera_extrinsics=np.eye(4)), "camera_extrinsics"),  # the mount is a data.schema.CameraExtrinsics
     ],
 )
 def test_bad_observations_name_the_field(overrides, field):

@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+import planner.action_model.model as action_model_module
+from data.schema import CameraExtrinsics
 from planner.action_model import VideoActionModel
 from planner.imagine_motion import PlanRecord, constant_turn_motions, imagined_motions, observed_motions
 from planner.vam import VAMPlanner, synthetic_observations
 from tests.planner.test_vam_planner import GPT_CONFIG, PatchMeanTokenizer
 from tests.settings import action_config, vam_config
+from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig
+from world_model.warp_tokens import GroundTokenWarper, window_warped_tokens
 
 torch.set_num_threads(1)
 
@@ -62,9 +66,9 @@ def test_imagine_mode_tells_a_conditioned_world_model_the_motions():
     seen = []
     imagine = model.imagine
 
-    def spy(observed, n_frames, ego_motion=None):
+    def spy(observed, n_frames, ego_motion=None, warper=None):
         seen.append(ego_motion)
-        return imagine(observed, n_frames, ego_motion)
+        return imagine(observed, n_frames, ego_motion, warper)
 
     model.imagine = spy
     planner = VAMPlanner(model, PatchMeanTokenizer(16, 4), vam_config())
@@ -90,3 +94,59 @@ def test_unconditioned_world_model_ignores_motions():
     assert torch.equal(with_motion, model.imagine(observed, 1))
     with pytest.raises(AttributeError):
         _ = model.world_model.ego_motion_emb.weight
+
+
+def test_window_warped_tokens_warp_each_frame_from_the_one_before():
+    calls = []
+
+    def warper(tokens, motion):  # a recording stand-in: "warped" = tokens + 100, unknown where the motion is
+        calls.append((tokens.clone(), motion.clone()))
+        return torch.where(torch.isfinite(motion).all(dim=1)[:, None, None], tokens + 100, -1)
+
+    tokens = torch.arange(2 * 3 * 2 * 2).reshape(2, 3, 2, 2)
+    motions = torch.ones(2, 4, 3)
+    motions[1, 2] = float("nan")
+    out = window_warped_tokens(tokens, motions, warper)
+    assert len(calls) == 2 and torch.equal(calls[1][0], tokens[:, 1])
+    torch.testing.assert_close(calls[1][1], motions[:, 2], equal_nan=True)
+    assert (out[:, 0] == -1).all() and torch.equal(out[:, 1], tokens[:, 0] + 100)
+    assert torch.equal(out[0, 2], tokens[0, 1] + 100) and (out[1, 2] == -1).all()
+    with pytest.raises(ValueError, match="motions"):
+        window_warped_tokens(tokens, motions[:, :2], warper)
+
+
+def test_warped_last_frame_world_model_imagines_with_the_observation_camera_mount(monkeypatch):
+    """A world model with prev_frame_warp is told the motions only with the warped previous frames:
+    the planner warps its observed frames on the ground plane with the observation's camera (and each
+    imagined frame through the rollout's warper); an observation without a mount imagines unconditioned."""
+    torch.manual_seed(4)
+    config = replace(GPT_CONFIG, ego_motion_input=True, prev_frame_token_input=True, prev_frame_token_position="target", prev_frame_warp=True)
+    model = VideoActionModel(config, action_config(expert_width_ratio=0.5, video_mode="imagine", n_imagined_frames=1, ego_status="token"))
+    # 24x48 frames -> 2x4 tokens of 16 codes, as GPT_CONFIG: 3x3 patches, two 2x downsamplings, FSQ 4 x 4
+    tokenizer = ConvTokenizer(TokenizerConfig(base_channels=4, channel_mult=(1, 1, 1), num_res_blocks=1, patch_size=3, fsq_levels=(4, 4)))
+    rollouts = []
+    rollout = action_model_module.rollout
+
+    def recording_rollout(world_model, observed, n_frames, sampling, **kwargs):
+        out = rollout(world_model, observed, n_frames, sampling, **kwargs)
+        rollouts.append(dict(kwargs, observed=observed, out=out))
+        return out
+
+    monkeypatch.setattr(action_model_module, "rollout", recording_rollout)
+    mount = CameraExtrinsics.from_mount(1.5, 1.5, 0.0, 0.05)
+    mounted = VAMPlanner(model, tokenizer, vam_config())
+    plans = [mounted.plan(replace(o, camera_extrinsics=mount)) for o in synthetic_observations(3, 24, 48, seed=1)]
+    seen = rollouts[-1]
+    motion, warper, warped = seen["ego_motion"], seen["warper"], seen["warped_prev"]
+    assert isinstance(warper, GroundTokenWarper) and warper.cameras[0][1] == mount
+    np.testing.assert_allclose(warper.cameras[0][0].matrix(), synthetic_observations(1, 24, 48)[0].camera_intrinsics, atol=1e-9)
+    assert motion.shape == (1, 4, 3) and torch.isfinite(motion[0, 1:]).all()  # 3 observed frames (+ the imagined one)
+    observed = seen["observed"]
+    assert warped.shape == (1, 4, 2, 4) and (warped[:, 0] == -1).all() and (warped[:, -1] == -1).all()  # the rollout warps the imagined frame
+    for f in (1, 2):  # each observed frame's warped previous frame: the frame before it, warped by the motion into it
+        assert torch.equal(warped[:, f], warper(observed[:, f - 1], motion[:, f]))
+    assert torch.equal(torch.from_numpy(plans[-1].extras["imagined_tokens"]), seen["out"][0])
+    # Without the mount: told nothing, as in the world model's conditioning dropout.
+    rollouts.clear()
+    VAMPlanner(model, tokenizer, vam_config()).plan(synthetic_observations(1, 24, 48, seed=1)[0])
+    assert rollouts[-1]["ego_motion"] is None and rollouts[-1]["warped_prev"] is None and rollouts[-1]["warper"] is None

@@ -153,6 +153,25 @@ def test_other_cameras_are_accepted_but_not_decoded():
     assert request.front_rgb.shape == (9, 16, 3)
 
 
+def test_camera_mount_is_read_from_camera2ego_when_sent():
+    assert parse_infer_request(_payload()).front_extrinsics is None  # optional: NeuroNCAP sends it, other clients may not
+    mount = PinholeCamera.nuscenes_cam_front(height=72, width=128, pitch_rad=0.03).extrinsics()
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = mount.rotation_matrix(), mount.translation_m
+    calibration = {"camera2image": {"CAM_FRONT": NUSCENES_FRONT_K.tolist()}, "camera2ego": {"CAM_FRONT": matrix.tolist()}}
+    request = parse_infer_request(_payload(calibration=calibration))
+    np.testing.assert_allclose(request.front_extrinsics.rotation_matrix(), mount.rotation_matrix(), atol=1e-12)
+    np.testing.assert_allclose(request.front_extrinsics.translation_m, mount.translation_m, atol=1e-12)
+    assert request.front_extrinsics.pitch_rad == pytest.approx(0.03)
+    observation = EpisodeBuffer(BufferConfig()).observe(request)
+    assert observation.camera_extrinsics == request.front_extrinsics
+    matrix[:3, :3] *= 2.0  # not a rotation
+    calibration["camera2ego"]["CAM_FRONT"] = matrix.tolist()
+    with pytest.raises(RequestError) as info:
+        parse_infer_request(_payload(calibration=calibration))
+    assert (info.value.status, info.value.field) == (422, "calibration.camera2ego.CAM_FRONT") and "rotation" in info.value.message
+
+
 def test_parse_errors_name_the_field_and_status():
     with pytest.raises(RequestError) as info:
         parse_infer_request(_payload(canbus=[0.0] * 15 + [float("inf")]))

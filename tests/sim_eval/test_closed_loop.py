@@ -64,6 +64,21 @@ def test_a_failing_planner_is_a_failed_run_not_a_crash(mode, reason):
     assert result.log.num_steps >= 5  # what ran before the failure is kept
 
 
+def test_observations_carry_the_camera_mount():
+    from sim_eval.runner import make_camera
+
+    class Recording(_Scripted):
+        def plan(self, obs):
+            seen.append(obs)
+            return super().plan(obs)
+
+    seen = []
+    run_episode(build_scenario("smoke", 0, 0), Recording("raise", after=3), SMALL, expert_progress_m=50.0)
+    mount = make_camera(SMALL).camera.extrinsics()
+    assert len(seen) == 4 and all(o.camera_extrinsics == mount for o in seen)
+    assert mount.height_m == pytest.approx(make_camera(SMALL).camera.mount_height_m)
+
+
 def test_same_seed_same_frames_and_metrics():
     from sim_eval.runner import make_camera
 

@@ -260,14 +260,13 @@ def test_warp_prev_stores_the_warped_previous_frame_tokens_across_chunks(tokeniz
 
     from data.schema import CameraIntrinsics
     from sim_eval.render.camera_model import PinholeCamera
-    from sim_eval.synth import camera_extrinsics
     from world_model.gpt.ego_motion import frame_motions
     from world_model.token_sources import TokenSource, source_windows
     from world_model.tokenizer import load_tokenizer
     from world_model.warp_tokens import warped_frame_tokens
 
     pinhole = PinholeCamera.nuscenes_cam_front(height=16, width=32)
-    camera = (CameraIntrinsics.from_matrix(pinhole.intrinsic_matrix, 32, 16), camera_extrinsics(pinhole))
+    camera = (CameraIntrinsics.from_matrix(pinhole.intrinsic_matrix, 32, 16), pinhole.extrinsics())
     clips = tmp_path / "clips"
     with ClipStoreWriter(clips, "test", {"t": 1}, codec="png") as w:
         w.add("a", [replace(_textured(turning_clip("cam", num_frames=8, hw=(16, 32)), 0), intrinsics=camera[0], extrinsics=camera[1])])

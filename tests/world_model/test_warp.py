@@ -8,7 +8,6 @@ import pytest
 
 from data.schema import CameraIntrinsics
 from sim_eval.render.camera_model import PinholeCamera
-from sim_eval.synth import camera_extrinsics
 from world_model.warp import ground_homography, ground_source_pixels, warp_frames
 
 SKY = 200.0
@@ -61,10 +60,10 @@ def test_warp_is_exact_on_a_flat_textured_ground(pitch_rad, motion):
     now, _ = render_ground(cam, pose_now)
     truth, dist = render_ground(cam, pose_next)
     intr = CameraIntrinsics.from_matrix(cam.intrinsic_matrix, cam.width, cam.height)
-    warp = warp_frames(now[None], intr, camera_extrinsics(cam), np.array([motion]))
+    warp = warp_frames(now[None], intr, cam.extrinsics(), np.array([motion]))
     pred, on_ground = warp.frames[0], warp.on_ground[0]
     # Geometry: every warped pixel samples exactly where the camera model projects its ground point.
-    src, _ = ground_source_pixels(intr, camera_extrinsics(cam), np.array(motion))
+    src, _ = ground_source_pixels(intr, cam.extrinsics(), np.array(motion))
     rows, cols = np.nonzero(on_ground)
     world = _ground_points(cam, pose_next, rows, cols)
     np.testing.assert_allclose(cam.world_to_pixels(world, pose_now).uv_px, src[rows, cols], atol=1e-6)
@@ -87,7 +86,7 @@ def test_warp_is_exact_on_a_flat_textured_ground(pitch_rad, motion):
 def test_homography_agrees_with_the_ray_cast_map_and_zero_motion_is_identity():
     cam = _camera(0.03)
     intr = CameraIntrinsics.from_matrix(cam.intrinsic_matrix, cam.width, cam.height)
-    ext = camera_extrinsics(cam)
+    ext = cam.extrinsics()
     motion = np.array([1.0, 0.2, 0.05])
     src, ok = ground_source_pixels(intr, ext, motion)
     hom = ground_homography(intr, ext, motion)
@@ -107,6 +106,6 @@ def test_bad_inputs_are_refused():
     cam = _camera()
     intr = CameraIntrinsics.from_matrix(cam.intrinsic_matrix, cam.width, cam.height)
     with pytest.raises(ValueError, match="intrinsics"):
-        warp_frames(np.zeros((1, 10, 10, 3), np.uint8), intr, camera_extrinsics(cam), np.zeros((1, 3)))
+        warp_frames(np.zeros((1, 10, 10, 3), np.uint8), intr, cam.extrinsics(), np.zeros((1, 3)))
     with pytest.raises(ValueError, match="ego motions"):
-        warp_frames(np.zeros((2, cam.height, cam.width, 3), np.uint8), intr, camera_extrinsics(cam), np.zeros((1, 3)))
+        warp_frames(np.zeros((2, cam.height, cam.width, 3), np.uint8), intr, cam.extrinsics(), np.zeros((1, 3)))

@@ -9,7 +9,6 @@ import torch
 
 from data.schema import CameraIntrinsics
 from sim_eval.render.camera_model import PinholeCamera
-from sim_eval.synth import camera_extrinsics
 from world_model.gpt.config import GPTConfig
 from world_model.gpt.generate import generate_frame, rollout
 from world_model.gpt.model import GPT
@@ -112,7 +111,7 @@ def test_generate_frame_drafts_from_the_warped_frame():
 
 def _camera() -> tuple[CameraIntrinsics, object]:
     cam = PinholeCamera.nuscenes_cam_front(height=32, width=64)
-    return CameraIntrinsics.from_matrix(cam.intrinsic_matrix, cam.width, cam.height), camera_extrinsics(cam)
+    return CameraIntrinsics.from_matrix(cam.intrinsic_matrix, cam.width, cam.height), cam.extrinsics()
 
 
 def _tokenizer() -> ConvTokenizer:
