@@ -404,7 +404,7 @@ def build_markdown(metrics: dict[str, Any], profile: dict[str, Any], commands: l
         parts.append(md_table(["variant", "suite", "score", "+- s.e.", "NCAP score", "+- s.e.", "collision rate", "episodes",
                                "paired gain vs observed", "+- s.e."], rows))
         parts += ["", "`observed`: the planner as trained; `imagine`: the same weights attending to frames the world model "
-                  "generates; `no_video`: the ego-status-only MLP; baselines for reference. The paired gain is the mean per-episode "
+                  "generates (a conditioned world model told the previous plan's motion); `no_video`: the ego-status-only MLP; baselines for reference. The paired gain is the mean per-episode "
                   "difference from the observed row on the same episodes (NCAP score on NCAP suites, else score)."]
     else:
         parts.append("The ablation did not run.")
