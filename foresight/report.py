@@ -171,11 +171,15 @@ def ncap_average(closed: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
 
 
 def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Plain comparisons: does the world model beat copying, does the planner beat constant velocity?"""
+    """Plain comparisons: does the world model beat copying, does the planner beat constant velocity?
+
+    Where a paired gain with its standard error is known (world model vs copy-last, closed-loop suites,
+    the NCAP average), True means better by more than 2 standard errors: a difference within noise is
+    not a win. The open-loop minADE (no paired error here) is the plain comparison."""
     out: dict[str, Any] = {}
     wm = metrics.get("world_model")
     if wm and "gain_vs_copy_last_t1" in wm:
-        out["world_model_beats_copy_last_t1"] = wm["gain_vs_copy_last_t1"] > 0
+        out["world_model_beats_copy_last_t1"] = _resolved_win(wm["gain_vs_copy_last_t1"], wm.get("gain_vs_copy_last_t1_stderr"))
     ol = metrics.get("open_loop") or {}
     if "vam" in ol and "constant_velocity" in ol:
         out["vam_beats_constant_velocity_open_loop_min_ade"] = ol["vam"]["min_ade"] < ol["constant_velocity"]["min_ade"]
@@ -184,11 +188,20 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
         cv = (cl.get("constant_velocity") or {}).get(suite)
         if cv:
             key = "ncap_score" if m.get("ncap_score") is not None else "score"
-            out[f"vam_beats_constant_velocity_closed_loop_{suite}"] = m[key] > cv[key]
+            paired = m.get("paired_vs_constant_velocity")
+            gain, err = (paired["gain"], paired["stderr"]) if paired else (m[key] - cv[key], None)
+            out[f"vam_beats_constant_velocity_closed_loop_{suite}"] = _resolved_win(gain, err)
     avg = metrics.get("ncap_average") or {}
     if "vam" in avg and "constant_velocity" in avg:
-        out["vam_beats_constant_velocity_ncap_average"] = avg["vam"]["ncap_score"] > avg["constant_velocity"]["ncap_score"]
+        paired = avg["vam"].get("paired_vs_constant_velocity")
+        gain, err = (paired["gain"], paired["stderr"]) if paired else (avg["vam"]["ncap_score"] - avg["constant_velocity"]["ncap_score"], None)
+        out["vam_beats_constant_velocity_ncap_average"] = _resolved_win(gain, err)
     return out
+
+
+def _resolved_win(gain: float, stderr: float | None) -> bool:
+    """gain > 0, and by more than 2 standard errors when its standard error is known."""
+    return bool(gain > 0 and (stderr is None or gain > 2 * stderr))
 
 
 def _verdict_lines(metrics: dict[str, Any]) -> list[str]:

@@ -130,4 +130,12 @@ def test_ncap_average_over_the_three_suites_with_paired_gain():
     assert abs(avg["vam"]["paired_vs_constant_velocity"]["gain"] - 1.0) < 1e-12
     assert abs(avg["vam"]["paired_vs_constant_velocity"]["stderr"] - (3 * 0.09) ** 0.5 / 3) < 1e-12
     assert "paired_vs_constant_velocity" not in avg["constant_velocity"]
-    assert verdict({"closed_loop": closed, "ncap_average": avg})["vam_beats_constant_velocity_ncap_average"] is True
+    won = verdict({"closed_loop": closed, "ncap_average": avg})
+    assert won["vam_beats_constant_velocity_ncap_average"] is True  # +1.0 +- 0.17: resolved
+    assert won["vam_beats_constant_velocity_closed_loop_ncap_stationary"] is True  # paired +2.0 +- 0.3
+    assert won["vam_beats_constant_velocity_closed_loop_ncap_side"] is False  # a tie is no win
+    closed["vam"]["nominal"]["paired_vs_constant_velocity"] = {"metric": "score", "gain": 0.05, "stderr": 0.10, "episodes": 30}
+    closed["constant_velocity"]["nominal"] = {"score": 0.5, "ncap_score": None}
+    within_noise = verdict({"closed_loop": closed, "world_model": {"gain_vs_copy_last_t1": 0.3, "gain_vs_copy_last_t1_stderr": 0.2}})
+    assert within_noise["vam_beats_constant_velocity_closed_loop_nominal"] is False  # ahead on the mean, within 2 standard errors
+    assert within_noise["world_model_beats_copy_last_t1"] is False
