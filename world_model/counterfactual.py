@@ -94,11 +94,7 @@ def counterfactual_rollouts(
     motion = torch.cat(
         [context_motion.float().cpu()[None].expand(len(maneuvers), -1, -1), torch.from_numpy(future)], dim=1
     ).to(context_tokens.device)  # (M, Tc + F, 3)
-    warped = None
-    if context_warped is not None:
-        warped = torch.cat(
-            [context_warped.expand(len(maneuvers), -1, -1, -1), torch.full_like(context_warped[:1, :1], -1).expand(len(maneuvers), n_future, -1, -1)], dim=1
-        )  # (M, Tc + F, h, w): the future frames' from the warper
+    warped = None if context_warped is None else context_warped.expand(len(maneuvers), -1, -1, -1)  # (M, Tc, h, w); the future's from the warper
     tokens = rollout(
         model, context_tokens.expand(len(maneuvers), -1, -1, -1), n_future, SamplingConfig.greedy(), ego_motion=motion, warped_prev=warped, warper=warper
     )

@@ -110,8 +110,7 @@ class VideoActionModel(nn.Module):
             ego_motion = None
         warped_prev = None
         if c.prev_frame_warp and ego_motion is not None:
-            context = window_warped_tokens(observed, ego_motion, warper)  # (B, T, h, w)
-            warped_prev = torch.cat([context, context.new_full((context.shape[0], n_frames, *context.shape[2:]), -1)], dim=1)
+            warped_prev = window_warped_tokens(observed, ego_motion, warper)  # (B, T, h, w); the rollout's warper does the imagined frames
         else:
             warper = None
         was_training = self.world_model.training

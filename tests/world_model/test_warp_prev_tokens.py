@@ -61,7 +61,7 @@ def test_config_and_shapes_are_checked():
     with pytest.raises(ValueError, match="warped_prev must be int64"):
         model(tokens, warped_prev=torch.zeros(1, 2, 3, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match="warped_prev must be int64"):
-        rollout(model, tokens, 1, ego_motion=torch.zeros(1, 3, 3), warped_prev=torch.zeros(1, 2, 2, 3, dtype=torch.int64))
+        rollout(model, tokens, 1, ego_motion=torch.zeros(1, 3, 3), warped_prev=torch.zeros(1, 4, 2, 3, dtype=torch.int64))  # neither 2 nor 2 + 1 frames
 
 
 @pytest.mark.parametrize("mode", ["cache", "no_cache", "token_by_token", "static"])
@@ -95,6 +95,11 @@ def test_rollout_with_a_warper_is_the_same_under_every_decoder_and_deterministic
     assert torch.equal(rollout(model, context, 3, ego_motion=motion, warped_prev=given, warper=warper), reference)
     # the first future frame's rows that the caller gave were not asked of the warper
     assert len(calls) == 3 - (1 if bool((given[:, 2] >= 0).flatten(1).all(dim=1).all()) else 0)
+    # the context's entries only: the future frames' are unknown, as if given as -1
+    context_warped = torch.randint(16, (2, 2, 2, 3), generator=g)
+    padded = torch.cat([context_warped, torch.full((2, 3, 2, 3), -1, dtype=torch.int64)], dim=1)
+    assert torch.equal(rollout(model, context, 3, ego_motion=motion, warped_prev=context_warped, warper=warper),
+                       rollout(model, context, 3, ego_motion=motion, warped_prev=padded, warper=warper))
 
 
 def test_generate_frame_drafts_from_the_warped_frame():

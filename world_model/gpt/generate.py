@@ -199,14 +199,18 @@ def rollout(
     motions of the future frames after NaN or the observed motions of the context.
 
     warped_prev: None, or (B, Tc + n_future, h, w) int64 the warped previous-frame tokens of the
-    context and future frames (-1 = unknown; a model with GPTConfig.prev_frame_warp); `warper` fills
-    the unknown entries of future frames from the frame before them and its motion (needs ego_motion).
+    context and future frames (-1 = unknown; a model with GPTConfig.prev_frame_warp), or the context's
+    only (B, Tc, h, w) (the future frames' unknown); `warper` fills the unknown entries of future frames
+    from the frame before them and its motion (needs ego_motion).
 
     Any Tc >= 1 works (only the newest max_frames - 1 frames are used). The window slides past the
     context as described in the module docstring; `on_window` sees one WindowEvent per frame.
     Frames are decoded as `generate_frame` decodes them (`speculative_block`, `stats`,
     `static_decoder`: the window is then prefilled for every frame).
     """
+    if warped_prev is not None and warped_prev.ndim == 4 and warped_prev.shape[1] == context_tokens.shape[1] and n_future_frames > 0:
+        unknown = warped_prev.new_full((warped_prev.shape[0], n_future_frames, *warped_prev.shape[2:]), -1)
+        warped_prev = torch.cat([warped_prev, unknown], dim=1)  # the context's only: the future frames' unknown
     _check_inputs(model, context_tokens, "rollout: context_tokens", ego_motion, context_tokens.shape[1] + n_future_frames, warped_prev)
     c = model.config
     if c.max_frames < 2:
