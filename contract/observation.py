@@ -52,6 +52,9 @@ class EpisodeInfo:
             raise ValueError(f"EpisodeInfo.episode_id must be a non-empty string, got {self.episode_id!r}")
 
 
+ROUTE_AHEAD_M = 100.0  # how much of its route the simulator tells a planner [m]
+
+
 @dataclass(frozen=True)
 class Observation:
     """Everything a (non-privileged) planner may use at one planning step.
@@ -69,6 +72,10 @@ class Observation:
     privileged:               ground truth for privileged planners only (None otherwise).
     camera_extrinsics:        the camera's mount on the ego (camera -> ego, data.schema.CameraExtrinsics),
                               or None where the source does not say (what a ground-plane warp needs).
+    route_ahead_xy:           (R, 2) [m] the route from the ego onwards in the current ego frame (x
+                              forward, y left), in driving order, the first point at (or next to) the
+                              ego, or None where the source gives only the command (NeuroNCAP's API).
+                              The simulator passes ROUTE_AHEAD_M of it.
     """
 
     frames_rgb: np.ndarray
@@ -83,6 +90,7 @@ class Observation:
     time_s: float
     privileged: PrivilegedState | None = None
     camera_extrinsics: CameraExtrinsics | None = None
+    route_ahead_xy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         frames = self.frames_rgb
@@ -133,3 +141,8 @@ class Observation:
         object.__setattr__(self, "ego_history_timestamps_s", read_only(history_times))
         object.__setattr__(self, "camera_intrinsics", read_only(intrinsics))
         object.__setattr__(self, "command", command)
+        if self.route_ahead_xy is not None:
+            route = finite_float_array(self.route_ahead_xy, "Observation.route_ahead_xy", (None, 2))
+            if len(route) < 1:
+                raise ValueError("Observation.route_ahead_xy must hold at least one point (R >= 1)")
+            object.__setattr__(self, "route_ahead_xy", read_only(route))

@@ -4,6 +4,12 @@ Poses live in the clip's local ENU frame (metres, yaw counter-clockwise from +x/
 accelerations and yaw rates are derived from the poses with the same rule for every source
 (central differences over +-`half_window_s` of the interpolated stream), so a 2 Hz nuScenes log,
 a 10 Hz nuPlan log and the simulator agree on what "speed" means.
+
+What a planner is told about its own motion at time t (its ego status) must not see past t: a
+central difference at t reads the poses up to t + 2 * half_window_s, i.e. the first half second of
+the very future it is asked to predict, which closed loop never has (the simulator reports the
+speed and acceleration it has now). `past_only=True` differences over the window [t - 2h, t]
+instead; the planner's windows use it with EGO_STATUS_HALF_WINDOW_S (planner/datamodule.py).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DERIVATIVE_HALF_WINDOW_S = 0.25
+EGO_STATUS_HALF_WINDOW_S = 0.1  # past-only ego status: speed over [t - 0.2 s, t], acceleration over [t - 0.4 s, t]
 
 
 def wrap_angle(angle_rad: np.ndarray | float) -> np.ndarray | float:
@@ -97,36 +104,42 @@ class PoseStream:
         cols.append(np.interp(t, ref, self.yaw_rad))
         return np.stack(cols, axis=-1)
 
-    def velocity_xy_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S) -> np.ndarray:
-        """(..., 2) world-frame velocity [m/s] by central differences (one-sided at the ends)."""
-        lo, hi = self._window(t_us, half_window_s)
+    def velocity_xy_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S, past_only: bool = False) -> np.ndarray:
+        """(..., 2) world-frame velocity [m/s] by central differences (one-sided at the ends; past_only:
+        backward differences over [t - 2 half_window_s, t])."""
+        lo, hi = self._window(t_us, half_window_s, past_only)
         dt = (hi - lo) * 1e-6
         return (self.pose_at(hi)[..., :2] - self.pose_at(lo)[..., :2]) / np.maximum(dt, 1e-6)[..., None]
 
-    def speed_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S) -> np.ndarray:
+    def speed_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S, past_only: bool = False) -> np.ndarray:
         """(...) planar speed [m/s]."""
-        return np.linalg.norm(self.velocity_xy_at(t_us, half_window_s), axis=-1)
+        return np.linalg.norm(self.velocity_xy_at(t_us, half_window_s, past_only), axis=-1)
 
-    def yaw_rate_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S) -> np.ndarray:
+    def yaw_rate_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S, past_only: bool = False) -> np.ndarray:
         """(...) yaw rate [rad/s], counter-clockwise positive."""
-        lo, hi = self._window(t_us, half_window_s)
+        lo, hi = self._window(t_us, half_window_s, past_only)
         dt = (hi - lo) * 1e-6
         return (self.pose_at(hi)[..., 3] - self.pose_at(lo)[..., 3]) / np.maximum(dt, 1e-6)
 
-    def accel_lon_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S) -> np.ndarray:
-        """(...) longitudinal acceleration [m/s^2]: d(velocity)/dt projected on the heading."""
-        lo, hi = self._window(t_us, half_window_s)
+    def accel_lon_at(self, t_us: np.ndarray | int, half_window_s: float = DERIVATIVE_HALF_WINDOW_S, past_only: bool = False) -> np.ndarray:
+        """(...) longitudinal acceleration [m/s^2]: d(velocity)/dt projected on the heading (past_only:
+        from the poses in [t - 4 half_window_s, t])."""
+        lo, hi = self._window(t_us, half_window_s, past_only)
         dt = (hi - lo) * 1e-6
-        dv = self.velocity_xy_at(hi, half_window_s) - self.velocity_xy_at(lo, half_window_s)
+        dv = self.velocity_xy_at(hi, half_window_s, past_only) - self.velocity_xy_at(lo, half_window_s, past_only)
         acc = dv / np.maximum(dt, 1e-6)[..., None]
         yaw = self.pose_at(t_us)[..., 3]
         return acc[..., 0] * np.cos(yaw) + acc[..., 1] * np.sin(yaw)
 
-    def _window(self, t_us: np.ndarray | int, half_window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    def _window(self, t_us: np.ndarray | int, half_window_s: float, past_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """[lo, hi] [us] of a difference at t: t -+ h, or [t - 2h, t] when past_only (clamped to the
+        stream: one-sided at its ends, where a past-only window at the first pose reads forward)."""
         t = np.asarray(t_us, dtype=np.float64)
         h = half_window_s * 1e6
-        lo = np.clip(t - h, self.start_us, self.end_us)
-        hi = np.clip(t + h, self.start_us, self.end_us)
+        lo = np.clip(t - 2 * h if past_only else t - h, self.start_us, self.end_us)
+        hi = np.clip(t if past_only else t + h, self.start_us, self.end_us)
+        hi = np.where(hi - lo < 1.0, np.clip(lo + 2 * h, self.start_us, self.end_us), hi)
+        lo = np.where(hi - lo < 1.0, np.clip(hi - 2 * h, self.start_us, self.end_us), lo)
         return lo, hi
 
     def in_ego_frame(self, t0_us: int, t_us: np.ndarray) -> np.ndarray:

@@ -30,6 +30,8 @@ class PlannerBatch:
     clip_index, frame_index: (B,) int64 where the window ends in the clip store
     tokens:           (B, T, h, w) int64 observed frames' tokens, the current one last (None: labels only)
     future_tokens:    (B, N, h, w) int64 the true next frames (imagine-mode teacher forcing), or None
+    route_path:       (B, M, 2) float32 [m] the route ahead every ROUTE_PATH_STEP_M in the current ego
+                      frame (data.route_points.route_path), or None when the model reads no route
     """
 
     trajectory: torch.Tensor
@@ -45,6 +47,7 @@ class PlannerBatch:
     frame_index: torch.Tensor
     tokens: torch.Tensor | None
     future_tokens: torch.Tensor | None
+    route_path: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.command.shape[0])

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data.ego_motion import EGO_STATUS_HALF_WINDOW_S
+from data.route_points import route_path
 from data.schema import FutureTrajectory, future_trajectory
 from data.store.reader import ClipStore
 from planner.action_model.ego_status import past_poses_at
@@ -43,7 +45,9 @@ class PlannerWindowSpec:
     frames precede the clip (oldest frame repeated); min_valid_waypoints: drop windows whose logged
     future is shorter; skip_perturbed: drop windows whose labelled future (now .. now + K dt)
     overlaps an interval in which the recording expert was deliberately perturbed (synthetic clips'
-    provenance `perturbed_intervals_us`): their future shows the injected offset, not a choice."""
+    provenance `perturbed_intervals_us`): their future shows the injected offset, not a choice;
+    route_path: each window carries the route ahead (the path driven from now on, as for the
+    command) resampled by data.route_points.route_path, for models that read the route."""
 
     n_observed_frames: int = 4
     n_future_frames: int = 0
@@ -55,6 +59,7 @@ class PlannerWindowSpec:
     pad_start: bool = True
     min_valid_waypoints: int = 1
     skip_perturbed: bool = True
+    route_path: bool = False
 
     def __post_init__(self) -> None:
         for name in ("n_observed_frames", "num_waypoints", "history_steps", "min_valid_waypoints"):
@@ -85,6 +90,7 @@ class WindowLabels:
     accel_mps2: float
     yaw_rate_rps: float
     past_poses: np.ndarray  # (P, 3) float32 [m, m, rad] at history_times_s
+    route_path: np.ndarray  # (M, 2) float32 [m] the route ahead every ROUTE_PATH_STEP_M, ego frame ((0, 2) without)
 
 
 def window_labels(store: ClipStore, clip_index: int, frame_index: int, spec: PlannerWindowSpec) -> WindowLabels | None:
@@ -99,7 +105,9 @@ def window_labels(store: ClipStore, clip_index: int, frame_index: int, spec: Pla
 
 
 def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec) -> WindowLabels:
-    speed = float(poses.speed_at(t0_us))
+    # The ego status from the poses up to t0 only (data/ego_motion.py): a central difference would
+    # hand the planner the first half second of the future it predicts, which closed loop never has.
+    speed = float(poses.speed_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True))
     # Known past poses: the logged stream between its start and now, at the history grid (as the
     # simulator's history), extended before the log by constant-speed extrapolation.
     grid_us = t0_us + np.round(spec.history_times_s * 1e6).astype(np.int64)
@@ -115,10 +123,21 @@ def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec)
         trajectory_valid=future.valid.astype(bool),
         command=command,
         speed_mps=speed,
-        accel_mps2=float(poses.accel_lon_at(t0_us)),
-        yaw_rate_rps=float(poses.yaw_rate_at(t0_us)),
+        accel_mps2=float(poses.accel_lon_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True)),
+        yaw_rate_rps=float(poses.yaw_rate_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True)),
         past_poses=past.astype(np.float32),
+        route_path=_route_path(poses, t0_us) if spec.route_path else np.zeros((0, 2), np.float32),
     )
+
+
+def _route_path(poses, t0_us: int) -> np.ndarray:
+    """(M, 2) float32 the driven path from t0 on (the route a log implies, as for its command),
+    resampled by data.route_points.route_path, in the ego frame at t0."""
+    origin = poses.pose_at(t0_us)
+    path = poses.future_path_xy(t0_us) - origin[None, :2]  # (N, 2) world offsets from the ego
+    c, s = np.cos(origin[3]), np.sin(origin[3])
+    local = np.stack([c * path[:, 0] + s * path[:, 1], -s * path[:, 0] + c * path[:, 1]], axis=1)
+    return route_path(local).astype(np.float32)
 
 
 def _perturbed_intervals_us(meta: dict[str, Any]) -> np.ndarray:
@@ -251,6 +270,13 @@ class PlannerWindowDataset(Dataset):
         """(N,) int64 the route command of every window (RIGHT 0, LEFT 1, STRAIGHT 2)."""
         return np.array([labels.command for labels in self._labels], dtype=np.int64)
 
+    @property
+    def suites(self) -> np.ndarray:
+        """(N,) str the scenario suite each window's clip was recorded in (its provenance `suite`;
+        "" for clips that name none, e.g. logged driving)."""
+        by_clip = {ci: str((self.clips.meta(ci).get("provenance") or {}).get("suite", "")) for ci in set(self._clip_index)}
+        return np.array([by_clip[ci] for ci in self._clip_index], dtype=object)
+
     def __getitem__(self, i: int) -> PlannerBatch:
         used, j, step = self._index[i]
         s = self.spec
@@ -279,6 +305,7 @@ class PlannerWindowDataset(Dataset):
             frame_index=torch.tensor(j, dtype=torch.int64),
             tokens=tokens,
             future_tokens=future_tokens,
+            route_path=torch.from_numpy(labels.route_path) if s.route_path else None,
         )
 
 

@@ -279,6 +279,7 @@ def planner_windows(model: VideoActionModel, tokenizer: Any, frame_period_s: flo
         history_dt_s=c.ego_history_dt_s,
         pad_start=True,
         min_valid_waypoints=c.num_waypoints,
+        route_path=c.uses_route,
     )
     tokens = None
     if c.uses_video:

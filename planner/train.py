@@ -78,6 +78,9 @@ class TrainSettings:
     val_fraction: share of clips held out for validation; val_max_windows: evenly spaced subset used.
     turn_oversample: each window whose command is LEFT or RIGHT appears this many times per pass
     over the data (1: as recorded; turns are ~18% of synthetic windows).
+    suite_oversample: {suite: n}: windows of clips recorded in that scenario suite (provenance
+    `suite` of synthetic clips and DAgger rollouts) appear n times per pass (multiplies
+    turn_oversample); unlisted suites once.
     num_workers: DataLoader worker processes.
     """
 
@@ -96,6 +99,7 @@ class TrainSettings:
     teacher_forcing: bool
     val_fraction: float
     turn_oversample: int
+    suite_oversample: dict[str, int]
     val_max_windows: int
     val_every_n_steps: int
     plot_every_n_steps: int
@@ -109,6 +113,9 @@ class TrainSettings:
         for name in ("batch_size", "max_steps", "val_every_n_steps", "plot_every_n_steps", "checkpoint_every_n_steps", "log_every_n_steps", "turn_oversample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"planner.train.{name} must be >= 1, got {getattr(self, name)}")
+        bad = {k: v for k, v in dict(self.suite_oversample).items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+        if bad:
+            raise ValueError(f"planner.train.suite_oversample: repeats must be integers >= 1, got {bad}")
         if self.plot_windows < 0 or self.val_max_windows < 1 or self.num_workers < 0:
             raise ValueError(f"planner.train: plot_windows and num_workers must be >= 0 and val_max_windows >= 1, got {self}")
 
@@ -213,6 +220,7 @@ def window_spec(action: ActionModelConfig, n_observed_frames: int, p: PlannerPro
         history_steps=action.ego_history_steps,
         history_dt_s=action.ego_history_dt_s,
         pad_start=p.pad_start,
+        route_path=action.uses_route,
     )
 
 
@@ -367,7 +375,7 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     if c.init_from:
         init_weights(module, c.init_from)
 
-    repeats = np.where(train_commands != int(Command.STRAIGHT), t.turn_oversample, 1) if t.turn_oversample > 1 else None
+    repeats = window_repeats(train_commands, np.concatenate([train_ds.suites, *(d.suites for d in dagger_sets)]), t)
     data = ResumableData(train_set, t.batch_size, t.max_steps, t.checkpoint_every_n_steps, t.seed, val=val_ds if has_val else None,
                          repeats=repeats, collate_fn=PlannerBatch.collate, num_workers=t.num_workers)
     stage_callbacks: list[Callback] = []
@@ -414,6 +422,14 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
 
         summary["dagger"] = run_dagger_rounds(c, out / "vam", callbacks)
     return summary
+
+
+def window_repeats(commands: np.ndarray, suites: np.ndarray, t: TrainSettings) -> np.ndarray | None:
+    """(N,) int how often each training window appears per pass: turn_oversample for LEFT / RIGHT
+    windows times suite_oversample[suite] (None: every window once)."""
+    repeats = np.where(commands != int(Command.STRAIGHT), t.turn_oversample, 1)
+    repeats = repeats * np.array([int(t.suite_oversample.get(s, 1)) for s in suites], dtype=np.int64).reshape(repeats.shape)
+    return None if bool((repeats == 1).all()) else repeats
 
 
 def dagger_windows(round_dir: DaggerRoundDir, spec: PlannerWindowSpec, tokenizer_identity: dict[str, Any] | None,

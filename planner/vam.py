@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from contract import EpisodeInfo, Observation, Plan, Planner
+from contract.observation import ROUTE_AHEAD_M
 from data.image import resize_rgb
 from data.schema import CameraIntrinsics
 from planner.action_model.checkpoint import load_vam_export
@@ -396,7 +397,7 @@ class VAMPlanner(Planner):
 
 def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_frames: int = 4, period_s: float = 0.5, speed_mps: float = 8.0) -> list[Observation]:
     """A stream of n observations every period_s with random frames (n_frames each, 2 Hz) of an ego
-    driving straight at speed_mps; for timing planners without a simulator."""
+    driving straight at speed_mps on a straight route; for timing planners without a simulator."""
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (n + n_frames - 1, height, width, 3), dtype=np.uint8)
     intrinsics = np.array([[width, 0.0, width / 2], [0.0, width, height / 2], [0.0, 0.0, 1.0]])
@@ -417,6 +418,7 @@ def synthetic_observations(n: int, height: int, width: int, seed: int = 0, n_fra
                 command=2,
                 camera_intrinsics=intrinsics,
                 time_s=now,
+                route_ahead_xy=np.array([[0.0, 0.0], [ROUTE_AHEAD_M, 0.0]]),
             )
         )
     return observations

@@ -21,6 +21,7 @@ import numpy as np
 
 from configs import build, defaults
 from contract import EpisodeInfo, Observation, Plan, Planner, PrivilegedState, ego_to_world, validate_plan, world_to_ego
+from contract.observation import ROUTE_AHEAD_M
 from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.dynamics.reference import ReferenceTrajectory
 from sim_eval.metrics.episode_log import EpisodeLog
@@ -206,7 +207,15 @@ class _Observer:
             time_s=float(e.time_s),
             privileged=privileged,
             camera_extrinsics=self.extrinsics,
+            route_ahead_xy=self.route_ahead(here),
         )
+
+    def route_ahead(self, here: np.ndarray) -> np.ndarray:
+        """(R, 2) [m] the scenario's route from the ego on, ROUTE_AHEAD_M of it, in the ego frame."""
+        route = self.sim.route_ahead_xy()
+        length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route, axis=0), axis=1))])
+        keep = int(np.searchsorted(length, ROUTE_AHEAD_M, side="left")) + 1  # up to the first point past it
+        return world_to_ego(route[:keep], here)
 
 
 def make_camera(cfg: RunnerConfig, planner: Planner | None = None) -> CameraRenderer:

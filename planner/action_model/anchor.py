@@ -30,3 +30,19 @@ def kinematic_anchor(speed_mps: torch.Tensor, accel_mps2: torch.Tensor, yaw_rate
     y = torch.cumsum(v_mid * torch.sin(yaw_mid) * h, dim=1)[:, SUBSTEPS - 1 :: SUBSTEPS]
     yaw = yaw_rate[:, None] * dt_s * torch.arange(1, num_waypoints + 1, dtype=torch.float64, device=speed.device)
     return torch.stack([x, y, yaw], dim=-1).float()
+
+
+def route_anchor(speed_mps: torch.Tensor, route_path_xy: torch.Tensor, num_waypoints: int, dt_s: float) -> torch.Tensor:
+    """(B, K, 3) [x forward m, y left m, yaw rad]: where the current speed held along the route
+    would put the ego at t = dt, 2 dt, ... K dt (the anchor "route": lateral motion from the route,
+    the flow generates the speed profile and any departure from it). route_path_xy: (B, M, 2) [m]
+    the route ahead (data.route_points.route_path); yaw: the route's heading there."""
+    from planner.action_model.route import points_along
+
+    path = route_path_xy.double()
+    times = dt_s * torch.arange(1, num_waypoints + 1, dtype=torch.float64, device=path.device)  # (K,)
+    s = speed_mps.double().clamp_min(0.0)[:, None].to(path.device) * times  # (B, K) arc lengths
+    xy = points_along(path, s)
+    ahead, behind = points_along(path, s + 0.25), points_along(path, (s - 0.25).clamp_min(0.0))  # heading at s
+    yaw = torch.atan2(ahead[..., 1] - behind[..., 1], ahead[..., 0] - behind[..., 0])
+    return torch.cat([xy, yaw[..., None]], dim=-1).float()

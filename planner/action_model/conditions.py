@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from contract import Observation
-from planner.action_model.anchor import kinematic_anchor
+from data.route_points import route_path
+from planner.action_model.anchor import kinematic_anchor, route_anchor
 from planner.action_model.config import NUM_COMMANDS, ActionModelConfig
 from planner.action_model.ego_status import ego_status_features
 
@@ -64,11 +65,18 @@ class ActionConditions:
         )
 
 
-def _anchor(speed: torch.Tensor, accel: torch.Tensor, yaw_rate: torch.Tensor, config: ActionModelConfig) -> torch.Tensor | None:
+def _anchor(speed: torch.Tensor, accel: torch.Tensor, yaw_rate: torch.Tensor, config: ActionModelConfig,
+            route: torch.Tensor | None = None) -> torch.Tensor | None:
     if config.anchor == "none":
         return None
-    if config.anchor == "straight":
+    if config.anchor == "route":
+        if route is None:
+            raise ValueError("anchor='route' needs the route path (B, M, 2)")
+        return route_anchor(speed, route, config.num_waypoints, config.waypoint_dt_s)
+    if config.anchor in ("straight", "constant_speed"):
         yaw_rate = torch.zeros_like(yaw_rate)
+    if config.anchor == "constant_speed":
+        accel = torch.zeros_like(accel)
     return kinematic_anchor(speed, accel, yaw_rate, config.num_waypoints, config.waypoint_dt_s)
 
 
@@ -79,9 +87,20 @@ def conditions_from_batch(batch: "PlannerBatch", config: ActionModelConfig) -> A
     if config.ego_status == "off":
         return ActionConditions(command)
     speed, accel, yaw_rate = batch.speed_mps, batch.accel_mps2, batch.yaw_rate_rps
-    ego = ego_status_features(speed, accel, yaw_rate, batch.frame_times_s, batch.past_poses, config)
-    anchor = _anchor(speed, accel, yaw_rate, config)
+    ego = ego_status_features(speed, accel, yaw_rate, batch.frame_times_s, batch.past_poses, config, batch.route_path)
+    anchor = _anchor(speed, accel, yaw_rate, config, batch.route_path)
     return ActionConditions(command, ego.to(command.device), None if anchor is None else anchor.to(command.device))
+
+
+def _route_path(observation: Observation, config: ActionModelConfig) -> torch.Tensor | None:
+    """(1, M, 2) float64 the observation's route ahead, resampled (None when the model reads no route)."""
+    if not config.uses_route:
+        return None
+    if observation.route_ahead_xy is None:
+        raise ValueError(f"this planner reads the route ahead (route_points_m={list(config.route_points_m)}, anchor={config.anchor!r}) "
+                         f"but the observation has no route_ahead_xy (a source that gives only the command; `foresight serve`: send "
+                         f"route_ahead, or route_if_missing=straight to assume the road goes straight on)")
+    return torch.from_numpy(route_path(observation.route_ahead_xy))[None]
 
 
 def conditions_from_observation(observation: Observation, config: ActionModelConfig) -> ActionConditions:
@@ -93,8 +112,10 @@ def conditions_from_observation(observation: Observation, config: ActionModelCon
     speed = torch.tensor([observation.speed_mps], dtype=torch.float64)
     accel = torch.tensor([observation.accel_mps2], dtype=torch.float64)
     yaw_rate = torch.tensor([observation.yaw_rate_rps], dtype=torch.float64)
+    route = _route_path(observation, config)
     ego = ego_status_features(
         speed, accel, yaw_rate, torch.tensor(times, dtype=torch.float64)[None],
         torch.tensor(np.asarray(observation.ego_history_xyyaw), dtype=torch.float64)[None], config,
+        route,
     )  # fmt: skip
-    return ActionConditions(command, ego, _anchor(speed, accel, yaw_rate, config))
+    return ActionConditions(command, ego, _anchor(speed, accel, yaw_rate, config, route))

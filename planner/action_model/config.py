@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from configs import build
+from data.route_points import ROUTE_PATH_LENGTH_M
 from world_model.gpt.config import GPTConfig
 
 # observed: actions attend to the observed frames; imagine: also to n_imagined_frames frames the
@@ -18,11 +19,13 @@ from world_model.gpt.config import GPTConfig
 VIDEO_MODES = ("observed", "imagine", "none")
 # off: no ego status; add: one embedding added to every action token; token: one extra token.
 EGO_STATUS_MODES = ("off", "add", "token")
-ANCHORS = ("none", "kinematic", "straight")
+ANCHORS = ("none", "kinematic", "straight", "constant_speed", "route")
 # full: speed, acceleration, yaw rate and past poses; speed: speed and acceleration only (no yaw rate,
 # no past poses: nothing to extrapolate the lateral motion from, so lateral control has to come from
-# the camera; the "copycat" lesson of behaviour cloning with past motion as input).
-EGO_FEATURES = ("full", "speed")
+# the camera; the "copycat" lesson of behaviour cloning with past motion as input); speed_only: the
+# speed alone (the same lesson for the longitudinal motion: a planner told its acceleration keeps
+# it, and in closed loop a first hesitation becomes a steady deceleration; docs/experiments.md).
+EGO_FEATURES = ("full", "speed", "speed_only")
 NUM_COMMANDS = 3  # RIGHT 0, LEFT 1, STRAIGHT 2 (data.command.Command)
 
 
@@ -44,13 +47,21 @@ class ActionModelConfig:
     before any learning and the model spends itself on what physics does not know; "straight": the
     same with the yaw rate left out (speed and acceleration straight ahead), so a heading error the
     planner itself caused is never extrapolated. Needs ego status in the inputs (ego_status 'add' or
-    'token'); position_scale_m then scales the offsets.
+    'token'); position_scale_m then scales the offsets. "constant_speed": straight ahead at the
+    current speed (no acceleration either), so no motion the planner caused is carried forward.
+    "route": the current speed held along the route ahead (needs the route, as route_points_m):
+    steering follows the route, the flow learns the speed profile and departures from the route.
     observed_frames: how many of the newest observed frames the action tokens attend to (0: as many
     as the world model's context holds, less the imagined ones); fewer frames make training and
     planning proportionally cheaper.
     ego_features: which ego status the model sees: "full" (speed, acceleration, yaw rate, past
-    poses) or "speed" (speed and acceleration only: no past lateral motion to copy, so steering has
-    to come from the camera).
+    poses), "speed" (speed and acceleration only: no past lateral motion to copy, so steering has
+    to come from the camera) or "speed_only" (no acceleration to copy either: when to speed up or
+    slow down has to come from the camera too).
+    route_points_m: distances [m] along the route ahead whose points (ego frame, each divided by its
+    distance) join the ego status (data/route_points.py): where the route goes, which the command
+    (LEFT / RIGHT / STRAIGHT 3 s ahead) leaves open; closed loop passes the scenario's route
+    (`Observation.route_ahead_xy`). Empty (the reference, and checkpoints from before it): none.
     waypoint_scale_power p: waypoint k of K (1-based) is scaled by position_scale_m * (k / K)^p,
     so the model's error, roughly even across waypoints in model space, shrinks on the near
     waypoints that a closed-loop controller actually executes before the next plan. 0: one scale
@@ -80,12 +91,23 @@ class ActionModelConfig:
     waypoint_scale_power: float
     observed_frames: int
     ego_features: str
+    route_points_m: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        route = tuple(float(d) for d in self.route_points_m)
+        if any(not d > 0 for d in route) or list(route) != sorted(set(route)):
+            raise ValueError(f"ActionModelConfig.route_points_m must be increasing distances > 0 [m], got {list(self.route_points_m)}")
+        object.__setattr__(self, "route_points_m", route)
+        if any(d > ROUTE_PATH_LENGTH_M for d in route):
+            raise ValueError(f"ActionModelConfig.route_points_m: the route path reaches {ROUTE_PATH_LENGTH_M} m, got {list(route)}")
+        if route and self.ego_status == "off":
+            raise ValueError("ActionModelConfig: route_points_m needs ego_status 'add' or 'token' (the route points join the ego status)")
         if self.ego_features not in EGO_FEATURES:
             raise ValueError(f"ActionModelConfig.ego_features must be one of {EGO_FEATURES}, got {self.ego_features!r}")
-        if self.ego_features == "speed" and self.anchor == "kinematic":
-            raise ValueError("ActionModelConfig: ego_features='speed' hides the yaw rate; anchor='kinematic' would extrapolate it anyway (use 'straight' or 'none')")
+        if self.ego_features in ("speed", "speed_only") and self.anchor == "kinematic":
+            raise ValueError(f"ActionModelConfig: ego_features={self.ego_features!r} hides the yaw rate; anchor='kinematic' would extrapolate it anyway (use 'straight', 'constant_speed' or 'none')")
+        if self.ego_features == "speed_only" and self.anchor == "straight":
+            raise ValueError("ActionModelConfig: ego_features='speed_only' hides the acceleration; anchor='straight' would extrapolate it anyway (use 'constant_speed' or 'none')")
         if not isinstance(self.observed_frames, int) or isinstance(self.observed_frames, bool) or self.observed_frames < 0:
             raise ValueError(f"ActionModelConfig.observed_frames must be an int >= 0 (0: the world model's context), got {self.observed_frames!r}")
         if not 0.0 <= self.waypoint_scale_power <= 3.0:
@@ -133,8 +155,14 @@ class ActionModelConfig:
     @property
     def ego_status_dim(self) -> int:
         """Ego features: speed, accel, yaw rate, then (x, y, yaw) at each past step (ego_features
-        'full'); speed and accel ('speed')."""
-        return 2 if self.ego_features == "speed" else 3 + 3 * self.ego_history_steps
+        'full'); speed and accel ('speed'); speed ('speed_only'); then (x, y) / distance of each route point."""
+        motion = {"speed": 2, "speed_only": 1}.get(self.ego_features, 3 + 3 * self.ego_history_steps)
+        return motion + 2 * len(self.route_points_m)
+
+    @property
+    def uses_route(self) -> bool:
+        """Whether the model reads the route ahead (route points in the ego status, or the route anchor)."""
+        return bool(self.route_points_m) or self.anchor == "route"
 
     @property
     def uses_video(self) -> bool:

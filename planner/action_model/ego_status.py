@@ -2,7 +2,9 @@
 
 Features (ActionModelConfig.ego_status_dim = 3 + 3 n): speed / speed_scale, accel / accel_scale,
 yaw_rate / yaw_rate_scale, then for k = 1..n the pose at time -k * ego_history_dt_s in the current
-ego frame: x / history_scale, y / history_scale, yaw / yaw_scale. Past poses are linearly
+ego frame: x / history_scale, y / history_scale, yaw / yaw_scale (ego_features "speed" /
+"speed_only": the first two / the first one); then, with route_points_m, each route point's (x, y)
+divided by its distance along the route. Past poses are linearly
 interpolated from whatever history is given (dataset windows at 2 Hz, simulator history at any
 rate); before the oldest known pose the ego is extrapolated backwards at the current speed along
 the oldest heading, so a short history (the start of an episode) still gives a plausible vector.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from planner.action_model.config import ActionModelConfig
+from planner.action_model.route import points_along
 
 
 def past_poses_at(
@@ -58,15 +61,42 @@ def ego_status_features(
     history_times_s: torch.Tensor,
     history_xyyaw: torch.Tensor,
     config: ActionModelConfig,
+    route_path: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Normalised ego status (B, ego_status_dim) float32 (speed and accel only when
-    config.ego_features is "speed").
+    config.ego_features is "speed"; speed alone when it is "speed_only"), then the route points.
 
     speed_mps, accel_mps2, yaw_rate_rps: (B,) current values; history_times_s (B, P) [s] relative to
-    now (the newest <= 0); history_xyyaw (B, P, 3) past rear-axle poses in the current ego frame.
+    now (the newest <= 0); history_xyyaw (B, P, 3) past rear-axle poses in the current ego frame;
+    route_path (B, M, 2) [m] the route ahead (data.route_points.route_path) in the current ego frame,
+    required when config.route_points_m is not empty: its points at those distances, each divided by
+    its distance, end the vector.
     """
+    motion = _motion_features(speed_mps, accel_mps2, yaw_rate_rps, history_times_s, history_xyyaw, config)
+    n_route = len(config.route_points_m)
+    if not n_route:
+        return motion
+    if route_path is None or route_path.ndim != 3 or route_path.shape[0] != speed_mps.shape[0]:
+        got = None if route_path is None else tuple(route_path.shape)
+        raise ValueError(f"ego status: route_points_m={list(config.route_points_m)} needs the route path (B, M, 2), got {got}")
+    distances = torch.tensor(config.route_points_m, dtype=torch.float64, device=route_path.device)
+    points = points_along(route_path.double(), distances)  # (B, R, 2)
+    route = (points / distances[None, :, None]).flatten(1).float()  # (B, 2R)
+    return torch.cat([motion, route.to(motion.device)], dim=-1)
+
+
+def _motion_features(
+    speed_mps: torch.Tensor,
+    accel_mps2: torch.Tensor,
+    yaw_rate_rps: torch.Tensor,
+    history_times_s: torch.Tensor,
+    history_xyyaw: torch.Tensor,
+    config: ActionModelConfig,
+) -> torch.Tensor:
     c = config
     device = speed_mps.device
+    if c.ego_features == "speed_only":
+        return (speed_mps.double() / c.speed_scale_mps)[:, None].float()
     if c.ego_features == "speed":
         return torch.stack([speed_mps.double() / c.speed_scale_mps, accel_mps2.double() / c.accel_scale_mps2], dim=-1).float()
     query = -c.ego_history_dt_s * torch.arange(1, c.ego_history_steps + 1, dtype=torch.float64, device=device)  # (n,) newest first

@@ -56,7 +56,7 @@ class ServerConfig:
     in configs/serve.yaml (`ServerConfig.default()`), which also says what each one is.
 
     camera:            which of the six images the planner sees (its intrinsics must be in calibration).
-    num_frames, history_s, frame_hw: the observation buffer, see `BufferConfig`.
+    num_frames, history_s, frame_hw, route_if_missing: the observation buffer, see `BufferConfig`.
     max_body_bytes:    larger bodies get 413 unread.
     max_image_pixels:  larger images get 422 (checked from headers / tensor metadata before decoding).
     max_json_depth, max_json_values: deeper or bigger JSON bodies get 400 (values bounded before parsing).
@@ -72,6 +72,7 @@ class ServerConfig:
     num_frames: int
     history_s: float
     frame_hw: tuple[int, int] | None
+    route_if_missing: str
     max_body_bytes: int
     max_image_pixels: int
     max_json_depth: int
@@ -106,7 +107,7 @@ class ServerConfig:
         return server_config_from({**defaults("serve"), **changes})
 
     def buffer_config(self) -> BufferConfig:
-        return BufferConfig(num_frames=self.num_frames, history_s=self.history_s, frame_hw=self.frame_hw)
+        return BufferConfig(num_frames=self.num_frames, history_s=self.history_s, frame_hw=self.frame_hw, route_if_missing=self.route_if_missing)
 
 
 class _Admission:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from contract import Observation, world_to_ego
+from contract.observation import ROUTE_AHEAD_M
 from data.image import resize_rgb
 from data.schema import CameraIntrinsics
 from planner.server.schema import InferRequest, RequestError
@@ -23,17 +24,23 @@ from planner.server.schema import InferRequest, RequestError
 @dataclass(frozen=True)
 class BufferConfig:
     """num_frames: frames per observation (newest last); history_s: ego-history window [s];
-    frame_hw: resize frames to (H, W) [px] and scale the intrinsics to match, or None to keep them."""
+    frame_hw: resize frames to (H, W) [px] and scale the intrinsics to match, or None to keep them;
+    route_if_missing: what the observation's route is when a request sends no `route_ahead`
+    (NeuroNCAP sends none): "none" (a planner that reads the route then fails the call, saying so)
+    or "straight" (straight ahead along the ego's heading, ROUTE_AHEAD_M long)."""
 
     num_frames: int = 4
     history_s: float = 2.0
     frame_hw: tuple[int, int] | None = None
+    route_if_missing: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_frames, int) or self.num_frames < 1:
             raise ValueError(f"BufferConfig.num_frames must be an int >= 1, got {self.num_frames!r}")
         if not (isinstance(self.history_s, (int, float)) and math.isfinite(self.history_s) and self.history_s >= 0):
             raise ValueError(f"BufferConfig.history_s must be a finite number >= 0, got {self.history_s!r}")
+        if self.route_if_missing not in ("none", "straight"):
+            raise ValueError(f"BufferConfig.route_if_missing must be 'none' or 'straight', got {self.route_if_missing!r}")
         if self.frame_hw is not None:
             hw = tuple(self.frame_hw)
             if len(hw) != 2 or not all(isinstance(v, int) and v > 0 for v in hw):
@@ -100,7 +107,13 @@ class EpisodeBuffer:
             camera_intrinsics=intrinsics,
             time_s=time_s,
             camera_extrinsics=request.front_extrinsics,
+            route_ahead_xy=self._route(request),
         )
+
+    def _route(self, request: InferRequest) -> np.ndarray | None:
+        if request.route_ahead_xy is not None or self.config.route_if_missing == "none":
+            return request.route_ahead_xy
+        return np.array([[0.0, 0.0], [ROUTE_AHEAD_M, 0.0]])
 
     def _frame(self, request: InferRequest) -> tuple[np.ndarray, np.ndarray]:
         frame, k = request.front_rgb, request.front_intrinsics

@@ -17,6 +17,9 @@ Request body of POST /infer (JSON object):
     calibration: {camera2image: {camera: 3x3 intrinsics [px]}, camera2ego: {camera: 4x4}, lidar2ego: 4x4};
                  camera2image[camera] is required; camera2ego[camera] (the camera's rigid mount,
                  camera -> ego) is read when sent (a planner's ground-plane warp needs it).
+    route_ahead: optional (this project's extension; NeuroNCAP does not send it): [[x, y], ...] the
+                 route from the ego onwards in the ego frame of `ego2world` (x forward, y left) [m],
+                 in driving order; planners that read the route (anchor "route", route points) need it.
 
 Response body of POST /infer:
     {"trajectory": [[x, y]] * 6, "aux_outputs": {objects_in_bev, object_classes, object_scores,
@@ -84,6 +87,7 @@ class InferRequest:
     timestamp_us:     [us].
     command:          RIGHT / LEFT / STRAIGHT.
     front_extrinsics: the camera's mount (camera -> ego) from calibration.camera2ego, or None when not sent.
+    route_ahead_xy:   (R, 2) [m] the route ahead in the ego frame (`route_ahead`), or None when not sent.
     """
 
     front_rgb: np.ndarray
@@ -93,6 +97,7 @@ class InferRequest:
     timestamp_us: int
     command: Command
     front_extrinsics: CameraExtrinsics | None = None
+    route_ahead_xy: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.front_rgb.dtype != np.uint8 or self.front_rgb.ndim != 3 or self.front_rgb.shape[2] != 3:
@@ -216,7 +221,14 @@ def parse_infer_request(payload: dict[str, Any], camera: str = "CAM_FRONT", max_
     except ImageDecodeError as exc:
         raise RequestError(422, f"images.{camera}", str(exc)) from exc
 
+    route = None
+    if payload.get("route_ahead") is not None:
+        route = _number_array(payload["route_ahead"], "route_ahead", (None, 2))
+        if len(route) < 1:
+            raise RequestError(422, "route_ahead", "must hold at least one [x, y] point")
+
     return InferRequest(
+        route_ahead_xy=route,
         front_rgb=front,
         front_intrinsics=intrinsics,
         ego2world=ego2world,
@@ -235,8 +247,9 @@ def infer_response(trajectory_xy: np.ndarray) -> dict[str, Any]:
     return {"trajectory": trajectory.tolist(), "aux_outputs": dict.fromkeys(_AUX_OUTPUT_KEYS)}
 
 
-def _number_array(value: object, field: str, shape: tuple[int, ...]) -> np.ndarray:
-    """Nested JSON lists of exactly `shape` holding finite numbers (no bools, no strings) -> float64."""
+def _number_array(value: object, field: str, shape: tuple[int | None, ...]) -> np.ndarray:
+    """Nested JSON lists of exactly `shape` (None: any length) holding finite numbers (no bools, no
+    strings) -> float64."""
     flat: list[float] = []
 
     def walk(node: object, path: str, depth: int) -> None:
@@ -247,14 +260,15 @@ def _number_array(value: object, field: str, shape: tuple[int, ...]) -> np.ndarr
                 raise RequestError(422, path, f"must be finite, got {node}")
             flat.append(float(node))
             return
-        if not isinstance(node, list) or len(node) != shape[depth]:
+        if not isinstance(node, list) or (shape[depth] is not None and len(node) != shape[depth]):
             got = f"a list of {len(node)}" if isinstance(node, list) else type(node).__name__
-            raise RequestError(422, path, f"must be a list of {shape[depth]} (full shape {shape}), got {got}")
+            want = "any length" if shape[depth] is None else shape[depth]
+            raise RequestError(422, path, f"must be a list of {want} (full shape {shape}), got {got}")
         for i, child in enumerate(node):
             walk(child, f"{path}[{i}]", depth + 1)
 
     walk(value, field, 0)
-    return np.array(flat, dtype=np.float64).reshape(shape)
+    return np.array(flat, dtype=np.float64).reshape(tuple(-1 if n is None else n for n in shape))
 
 
 def _check_rigid(transform: np.ndarray, field: str) -> None:

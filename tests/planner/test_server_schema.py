@@ -172,6 +172,24 @@ def test_camera_mount_is_read_from_camera2ego_when_sent():
     assert (info.value.status, info.value.field) == (422, "calibration.camera2ego.CAM_FRONT") and "rotation" in info.value.message
 
 
+def test_route_ahead_is_read_when_sent():
+    assert parse_infer_request(_payload()).route_ahead_xy is None  # NeuroNCAP sends none
+    request = parse_infer_request(_payload(route_ahead=[[0.0, 0.0], [10.0, 0.5], [20, 2]]))
+    np.testing.assert_allclose(request.route_ahead_xy, [[0, 0], [10, 0.5], [20, 2]])
+    observation = EpisodeBuffer(BufferConfig()).observe(request)
+    np.testing.assert_allclose(observation.route_ahead_xy, request.route_ahead_xy)
+    for bad, field in (([[0.0, 0.0, 1.0]], "route_ahead[0]"), ([], "route_ahead"), ([[0.0, float("nan")]], "route_ahead[0][1]")):
+        with pytest.raises(RequestError) as info:
+            parse_infer_request(_payload(route_ahead=bad))
+        assert (info.value.status, info.value.field) == (422, field)
+    # Without one, the buffer can assume the road goes straight on (opt-in: NeuroNCAP sends none).
+    straight = EpisodeBuffer(BufferConfig(route_if_missing="straight")).observe(parse_infer_request(_payload()))
+    assert straight.route_ahead_xy[0].tolist() == [0.0, 0.0] and straight.route_ahead_xy[-1, 1] == 0.0
+    assert EpisodeBuffer(BufferConfig(route_if_missing="straight")).observe(request).route_ahead_xy.tolist() == request.route_ahead_xy.tolist()
+    with pytest.raises(ValueError, match="route_if_missing"):
+        BufferConfig(route_if_missing="guess")
+
+
 def test_parse_errors_name_the_field_and_status():
     with pytest.raises(RequestError) as info:
         parse_infer_request(_payload(canbus=[0.0] * 15 + [float("inf")]))

@@ -79,6 +79,32 @@ def test_observations_carry_the_camera_mount():
     assert mount.height_m == pytest.approx(make_camera(SMALL).camera.mount_height_m)
 
 
+def test_observations_carry_the_route_ahead_in_the_ego_frame():
+    from contract import world_to_ego
+    from contract.observation import ROUTE_AHEAD_M
+
+    class Recording(_Scripted):
+        privileged = True  # to read the true pose the route is seen from
+
+        def plan(self, obs):
+            seen.append(obs)
+            return super().plan(obs)
+
+    seen = []
+    scenario = build_scenario("smoke", 0, 0)
+    run_episode(scenario, Recording("raise", after=3), SMALL, expert_progress_m=50.0)
+    assert len(seen) == 4
+    for obs in seen:
+        route = obs.route_ahead_xy
+        assert route is not None and np.abs(route[0]).max() < 1e-6  # starts at the ego
+        length = np.linalg.norm(np.diff(route, axis=0), axis=1).sum()
+        assert ROUTE_AHEAD_M <= length < ROUTE_AHEAD_M + 20.0
+        # After the ego, every point is a point of the scenario's route seen from the ego.
+        ahead = world_to_ego(scenario.ego_route.path.points_xy, obs.privileged.ego_pose_xyyaw)
+        nearest = np.min(np.linalg.norm(route[1:, None] - ahead[None], axis=-1), axis=1)
+        assert nearest.max() < 1e-6
+
+
 def test_same_seed_same_frames_and_metrics():
     from sim_eval.runner import make_camera
 

@@ -1,0 +1,35 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from configs import build, defaults
+from data.store import ClipStore, ClipStoreWriter
+from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
+from planner.train import TrainSettings, window_repeats
+from tests.conftest import turning_clip
+
+
+def _train(**changes) -> TrainSettings:
+    return build(TrainSettings, {**defaults("planner_profile/tiny")["train"], **changes}, "planner.train")
+
+
+def test_turns_and_suites_repeat_as_configured():
+    commands = np.array([2, 0, 1, 2, 2])  # STRAIGHT, RIGHT, LEFT, STRAIGHT, STRAIGHT
+    suites = np.array(["nominal", "nominal", "ncap_side", "", "ncap_side"], dtype=object)
+    plain = _train(turn_oversample=1, suite_oversample={"nominal": 1})
+    assert window_repeats(commands, suites, plain) is None
+    both = _train(turn_oversample=2, suite_oversample={"nominal": 3, "ncap_side": 1})
+    assert window_repeats(commands, suites, both).tolist() == [3, 6, 2, 1, 1]
+    with pytest.raises(ValueError, match="suite_oversample"):
+        _train(suite_oversample={"nominal": 0})
+
+
+def test_windows_know_the_suite_their_clip_was_recorded_in(tmp_path):
+    with ClipStoreWriter(tmp_path, "test", {}, codec="png") as writer:
+        clip = turning_clip("a", num_frames=6, hw=(8, 8))
+        writer.add("a", [dataclasses.replace(clip, provenance={"suite": "hazard"})])
+        writer.add("b", [turning_clip("b", num_frames=4, hw=(8, 8))])  # no suite (logged driving)
+    store = ClipStore(tmp_path)
+    suites = PlannerWindowDataset(store, None, PlannerWindowSpec()).suites
+    assert suites.tolist() == ["hazard"] * 6 + [""] * 4
