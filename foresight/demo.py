@@ -269,6 +269,8 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
                          "overwrite=true", f"workers={workers}", f"videos={cl.get('videos', 1)}", f"runner.image_height={d['height']}", f"runner.image_width={d['width']}"]
             if planner == "vam":
                 overrides += [f"checkpoint={p.vam}", *vam_options]
+            elif planner == "ego_mlp":  # exported beside the planner: its ego status and route, no camera
+                overrides += [f"checkpoint={p.vam}"]
             stages.append(stage(f"closed_loop_{planner}_{suite}", "eval closed_loop", *overrides, expected_key="closed_loop"))
     ab = profile.get("ablation")
     if ab and ab.get("suites"):

@@ -131,6 +131,10 @@ def collect_metrics(paths: DemoPaths, profile: dict[str, Any], stage_seconds: di
         paired = paired_gain(paths.closed_loop("vam", suite) / "episodes.csv", paths.closed_loop("constant_velocity", suite) / "episodes.csv", key)
         if paired:
             m["paired_vs_constant_velocity"] = {"metric": key, **paired}
+        if suite in closed.get("ego_mlp", {}):  # the same inputs without the camera: what the video is worth
+            paired = paired_gain(paths.closed_loop("vam", suite) / "episodes.csv", paths.closed_loop("ego_mlp", suite) / "episodes.csv", key)
+            if paired:
+                m["paired_vs_ego_mlp"] = {"metric": key, **paired}
     if closed:
         metrics["closed_loop"] = closed
         average = ncap_average(closed)
@@ -191,6 +195,8 @@ def verdict(metrics: dict[str, Any]) -> dict[str, Any]:
             paired = m.get("paired_vs_constant_velocity")
             gain, err = (paired["gain"], paired["stderr"]) if paired else (m[key] - cv[key], None)
             out[f"vam_beats_constant_velocity_closed_loop_{suite}"] = _resolved_win(gain, err)
+        if m.get("paired_vs_ego_mlp"):
+            out[f"vam_beats_ego_mlp_closed_loop_{suite}"] = _resolved_win(m["paired_vs_ego_mlp"]["gain"], m["paired_vs_ego_mlp"]["stderr"])
     avg = metrics.get("ncap_average") or {}
     if "vam" in avg and "constant_velocity" in avg:
         paired = avg["vam"].get("paired_vs_constant_velocity")
@@ -235,6 +241,11 @@ def _verdict_lines(metrics: dict[str, Any]) -> list[str]:
                      f"{_noise_note(paired['gain'], paired['stderr'])}") if paired else ""
         lines.append(f"- Closed loop, {suite}: the planner {word} constant velocity ({name} {m[key]:.2f} vs {cv[key]:.2f}; "
                      f"collision rate {m['collision_rate']:.2f} vs {cv['collision_rate']:.2f}{pair_text}).")
+        ego = m.get("paired_vs_ego_mlp")
+        if ego:
+            lines.append(f"- Closed loop, {suite}: the planner vs the ego-status MLP (the same ego status and route, no camera): "
+                         f"{name} {m[key]:.2f} vs {cl['ego_mlp'][suite][key]:.2f}, paired {ego['gain']:+.2f} +- {ego['stderr']:.2f}"
+                         f"{_noise_note(ego['gain'], ego['stderr'])}.")
     avg = metrics.get("ncap_average") or {}
     if "vam" in avg:
         parts = [f"{p} {a['ncap_score']:.2f}" + (f" +- {a['ncap_score_stderr']:.2f}" if a.get("ncap_score_stderr") is not None else "") for p, a in avg.items()]

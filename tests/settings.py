@@ -25,7 +25,7 @@ REFERENCE_ACTION: dict[str, Any] = dict(
     video_mode="observed", n_imagined_frames=0, num_waypoints=6, waypoint_dt_s=0.5, predict_yaw=False, expert_width_ratio=0.25,
     dropout=0.0, ego_status="off", ego_history_steps=3, ego_history_dt_s=0.5, position_scale_m=70.0, yaw_scale_rad=1.0,
     history_scale_m=10.0, speed_scale_mps=10.0, accel_scale_mps2=2.0, yaw_rate_scale_rps=0.5, time_min_period=4e-3,
-    time_max_period=4.0, anchor="none", waypoint_scale_power=0.0, observed_frames=0, ego_features="full",
+    time_max_period=4.0, anchor="none", waypoint_scale_power=0.0, observed_frames=0, ego_features="full", route_points_m=(),
 )
 
 

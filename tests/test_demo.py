@@ -43,7 +43,7 @@ def demo(tmp_path_factory, request):
 
 def test_demo_writes_every_number_the_report_promises(demo):
     m = json.loads((demo / "metrics.json").read_text())
-    for planner in ("vam", "constant_velocity", "expert"):
+    for planner in ("vam", "ego_mlp", "constant_velocity", "expert"):
         row = m["closed_loop"][planner]["ncap_stationary"]
         assert {"score", "ncap_score", "collision_rate", "submetrics"} <= set(row)
         assert 0 <= row["score"] <= 1 and 0 <= row["ncap_score"] <= 5
@@ -77,7 +77,7 @@ def test_report_has_every_section_and_embeds_its_media(demo):
         assert (demo / link).is_file(), link
     videos = sorted(p.relative_to(demo).as_posix() for p in (demo / "eval" / "closed_loop").glob("*/*/videos/*.mp4"))
     strips = [link for link in links if link.startswith("figures/strips/")]
-    assert len(videos) == 3 and set(videos) <= set(links) and len(strips) == len(videos)  # a still strip above every episode video
+    assert len(videos) == 4 and set(videos) <= set(links) and len(strips) == len(videos)  # a still strip above every episode video
     assert "figures/world_model_rollouts.png" in links
     assert sorted(link for link in links if link.startswith("notebooks/")) == sorted(f"notebooks/{Path(n).stem}.html" for n in NOTEBOOKS)
     html = (demo / "report.html").read_text()
@@ -302,6 +302,10 @@ def test_paired_gain_over_shared_episodes_and_the_noise_note(tmp_path):
     }}  # fmt: skip
     (line,) = _verdict_lines(metrics)
     assert "beats constant velocity" in line and "paired gain +0.30 +- 0.44 over 3 episodes" in line and "within noise" in line
+    metrics["closed_loop"]["ego_mlp"] = {"nominal": {"score": 0.2, "ncap_score": None, "collision_rate": 0.3}}
+    metrics["closed_loop"]["vam"]["nominal"]["paired_vs_ego_mlp"] = {"metric": "score", "gain": 0.4, "stderr": 0.1, "episodes": 3}
+    lines = _verdict_lines(metrics)
+    assert "ego-status MLP" in lines[1] and "0.60 vs 0.20, paired +0.40 +- 0.10" in lines[1] and "within noise" not in lines[1]
 
 
 def test_dagger_rounds_profile_key_points_every_evaluation_at_the_last_round(tmp_path):

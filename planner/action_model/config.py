@@ -91,7 +91,7 @@ class ActionModelConfig:
     waypoint_scale_power: float
     observed_frames: int
     ego_features: str
-    route_points_m: tuple[float, ...] = ()
+    route_points_m: tuple[float, ...]
 
     def __post_init__(self) -> None:
         route = tuple(float(d) for d in self.route_points_m)
@@ -183,5 +183,6 @@ class ActionModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "ActionModelConfig":
-        """Rebuild from `to_dict` output (a checkpoint's JSON); unknown and missing keys are errors."""
-        return build(cls, values, "ActionModelConfig")
+        """Rebuild from `to_dict` output (a checkpoint's JSON); unknown and missing keys are errors,
+        except route_points_m, which checkpoints from before it lack (they read no route: [])."""
+        return build(cls, {"route_points_m": [], **values}, "ActionModelConfig")
