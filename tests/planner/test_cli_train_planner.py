@@ -56,7 +56,7 @@ def test_training_writes_logs_plots_and_a_self_contained_planner(trained_planner
     tokenizer_sha = load_image_tokenizer(tiny_pipeline.tokenizer).identity["weights_sha256"]
     assert meta["tokenizer"]["weights_sha256"] == tokenizer_sha
     assert meta["extra"]["tokenizer_path"] == "tokenizer.safetensors" and meta["extra"]["frame_period_s"] == 0.5
-    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 8, "aggregate": "cautious"}
+    assert meta["extra"]["steps"] == TRAIN_STEPS and meta["extra"]["inference"] == {"n_steps": 10, "solver": "euler", "n_samples": 16, "aggregate": "cautious"}
     # The tokenizer travels with the planner: the directory alone is enough, moved anywhere.
     assert load_image_tokenizer(vam).identity["weights_sha256"] == tokenizer_sha
     # The world model stayed frozen: its weights in the export are the input's, bit for bit.
@@ -96,7 +96,7 @@ def test_python_and_the_cli_registry_load_the_same_planner(trained_planner):
     vam = trained_planner / "vam"
     in_python, via_registry = VAMPlanner.from_checkpoint(vam), build_planner("vam", {"checkpoint": str(vam)})
     assert in_python.config == via_registry.config
-    assert in_python.config.inference.n_samples == 8 and in_python.config.inference.aggregate == "cautious"
+    assert in_python.config.inference.n_samples == 16 and in_python.config.inference.aggregate == "cautious"
     assert in_python.config.frame_period_s == 0.5 and in_python.plan_dt_s == 0.5 and in_python.num_waypoints == 6
     observations = synthetic_observations(3, height=64, width=128)
     for planner in (in_python, via_registry):
