@@ -26,6 +26,7 @@ import numpy as np
 
 from contract import EpisodeInfo, PrivilegedState
 from data.ego_motion import PoseStream
+from data.route_points import route_path
 from data.schema import CameraIntrinsics, Clip
 from data.store.manifest import Manifest
 from data.store.writer import ClipStoreWriter
@@ -33,7 +34,7 @@ from planner.dagger_labels import ExpertPlanLabels, write_labels
 from sim_eval.agents.expert import ExpertPlanner
 from sim_eval.agents.expert_mixing import ExpertMixingPlanner, expert_for
 from sim_eval.render.camera import CameraRenderer
-from sim_eval.runner import RunnerConfig, episode_id, expert_run, make_camera, run_episode
+from sim_eval.runner import RunnerConfig, episode_id, expert_run, make_camera, route_ahead_in_ego, run_episode
 from sim_eval.scenarios.suites import build_scenario
 from sim_eval.seeds import check_training_seeds
 from sim_eval.simulation import Simulation
@@ -83,8 +84,8 @@ def _coin_seed(round_index: int, ep: SynthEpisode) -> int:
 
 
 class _VisitedStates:
-    """At every camera frame of a rollout: the frame the planner saw, the route command, and the
-    expert's plan (K, 3) from the true state then. `on_frame(sim)` (tests) sees each such state."""
+    """At every camera frame of a rollout: the frame the planner saw, the route command, the
+    scenario's route ahead (M, 2) and the expert's plan (K, 3) from the true state then. `on_frame(sim)` (tests) sees each such state."""
 
     def __init__(self, camera: CameraRenderer, labeller: ExpertPlanner, every_steps: int,
                  on_frame: Callable[[Simulation], None] | None) -> None:
@@ -93,6 +94,7 @@ class _VisitedStates:
         self.times_us: list[int] = []
         self.commands: list[int] = []
         self.plans: list[np.ndarray] = []
+        self.routes: list[np.ndarray] = []
         self._step = 0
 
     def __call__(self, sim: Simulation, plan_world: np.ndarray | None) -> None:
@@ -100,6 +102,7 @@ class _VisitedStates:
             self.frames.append(self.camera.render(sim.render_scene()))  # what the runner renders for the planner
             self.times_us.append(int(round(sim.time_s * 1e6)))
             self.commands.append(int(sim.command()))
+            self.routes.append(route_path(route_ahead_in_ego(sim)))  # what the planner was told, not where it went
             self.plans.append(self.labeller.plan_poses(PrivilegedState(sim.scenario, sim.world, sim.ego)))
             if self.on_frame is not None:
                 self.on_frame(sim)
@@ -159,7 +162,7 @@ def record_rollout(ep: SynthEpisode, settings: RolloutSettings,
             "camera": {"mount_height_m": pinhole.mount_height_m, "mount_forward_m": pinhole.mount_forward_m},
         },
     )
-    labels = ExpertPlanLabels(np.stack(visited.plans), times_us, labeller.plan_dt_s)
+    labels = ExpertPlanLabels(np.stack(visited.plans), times_us, labeller.plan_dt_s, np.stack(visited.routes))
     return clip, labels
 
 

@@ -4,8 +4,11 @@ A DAgger clip records where the rolled-out planner actually drove; its training 
 is not the clip's own future but the privileged expert's plan from the state visited at t. Those
 plans live in `STORE/expert_labels/<clip_id>.npz` (written before the clip's shard, so a listed
 clip always has its labels): plans_xyyaw (T, K, 3) float32 [m, m, rad] in the ego frame at each
-frame, frame_timestamps_us (T,) int64 (the clip's, to check they belong together) and
-waypoint_dt_s [s], the spacing of the K waypoints.
+frame, frame_timestamps_us (T,) int64 (the clip's, to check they belong together),
+waypoint_dt_s [s], the spacing of the K waypoints, and route_path_xy (T, M, 2) float32 [m], the
+scenario's route ahead at each frame in the ego frame (data.route_points.route_path of what the
+closed loop hands the planner). A DAgger clip's route is the scenario's, not the path the planner
+drove (which is where it went astray); labels from before it was recorded have none.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class ExpertPlanLabels:
     plans_xyyaw: np.ndarray  # (T, K, 3) float32 [m, m, rad]
     frame_timestamps_us: np.ndarray  # (T,) int64
     waypoint_dt_s: float
+    route_path_xy: np.ndarray | None = None  # (T, M, 2) float32 [m]
 
     def __post_init__(self) -> None:
         plans = np.asarray(self.plans_xyyaw, dtype=np.float32)
@@ -40,6 +44,11 @@ class ExpertPlanLabels:
         object.__setattr__(self, "plans_xyyaw", plans)
         object.__setattr__(self, "frame_timestamps_us", times)
         object.__setattr__(self, "waypoint_dt_s", float(self.waypoint_dt_s))
+        if self.route_path_xy is not None:
+            route = np.asarray(self.route_path_xy, dtype=np.float32)
+            if route.ndim != 3 or route.shape[0] != len(times) or route.shape[2] != 2 or not np.isfinite(route).all():
+                raise ValueError(f"expert labels: route_path_xy must be finite (T, M, 2) for {len(times)} frames, got {route.shape}")
+            object.__setattr__(self, "route_path_xy", route)
 
     @property
     def num_waypoints(self) -> int:
@@ -57,8 +66,9 @@ def write_labels(store_dir: str | Path, clip_id: str, labels: ExpertPlanLabels) 
     path = Path(store_dir) / LABELS_DIR / _file_name(clip_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
+    route = {} if labels.route_path_xy is None else {"route_path_xy": labels.route_path_xy}
     np.savez(buffer, plans_xyyaw=labels.plans_xyyaw, frame_timestamps_us=labels.frame_timestamps_us,
-             waypoint_dt_s=np.float64(labels.waypoint_dt_s))
+             waypoint_dt_s=np.float64(labels.waypoint_dt_s), **route)
     atomic_write_bytes(path, buffer.getvalue())
     return path
 
@@ -74,4 +84,5 @@ def read_labels(store_dir: str | Path, clip_id: str) -> ExpertPlanLabels:
     if not path.is_file():
         raise ValueError(f"{store_dir}: clip {clip_id!r} has no expert labels ({path} is missing)")
     with np.load(path, allow_pickle=False) as f:
-        return ExpertPlanLabels(f["plans_xyyaw"], f["frame_timestamps_us"], float(f["waypoint_dt_s"]))
+        route = f["route_path_xy"] if "route_path_xy" in f.files else None
+        return ExpertPlanLabels(f["plans_xyyaw"], f["frame_timestamps_us"], float(f["waypoint_dt_s"]), route)

@@ -26,13 +26,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from contract import world_to_ego
 from data.ego_motion import EGO_STATUS_HALF_WINDOW_S
 from data.route_points import route_path
 from data.schema import FutureTrajectory, future_trajectory
 from data.store.reader import ClipStore
 from planner.action_model.ego_status import past_poses_at
 from planner.batch import PlannerBatch
-from planner.dagger_labels import read_labels
+from planner.dagger_labels import ExpertPlanLabels, read_labels
 from world_model.tokens.reader import TokenStore
 
 
@@ -46,8 +47,9 @@ class PlannerWindowSpec:
     future is shorter; skip_perturbed: drop windows whose labelled future (now .. now + K dt)
     overlaps an interval in which the recording expert was deliberately perturbed (synthetic clips'
     provenance `perturbed_intervals_us`): their future shows the injected offset, not a choice;
-    route_path: each window carries the route ahead (the path driven from now on, as for the
-    command) resampled by data.route_points.route_path, for models that read the route."""
+    route_path: each window carries the route ahead resampled by data.route_points.route_path, for
+    models that read the route: a log's is the path driven from now on (as for its command), a DAgger
+    clip's the scenario route its labels recorded (planner/dagger_labels.py)."""
 
     n_observed_frames: int = 4
     n_future_frames: int = 0
@@ -104,7 +106,8 @@ def window_labels(store: ClipStore, clip_index: int, frame_index: int, spec: Pla
     return _labels_at(poses, t0, int(commands[frame_index]), future, spec)
 
 
-def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec) -> WindowLabels:
+def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec, route: np.ndarray | None = None) -> WindowLabels:
+    """route: (M, 2) the route ahead when the clip records it (DAgger); None: the driven path."""
     # The ego status from the poses up to t0 only (data/ego_motion.py): a central difference would
     # hand the planner the first half second of the future it predicts, which closed loop never has.
     speed = float(poses.speed_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True))
@@ -126,18 +129,16 @@ def _labels_at(poses, t0_us: int, command: int, future, spec: PlannerWindowSpec)
         accel_mps2=float(poses.accel_lon_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True)),
         yaw_rate_rps=float(poses.yaw_rate_at(t0_us, EGO_STATUS_HALF_WINDOW_S, past_only=True)),
         past_poses=past.astype(np.float32),
-        route_path=_route_path(poses, t0_us) if spec.route_path else np.zeros((0, 2), np.float32),
+        route_path=(_route_path(poses, t0_us) if route is None else route.astype(np.float32)) if spec.route_path
+        else np.zeros((0, 2), np.float32),
     )
 
 
 def _route_path(poses, t0_us: int) -> np.ndarray:
     """(M, 2) float32 the driven path from t0 on (the route a log implies, as for its command),
     resampled by data.route_points.route_path, in the ego frame at t0."""
-    origin = poses.pose_at(t0_us)
-    path = poses.future_path_xy(t0_us) - origin[None, :2]  # (N, 2) world offsets from the ego
-    c, s = np.cos(origin[3]), np.sin(origin[3])
-    local = np.stack([c * path[:, 0] + s * path[:, 1], -s * path[:, 0] + c * path[:, 1]], axis=1)
-    return route_path(local).astype(np.float32)
+    here = poses.pose_at(t0_us)[[0, 1, 3]]  # x, y, yaw
+    return route_path(world_to_ego(poses.future_path_xy(t0_us), here)).astype(np.float32)
 
 
 def _perturbed_intervals_us(meta: dict[str, Any]) -> np.ndarray:
@@ -231,28 +232,29 @@ class PlannerWindowDataset(Dataset):
         horizon_us = int(round(s.num_waypoints * s.waypoint_dt_s * 1e6))
         used = len(self._tokens)
         added = 0
-        expert_plans = self._expert_plans(ci, meta["clip_id"], frame_us) if self.expert_labels else None
+        expert = self._expert_labels(ci, meta["clip_id"], frame_us) if self.expert_labels else None
         for j in range(first, last + 1):
             t0 = int(frame_us[j])
             if len(perturbed) and bool(np.any((perturbed[:, 0] < t0 + horizon_us) & (perturbed[:, 1] > t0))):
                 self.skipped_perturbed += 1
                 continue
-            if expert_plans is not None:
+            if expert is not None:
                 times = s.waypoint_dt_s * np.arange(1, s.num_waypoints + 1)
-                future = FutureTrajectory(expert_plans[j], times, np.ones(s.num_waypoints, bool))
+                future = FutureTrajectory(expert.plans_xyyaw[j], times, np.ones(s.num_waypoints, bool))
             else:
                 future = future_trajectory(poses, t0, s.num_waypoints * s.waypoint_dt_s, s.waypoint_dt_s)
             if int(future.valid.sum()) < s.min_valid_waypoints:
                 continue
             self._index.append((used, j, step))
-            self._labels.append(_labels_at(poses, t0, int(commands[j]), future, s))
+            route = None if expert is None or expert.route_path_xy is None else expert.route_path_xy[j]
+            self._labels.append(_labels_at(poses, t0, int(commands[j]), future, s, route))
             self._clip_index.append(ci)
             added += 1
         if added:
             self._tokens.append(None if self.tokens is None else np.asarray(self.tokens.clip_tokens(pos)))
 
-    def _expert_plans(self, ci: int, clip_id: str, frame_us: np.ndarray) -> np.ndarray:
-        """(T, K, 3) the expert's plans labelling clip `ci`, checked against the clip and the spec."""
+    def _expert_labels(self, ci: int, clip_id: str, frame_us: np.ndarray) -> ExpertPlanLabels:
+        """The expert's plans (and routes) labelling clip `ci`, checked against the clip and the spec."""
         labels = read_labels(self.clips.root, clip_id)
         s = self.spec
         if labels.num_waypoints != s.num_waypoints or abs(labels.waypoint_dt_s - s.waypoint_dt_s) > 1e-9:
@@ -260,7 +262,10 @@ class PlannerWindowDataset(Dataset):
                              f"{labels.waypoint_dt_s} s; the planner predicts {s.num_waypoints} every {s.waypoint_dt_s} s")
         if not np.array_equal(labels.frame_timestamps_us, frame_us):
             raise ValueError(f"{self.clips.root}: the expert labels of {clip_id!r} are not for its frames (timestamps differ)")
-        return labels.plans_xyyaw
+        if s.route_path and labels.route_path_xy is None:
+            raise ValueError(f"{self.clips.root}: the expert labels of {clip_id!r} record no route (a DAgger round from before "
+                             "routes were recorded); the planner reads its route: record the round again")
+        return labels
 
     def __len__(self) -> int:
         return len(self._index)

@@ -207,15 +207,18 @@ class _Observer:
             time_s=float(e.time_s),
             privileged=privileged,
             camera_extrinsics=self.extrinsics,
-            route_ahead_xy=self.route_ahead(here),
+            route_ahead_xy=route_ahead_in_ego(self.sim),
         )
 
-    def route_ahead(self, here: np.ndarray) -> np.ndarray:
-        """(R, 2) [m] the scenario's route from the ego on, ROUTE_AHEAD_M of it, in the ego frame."""
-        route = self.sim.route_ahead_xy()
-        length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route, axis=0), axis=1))])
-        keep = int(np.searchsorted(length, ROUTE_AHEAD_M, side="left")) + 1  # up to the first point past it
-        return world_to_ego(route[:keep], here)
+
+def route_ahead_in_ego(sim: Simulation) -> np.ndarray:
+    """(R, 2) [m] the scenario's route from the ego on, ROUTE_AHEAD_M of it, in the ego frame (what
+    `Observation.route_ahead_xy` carries; DAgger labels record the same)."""
+    e = sim.ego
+    route = sim.route_ahead_xy()
+    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(route, axis=0), axis=1))])
+    keep = int(np.searchsorted(length, ROUTE_AHEAD_M, side="left")) + 1  # up to the first point past it
+    return world_to_ego(route[:keep], np.array([e.x_m, e.y_m, e.yaw_rad]))
 
 
 def make_camera(cfg: RunnerConfig, planner: Planner | None = None) -> CameraRenderer:

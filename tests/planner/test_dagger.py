@@ -5,6 +5,7 @@ evaluation scenario seeds never reach DAgger data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,13 +15,14 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
 from configs import compose
-from contract import EpisodeInfo, Observation, PrivilegedState
+from contract import EpisodeInfo, Observation, PrivilegedState, world_to_ego
+from data.route_points import route_path
 from data.store.reader import ClipStore
 from foresight.cli import main
 from foresight.dagger import ROUNDS_FILE, rollout_runner
 from foresight.dagger_config import DaggerRoundDir
 from foresight.dagger_rollout import RolloutSettings, record_rollout, record_round, weights_sha256
-from planner.dagger_labels import read_labels
+from planner.dagger_labels import read_labels, write_labels
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
 from planner.train import run_train_planner
 from planner.vam import VAMPlanner
@@ -87,6 +89,44 @@ def test_a_round_labels_every_visited_state_with_the_experts_plan(trained_planne
             differs += float(np.abs(own[0].trajectory[valid, :2].numpy() - direct[valid]).max()) > 0.5
     assert differs > 0  # the label is the expert's plan, not where the planner went
     assert read_labels(tmp_path / "clips", clip.clip_id).plans_xyyaw.shape == (len(visited), k, 3)
+
+    # The route a DAgger window carries is the scenario's route from the visited state (what the
+    # closed loop told the planner), not the path the planner then drove.
+    routed = PlannerWindowDataset(store, None, dataclasses.replace(spec, route_path=True), expert_labels=True)
+    driven = PlannerWindowDataset(store, None, dataclasses.replace(spec, route_path=True))
+    driven_by_frame = {int(driven[n].frame_index): driven[n].route_path.numpy() for n in range(len(driven))}
+    apart_m = []
+    for i in range(len(routed)):
+        window = routed[i]
+        j = int(window.frame_index)
+        np.testing.assert_allclose(window.route_path.numpy(), scenario_route_path(visited[j]), atol=1e-4)
+        if j in driven_by_frame:
+            apart_m.append(float(np.abs(window.route_path.numpy() - driven_by_frame[j]).max()))
+    assert max(apart_m) > 0.1, apart_m  # the planner did not drive its route exactly
+
+
+def scenario_route_path(state: dict) -> np.ndarray:
+    """(M, 2) the scenario's route ahead of a recorded ego state, resampled, in its ego frame."""
+    route, ego = state["scenario"].ego_route, state["ego"]
+    s_ego = float(route.path.project(np.array([ego.x_m, ego.y_m])).s_m)
+    ahead = np.concatenate([[[ego.x_m, ego.y_m]], route.polyline_xy[route.path.s_m > s_ego]])
+    return route_path(world_to_ego(ahead, np.array([ego.x_m, ego.y_m, ego.yaw_rad])))
+
+
+def test_labels_without_a_route_are_refused_for_a_route_reading_planner(trained_planner, tmp_path):
+    vam = trained_planner / "vam"
+    planner = VAMPlanner.from_checkpoint(vam)
+    settings = RolloutSettings(str(vam), weights_sha256(vam), 1, 0.5, rollout_runner(vam))
+    record_round(tmp_path / "clips", [SynthEpisode("nominal", 0, 1000)], settings)
+    store = ClipStore(tmp_path / "clips")
+    clip_id = store.refs[0].clip_id
+    labels = read_labels(tmp_path / "clips", clip_id)
+    write_labels(tmp_path / "clips", clip_id, dataclasses.replace(labels, route_path_xy=None))  # a round from before routes
+    spec = PlannerWindowSpec(n_observed_frames=2, frame_period_s=0.5, num_waypoints=planner.num_waypoints,
+                             waypoint_dt_s=planner.plan_dt_s, route_path=True)
+    with pytest.raises(ValueError, match="record no route"):
+        PlannerWindowDataset(store, None, spec, expert_labels=True)
+    assert len(PlannerWindowDataset(store, None, dataclasses.replace(spec, route_path=False), expert_labels=True)) > 0
 
 
 def test_evaluation_seeds_are_refused(trained_planner, tiny_pipeline, tmp_path, capsys):

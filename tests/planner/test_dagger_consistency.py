@@ -3,7 +3,8 @@
 With beta = 1 the expert executes every plan of a DAgger rollout, so the rollout must record what
 `foresight data synth` records for the same training scenario (unperturbed, no randomisation): the
 same camera frames at the same times, the same ego poses, commands and camera, hence the same ego
-status in every window. The one intended difference is the target: the expert's plan from the
+status in every window, and nearly the same route ahead (the scenario's for DAgger, the path the
+expert drove for synth). The one intended difference is the target: the expert's plan from the
 visited state (DAgger) instead of the future the expert then drove (synth). The two differ only by
 how the tracker executes a plan and by replanning, a few decimetres on average; a label in another
 reference point of the car (centre instead of rear axle: 1.5 m), from the state a physics step later
@@ -33,6 +34,10 @@ FIRST_WAYPOINT_MEAN_M = 0.25
 WAYPOINT_MEDIAN_M = 1.0
 SIGNED_BIAS_M = 0.5
 YAW_MEAN_RAD = 0.03
+# The route at 10-50 m ahead, scenario route (DAgger) against the expert's driven path (synth):
+# mean 0.05-0.09 m, at most 0.6 m (where the driven path cuts a turn's corner).
+ROUTE_MEAN_M = 0.3
+ROUTE_MAX_M = 1.5
 
 
 def _synth_stores(root, episodes: list[SynthEpisode], height: int, width: int, fps: float) -> dict[str, ClipStore]:
@@ -94,7 +99,7 @@ def test_expert_driven_dagger_windows_are_the_synth_windows(trained_planner, tmp
         command_boundaries[dagger.refs[j].clip_id] = set(np.flatnonzero(near_change).tolist())
 
     spec = PlannerWindowSpec(n_observed_frames=2, frame_period_s=1.0 / settings.fps, num_waypoints=planner.num_waypoints,
-                             waypoint_dt_s=planner.plan_dt_s)
+                             waypoint_dt_s=planner.plan_dt_s, route_path=True)
     labelled = _windows(PlannerWindowDataset(dagger, None, spec, expert_labels=True))
     driven = {}  # the synth windows of the same episodes, keyed like their DAgger twins
     for store in synth.values():
@@ -104,7 +109,7 @@ def test_expert_driven_dagger_windows_are_the_synth_windows(trained_planner, tmp
     common = sorted(set(labelled) & set(driven))
     assert len(common) == len(driven) > 40  # every synth window has its DAgger twin
 
-    errors, signed, yaw = [], [], []
+    errors, signed, yaw, route_apart = [], [], [], []
     for key in common:
         a, b = labelled[key], driven[key]
         for field in ("command", "speed_mps", "accel_mps2", "yaw_rate_rps", "past_poses", "n_padded"):
@@ -116,9 +121,15 @@ def test_expert_driven_dagger_windows_are_the_synth_windows(trained_planner, tmp
             errors.append(np.linalg.norm(d[:, :2], axis=1))
             signed.append(d[:, :2])
             yaw.append(np.abs(np.angle(np.exp(1j * d[:, 2]))))
+        # The route: the scenario's (DAgger, closed loop) against the path the expert drove (synth),
+        # at the distances the planner reads (10-50 m).
+        route_apart.append(np.linalg.norm((a.route_path - b.route_path).numpy()[10:51:10], axis=1))
     errors_m, signed_m, yaw_rad = np.array(errors), np.array(signed), np.array(yaw)  # (N, K), (N, K, 2), (N, K)
     assert errors_m.mean(axis=0)[0] < FIRST_WAYPOINT_MEAN_M, errors_m.mean(axis=0)
     assert np.all(np.median(errors_m, axis=0) < WAYPOINT_MEDIAN_M), np.median(errors_m, axis=0)
     assert np.all(np.abs(signed_m.mean(axis=0)) < SIGNED_BIAS_M), signed_m.mean(axis=0)
     assert np.all(yaw_rad.mean(axis=0) < YAW_MEAN_RAD), yaw_rad.mean(axis=0)
+    route_apart_m = np.array(route_apart)  # (N, 5)
+    assert np.all(route_apart_m.mean(axis=0) < ROUTE_MEAN_M), route_apart_m.mean(axis=0)
+    assert route_apart_m.max() < ROUTE_MAX_M, route_apart_m.max(axis=0)
 
