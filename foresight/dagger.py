@@ -74,12 +74,14 @@ def validate(vam_dir: Path, out: Path, d: DaggerSettings) -> dict[str, Any]:
 def fine_tune_config(c: Any, round_index: int, init_from: Path) -> dict[str, Any]:
     """The `foresight train planner` config of round `round_index`'s fine-tuning: the run's own, from
     the previous planner, dagger.steps_per_round steps (at dagger.lr when set), on the original data
-    plus rounds 1..r."""
+    plus rounds 1..r, its open-loop check on at most dagger.fine_tune_val_windows windows."""
     d = c.dagger
     raw = copy.deepcopy(c.raw)
     raw["out"] = str(DaggerRoundDir.of(c.out, round_index).train)
     raw["init_from"] = str(init_from)
     raw["planner"]["train"]["max_steps"] = d.steps_per_round
+    train = raw["planner"]["train"]
+    train["val_max_windows"] = min(d.fine_tune_val_windows, train["val_max_windows"])
     if d.lr is not None:
         raw["planner"]["train"]["lr"] = d.lr
     raw["dagger"] = {**raw["dagger"], "rounds": 0}

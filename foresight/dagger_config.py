@@ -20,7 +20,8 @@ class DaggerSettings:
     beta, beta_decay: the expert drives a plan with probability beta * beta_decay^(r - 1) in
     round r = 1..rounds; steps_per_round: fine-tuning
     steps per round (from the previous round's planner, on the original and every round's data)
-    at peak learning rate lr (None: planner.train.lr);
+    at peak learning rate lr (None: planner.train.lr); fine_tune_val_windows: the fine-tunes' held-out
+    windows (their open-loop check; the weights do not depend on it);
     workers: rollout processes; validation_episodes: closed-loop `nominal` episodes with seeds
     from validation_seed scored after every round (and for the base planner). Every seed used
     must be a training seed (sim_eval/seeds.py)."""
@@ -33,6 +34,7 @@ class DaggerSettings:
     beta_decay: float
     steps_per_round: int
     lr: float | None
+    fine_tune_val_windows: int
     workers: int
     validation_episodes: int
     validation_seed: int
@@ -42,6 +44,7 @@ class DaggerSettings:
         check_int("dagger.episodes_per_round", self.episodes_per_round, 1)
         check_int("dagger.steps_per_round", self.steps_per_round, 1)
         check_int("dagger.workers", self.workers, 1)
+        check_int("dagger.fine_tune_val_windows", self.fine_tune_val_windows, 1)
         check_int("dagger.validation_episodes", self.validation_episodes, 0)
         check_int("dagger.seed", self.seed, 0)
         check_int("dagger.validation_seed", self.validation_seed, 0)

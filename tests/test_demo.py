@@ -58,6 +58,11 @@ def test_demo_writes_every_number_the_report_promises(demo):
     vam = m["closed_loop"]["vam"]["ncap_stationary"]
     assert "score_stderr" in vam and "ncap_score_stderr" in vam  # None at one episode: no spread to estimate
     assert set(m["verdict"]) >= {"world_model_beats_copy_last_t1", "vam_beats_constant_velocity_closed_loop_ncap_stationary"}
+    # The smoke profile runs one DAgger round: the trained planner's and the round's closed-loop check.
+    assert [r["round"] for r in m["dagger_rounds"]] == [0, 1] and m["dagger_rounds"][1]["windows_added"] > 0
+    assert all(0 <= r["validation_score"] <= 1 for r in m["dagger_rounds"])
+    evaluated = json.loads((demo / "eval" / "closed_loop" / "vam" / "ncap_stationary" / "metrics.json").read_text())
+    assert evaluated["planner_config"]["checkpoint"].endswith("round_01/train/vam")  # the last round's planner
 
 
 def m_profile(demo) -> dict:
@@ -68,7 +73,7 @@ def test_report_has_every_section_and_embeds_its_media(demo):
     md = (demo / "report.md").read_text()
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     order = ["Verdict", "Closed-loop episodes", "World-model rollouts", "Figures", "Notebooks", "Stage times", "World model vs copy-last-frame",
-             "Open loop", "Closed loop", "Ablation", "Metric definitions", "Commands"]
+             "Open loop", "Closed loop", "DAgger rounds", "Ablation", "Metric definitions", "Commands"]
     assert [next(h for h in headings if h.startswith(o)) for o in order] == [h for h in headings if any(h.startswith(o) for o in order)]
     assert md.index("![Summary") < md.index("## Verdict") < md.index("| ")  # the summary figure first, the tables after the pictures
     assert "did not run" not in md and "sim_eval.md" not in md and "## Metric definitions" in md
@@ -78,7 +83,7 @@ def test_report_has_every_section_and_embeds_its_media(demo):
     videos = sorted(p.relative_to(demo).as_posix() for p in (demo / "eval" / "closed_loop").glob("*/*/videos/*.mp4"))
     strips = [link for link in links if link.startswith("figures/strips/")]
     assert len(videos) == 4 and set(videos) <= set(links) and len(strips) == len(videos)  # a still strip above every episode video
-    assert "figures/world_model_rollouts.png" in links
+    assert "figures/world_model_rollouts.png" in links and "figures/dagger_rounds.png" in links
     assert sorted(link for link in links if link.startswith("notebooks/")) == sorted(f"notebooks/{Path(n).stem}.html" for n in NOTEBOOKS)
     html = (demo / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 7 and "data:video/mp4;base64," in html and "<table>" in html
@@ -314,8 +319,9 @@ def test_dagger_rounds_profile_key_points_every_evaluation_at_the_last_round(tmp
     from configs import compose
     from foresight.report_figures import plot_dagger_rounds
 
-    cfg = compose("demo", ["out=x", "profile=tiny", "profile.planner.dagger_rounds=2"])
+    cfg = compose("demo", ["out=x", "profile=tiny"])
     profile = OmegaConf.to_container(cfg.profile, resolve=True)
+    assert profile["planner"]["dagger_rounds"] == 2  # the tiny demo's planner is the second round's
     paths = DemoPaths.of(Path("x"), profile)
     stages = {s.name: s for s in build_stages(profile, paths, cfg.precision)}
     assert "dagger.rounds=2" in stages["train_planner"].overrides
