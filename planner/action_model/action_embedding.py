@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from planner.action_model.batch_invariance import batch_invariant_linear
 from planner.action_model.conditions import ActionConditions
 from planner.action_model.config import NUM_COMMANDS, ActionModelConfig
 
@@ -65,7 +66,7 @@ class ActionInputEmbedding(nn.Module):
             if conditions.ego_status is None or conditions.ego_status.shape[1] != c.ego_status_dim:
                 got = None if conditions.ego_status is None else tuple(conditions.ego_status.shape)
                 raise ValueError(f"action tokens: ego_status={c.ego_status!r} needs ActionConditions.ego_status (B, {c.ego_status_dim}), got {got}")
-            ego = self.ego_proj(conditions.ego_status.to(a.dtype))  # (B, C)
+            ego = batch_invariant_linear(self.ego_proj, conditions.ego_status.to(a.dtype))  # (B, C)
             if c.ego_status == "add":
                 a = a + ego[:, None, None]
         time = sinusoidal_time_embedding(t, self.width, c.time_min_period, c.time_max_period).to(a.dtype)  # (B, S, C)

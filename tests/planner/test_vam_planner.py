@@ -153,3 +153,34 @@ def test_ego_status_and_plan_helpers_stay_on_the_inputs_device():
     assert features.device == meta and features.shape == (b, action_config().ego_status_dim)
     assert constant_velocity_xy(torch.zeros(b, device=meta), 6, 0.5).device == meta
     assert aggregate_samples(torch.zeros(b, 4, 6, 2, device=meta), "medoid").device == meta
+
+
+@pytest.mark.parametrize("ego_status", ["token", "add"])
+def test_a_batch_plans_every_episode_exactly_as_it_is_planned_alone(ego_status):
+    """The batched closed loop repeats the unbatched one bit for bit (fp32, CPU): one episode's
+    ego status is a single row, which torch's CPU linear would sum in another order than a batch's."""
+    torch.manual_seed(0)
+    model = VideoActionModel(GPT_CONFIG, action_config(ego_status=ego_status, expert_width_ratio=0.5)).eval()
+    lead = VAMPlanner(model, PatchMeanTokenizer(16, 4), vam_config(n_samples=4, aggregate="mean", seed=3))
+    observations = [synthetic_observations(1, height=24, width=48, seed=s, speed_mps=3.0 + 2 * s)[0] for s in range(5)]
+    planners = [lead, *[lead.replica() for _ in observations[1:]]]
+    for p in planners:
+        p.reset(EpisodeInfo("batched"))
+    batched = VAMPlanner.plan_batch(planners, observations)
+    for observation, plan in zip(observations, batched):
+        alone = lead.replica()
+        alone.reset(EpisodeInfo("alone"))
+        assert np.array_equal(alone.plan(observation).waypoints, plan.waypoints)
+
+
+def test_a_lone_row_goes_through_linear_as_a_row_of_a_batch():
+    from planner.action_model.batch_invariance import batch_invariant_linear
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(9, 64)
+    rows = torch.randn(6, 9)
+    batch = batch_invariant_linear(layer, rows)
+    assert torch.equal(batch, layer(rows))
+    for i in range(6):
+        assert torch.equal(batch_invariant_linear(layer, rows[i : i + 1]), batch[i : i + 1])
+        assert torch.equal(batch_invariant_linear(layer, rows[i]), batch[i])  # (F,) -> (F_out,)
