@@ -279,7 +279,17 @@ class PlannerWindowDataset(Dataset):
     def suites(self) -> np.ndarray:
         """(N,) str the scenario suite each window's clip was recorded in (its provenance `suite`;
         "" for clips that name none, e.g. logged driving)."""
-        by_clip = {ci: str((self.clips.meta(ci).get("provenance") or {}).get("suite", "")) for ci in set(self._clip_index)}
+        return self._provenance("suite")
+
+    @property
+    def maneuvers(self) -> np.ndarray:
+        """(N,) str the scenario maneuver of each window's clip (provenance `maneuver`: straight, left,
+        follow, stop_and_go, lead_brake, ...; "" for clips that name none)."""
+        return self._provenance("maneuver")
+
+    def _provenance(self, key: str) -> np.ndarray:
+        """(N,) str provenance[key] of each window's clip ("" where the clip has no such key)."""
+        by_clip = {ci: str((self.clips.meta(ci).get("provenance") or {}).get(key, "")) for ci in set(self._clip_index)}
         return np.array([by_clip[ci] for ci in self._clip_index], dtype=object)
 
     def __getitem__(self, i: int) -> PlannerBatch:

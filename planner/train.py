@@ -81,6 +81,8 @@ class TrainSettings:
     suite_oversample: {suite: n}: windows of clips recorded in that scenario suite (provenance
     `suite` of synthetic clips and DAgger rollouts) appear n times per pass (multiplies
     turn_oversample); unlisted suites once.
+    maneuver_oversample: {maneuver: n}: the same by the clip's scenario maneuver (provenance
+    `maneuver`: follow, stop_and_go, lead_brake, ...; multiplies both); unlisted maneuvers once.
     num_workers: DataLoader worker processes.
     """
 
@@ -100,6 +102,7 @@ class TrainSettings:
     val_fraction: float
     turn_oversample: int
     suite_oversample: dict[str, int]
+    maneuver_oversample: dict[str, int]
     val_max_windows: int
     val_every_n_steps: int
     plot_every_n_steps: int
@@ -113,9 +116,10 @@ class TrainSettings:
         for name in ("batch_size", "max_steps", "val_every_n_steps", "plot_every_n_steps", "checkpoint_every_n_steps", "log_every_n_steps", "turn_oversample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"planner.train.{name} must be >= 1, got {getattr(self, name)}")
-        bad = {k: v for k, v in dict(self.suite_oversample).items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
-        if bad:
-            raise ValueError(f"planner.train.suite_oversample: repeats must be integers >= 1, got {bad}")
+        for name in ("suite_oversample", "maneuver_oversample"):
+            bad = {k: v for k, v in dict(getattr(self, name)).items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+            if bad:
+                raise ValueError(f"planner.train.{name}: repeats must be integers >= 1, got {bad}")
         if self.plot_windows < 0 or self.val_max_windows < 1 or self.num_workers < 0:
             raise ValueError(f"planner.train: plot_windows and num_workers must be >= 0 and val_max_windows >= 1, got {self}")
 
@@ -375,7 +379,8 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     if c.init_from:
         init_weights(module, c.init_from)
 
-    repeats = window_repeats(train_commands, np.concatenate([train_ds.suites, *(d.suites for d in dagger_sets)]), t)
+    repeats = window_repeats(train_commands, np.concatenate([train_ds.suites, *(d.suites for d in dagger_sets)]), t,
+                             np.concatenate([train_ds.maneuvers, *(d.maneuvers for d in dagger_sets)]))
     data = ResumableData(train_set, t.batch_size, t.max_steps, t.checkpoint_every_n_steps, t.seed, val=val_ds if has_val else None,
                          repeats=repeats, collate_fn=PlannerBatch.collate, num_workers=t.num_workers)
     stage_callbacks: list[Callback] = []
@@ -424,11 +429,15 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     return summary
 
 
-def window_repeats(commands: np.ndarray, suites: np.ndarray, t: TrainSettings) -> np.ndarray | None:
+def window_repeats(commands: np.ndarray, suites: np.ndarray, t: TrainSettings,
+                   maneuvers: np.ndarray | None = None) -> np.ndarray | None:
     """(N,) int how often each training window appears per pass: turn_oversample for LEFT / RIGHT
-    windows times suite_oversample[suite] (None: every window once)."""
+    windows times suite_oversample[suite] times maneuver_oversample[maneuver] (maneuvers None: not
+    weighted by maneuver; None returned: every window once)."""
     repeats = np.where(commands != int(Command.STRAIGHT), t.turn_oversample, 1)
     repeats = repeats * np.array([int(t.suite_oversample.get(s, 1)) for s in suites], dtype=np.int64).reshape(repeats.shape)
+    if maneuvers is not None:
+        repeats = repeats * np.array([int(t.maneuver_oversample.get(m, 1)) for m in maneuvers], dtype=np.int64).reshape(repeats.shape)
     return None if bool((repeats == 1).all()) else repeats
 
 

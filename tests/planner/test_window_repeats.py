@@ -25,11 +25,23 @@ def test_turns_and_suites_repeat_as_configured():
         _train(suite_oversample={"nominal": 0})
 
 
-def test_windows_know_the_suite_their_clip_was_recorded_in(tmp_path):
+def test_maneuvers_repeat_as_configured_on_top_of_turns_and_suites():
+    commands = np.array([2, 0, 2, 2])
+    suites = np.array(["nominal", "nominal", "hazard", ""], dtype=object)
+    maneuvers = np.array(["stop_and_go", "right", "lead_brake", ""], dtype=object)
+    t = _train(turn_oversample=2, suite_oversample={"nominal": 3}, maneuver_oversample={"stop_and_go": 4, "lead_brake": 2})
+    assert window_repeats(commands, suites, t, maneuvers).tolist() == [12, 6, 2, 1]
+    assert window_repeats(commands, suites, t).tolist() == [3, 6, 1, 1]  # not weighted by maneuver
+    with pytest.raises(ValueError, match="maneuver_oversample"):
+        _train(maneuver_oversample={"follow": 0})
+
+
+def test_windows_know_the_suite_and_maneuver_their_clip_was_recorded_in(tmp_path):
     with ClipStoreWriter(tmp_path, "test", {}, codec="png") as writer:
         clip = turning_clip("a", num_frames=6, hw=(8, 8))
-        writer.add("a", [dataclasses.replace(clip, provenance={"suite": "hazard"})])
+        writer.add("a", [dataclasses.replace(clip, provenance={"suite": "hazard", "maneuver": "stop_and_go"})])
         writer.add("b", [turning_clip("b", num_frames=4, hw=(8, 8))])  # no suite (logged driving)
     store = ClipStore(tmp_path)
-    suites = PlannerWindowDataset(store, None, PlannerWindowSpec()).suites
-    assert suites.tolist() == ["hazard"] * 6 + [""] * 4
+    windows = PlannerWindowDataset(store, None, PlannerWindowSpec())
+    assert windows.suites.tolist() == ["hazard"] * 6 + [""] * 4
+    assert windows.maneuvers.tolist() == ["stop_and_go"] * 6 + [""] * 4
