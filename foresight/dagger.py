@@ -17,7 +17,9 @@ round_RR/round.json is written when a round is done; OUT/dagger/rounds.json list
 round (round, beta, score, its standard error, collision rate, windows added, planner). A rerun
 after a kill skips finished rounds, records the rollouts the store lacks (deterministic: the same
 planner, scenario and coin seed drive the same way), resumes tokenizing and fine-tuning from their
-own journals and checkpoints, and gives the same planners as an uninterrupted run.
+own journals and checkpoints, and gives the same planners as an uninterrupted run. Each round.json
+records the settings it ran with (round_settings: rollouts, beta, steps, learning rate, the check's
+episodes); a rerun asking other dagger.* settings for a finished round is refused, not read back.
 """
 
 from __future__ import annotations
@@ -97,6 +99,32 @@ def _write_rounds(out: Path, records: list[dict[str, Any]]) -> None:
     atomic_write_text(path, json.dumps(records, indent=1))
 
 
+def round_settings(d: DaggerSettings, round_index: int, lr: float) -> dict[str, Any]:
+    """What decides round `round_index`'s outcome besides the planner it starts from (recorded in its
+    round.json as "settings"): its rollouts [suite, index, seed], beta, fine-tuning steps and peak
+    learning rate (lr: the planner's, used when dagger.lr is null), and the closed-loop check's episodes.
+    Round 0 (the trained planner's check) has only the last."""
+    check = {"validation_episodes": d.validation_episodes, "validation_seed": d.validation_seed}
+    if round_index == 0:
+        return check
+    return {"rollouts": [[e.suite, e.index, e.seed] for e in d.episodes(round_index)], "beta": d.beta_at(round_index),
+            "steps_per_round": d.steps_per_round, "lr": d.lr if d.lr is not None else lr, **check}
+
+
+def _finished_round(record_path: Path, round_index: int, expected: dict[str, Any]) -> dict[str, Any]:
+    """The record of a finished round, refused when it was made with other dagger.* settings than the
+    run asks for now (its planner, data and score would not be what the config says); records from
+    before settings were recorded are read back as they are."""
+    record = json.loads(record_path.read_text())
+    recorded = record.get("settings")
+    if recorded is not None and recorded != expected:
+        changed = sorted(k for k in expected.keys() | recorded.keys() if recorded.get(k) != expected.get(k))
+        raise ValueError(f"DAgger round {round_index} in {record_path.parent} was run with other settings ({', '.join(changed)}: "
+                         f"recorded {[recorded.get(k) for k in changed]}, asked {[expected.get(k) for k in changed]}); "
+                         "restore dagger.* or choose another `out`")
+    return record
+
+
 def run_round(c: Any, round_index: int, previous_vam: Path, callbacks: list | None) -> dict[str, Any]:
     """Round `round_index` (see the module docstring); returns its record (also in round.json)."""
     from planner.train import run_train_planner
@@ -125,6 +153,7 @@ def run_round(c: Any, round_index: int, previous_vam: Path, callbacks: list | No
         "planner": str(rd.vam),
         "planner_sha256": weights_sha256(rd.vam),
         **{f"validation_{k}": v for k, v in validation.items()},
+        "settings": round_settings(d, round_index, c.planner.train.lr),
     }
     atomic_write_text(rd.record, json.dumps(record, indent=1))
     return record
@@ -150,18 +179,20 @@ def run_dagger_rounds(c: Any, base_vam: Path, callbacks: list | None = None) -> 
     base = DaggerRoundDir.of(out, 0)
     base_sha256 = weights_sha256(base_vam)
     _stale_rounds(out, base_sha256, c.trainer.overwrite)
+    lr = c.planner.train.lr
     if base.record.is_file():
-        records = [json.loads(base.record.read_text())]
+        records = [_finished_round(base.record, 0, round_settings(c.dagger, 0, lr))]
     else:
         records = [{"round": 0, "beta": None, "episodes": 0, "windows_added": 0, "planner": str(base_vam), "planner_sha256": base_sha256,
-                    **{f"validation_{k}": v for k, v in validate(base_vam, base.validation, c.dagger).items()}}]
+                    **{f"validation_{k}": v for k, v in validate(base_vam, base.validation, c.dagger).items()},
+                    "settings": round_settings(c.dagger, 0, lr)}]
         base.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(base.record, json.dumps(records[0], indent=1))
     _write_rounds(out, records)
     vam = base_vam
     for r in range(1, c.dagger.rounds + 1):
         rd = DaggerRoundDir.of(out, r)
-        record = json.loads(rd.record.read_text()) if rd.record.is_file() else run_round(c, r, vam, callbacks)
+        record = _finished_round(rd.record, r, round_settings(c.dagger, r, lr)) if rd.record.is_file() else run_round(c, r, vam, callbacks)
         records.append(record)
         _write_rounds(out, records)
         vam = rd.vam

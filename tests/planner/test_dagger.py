@@ -167,7 +167,7 @@ def _round_outcome(out) -> tuple[list[dict], dict[str, torch.Tensor], list[np.nd
     return rounds, weights, labels
 
 
-def test_rounds_run_from_the_cli_and_resume_after_a_kill(tiny_pipeline, tmp_path):
+def test_rounds_run_from_the_cli_and_resume_after_a_kill(tiny_pipeline, tmp_path, capsys):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     args = ["dagger.rounds=2", *DAGGER]
     assert main(train_args(tiny_pipeline, whole, *args)) == 0
@@ -188,6 +188,12 @@ def test_rounds_run_from_the_cli_and_resume_after_a_kill(tiny_pipeline, tmp_path
     assert resumed[0] == rounds
     assert resumed[1].keys() == weights.keys() and all(torch.equal(resumed[1][n], weights[n]) for n in weights)
     assert all(np.array_equal(a, b) for a, b in zip(resumed[2], labels, strict=True))
+    assert rounds[1]["settings"]["rollouts"] == [["nominal", 0, 1000]] and rounds[2]["settings"]["rollouts"] == [["nominal", 1, 1000]]
+
+    # Finished rounds are not read back under other round settings.
+    capsys.readouterr()
+    assert main(train_args(tiny_pipeline, killed, *args, "dagger.beta=0.4")) != 0
+    assert "DAgger round 1" in capsys.readouterr().err and {p: p.stat().st_mtime_ns for p in finished} == finished
 
     # Evaluation seeds never appear in DAgger data.
     for out in (whole, killed):
