@@ -369,7 +369,8 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     train_ds = PlannerWindowDataset(clips, tokens, spec, train_clips)
     dagger_sets = [dagger_windows(DaggerRoundDir(Path(d)), spec, tokenizer_identity, tokens) for d in c.dagger_data]
     train_set = ConcatDataset([train_ds, *dagger_sets]) if dagger_sets else train_ds  # validation: original clips only
-    train_commands = np.concatenate([train_ds.commands, *(d.commands for d in dagger_sets)])
+    window_sets = [train_ds, *dagger_sets]
+    train_commands = np.concatenate([d.commands for d in window_sets])
     val_ds = evenly_spaced_subset(PlannerWindowDataset(clips, tokens, spec, val_clips), t.val_max_windows) if val_clips else None
     has_val = val_ds is not None and len(val_ds) > 0
 
@@ -379,8 +380,8 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     if c.init_from:
         init_weights(module, c.init_from)
 
-    repeats = window_repeats(train_commands, np.concatenate([train_ds.suites, *(d.suites for d in dagger_sets)]), t,
-                             np.concatenate([train_ds.maneuvers, *(d.maneuvers for d in dagger_sets)]))
+    repeats = window_repeats(train_commands, np.concatenate([d.suites for d in window_sets]),
+                             np.concatenate([d.maneuvers for d in window_sets]), t)
     data = ResumableData(train_set, t.batch_size, t.max_steps, t.checkpoint_every_n_steps, t.seed, val=val_ds if has_val else None,
                          repeats=repeats, collate_fn=PlannerBatch.collate, num_workers=t.num_workers)
     stage_callbacks: list[Callback] = []
@@ -429,15 +430,12 @@ def run_train_planner(cfg: Mapping[str, Any], callbacks: list[Callback] | None =
     return summary
 
 
-def window_repeats(commands: np.ndarray, suites: np.ndarray, t: TrainSettings,
-                   maneuvers: np.ndarray | None = None) -> np.ndarray | None:
+def window_repeats(commands: np.ndarray, suites: np.ndarray, maneuvers: np.ndarray, t: TrainSettings) -> np.ndarray | None:
     """(N,) int how often each training window appears per pass: turn_oversample for LEFT / RIGHT
-    windows times suite_oversample[suite] times maneuver_oversample[maneuver] (maneuvers None: not
-    weighted by maneuver; None returned: every window once)."""
+    windows times suite_oversample[suite] times maneuver_oversample[maneuver] (None: every window once)."""
     repeats = np.where(commands != int(Command.STRAIGHT), t.turn_oversample, 1)
-    repeats = repeats * np.array([int(t.suite_oversample.get(s, 1)) for s in suites], dtype=np.int64).reshape(repeats.shape)
-    if maneuvers is not None:
-        repeats = repeats * np.array([int(t.maneuver_oversample.get(m, 1)) for m in maneuvers], dtype=np.int64).reshape(repeats.shape)
+    for weights, keys in ((t.suite_oversample, suites), (t.maneuver_oversample, maneuvers)):
+        repeats = repeats * np.array([int(weights.get(k, 1)) for k in keys], dtype=np.int64).reshape(repeats.shape)
     return None if bool((repeats == 1).all()) else repeats
 
 

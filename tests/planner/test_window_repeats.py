@@ -18,9 +18,10 @@ def test_turns_and_suites_repeat_as_configured():
     commands = np.array([2, 0, 1, 2, 2])  # STRAIGHT, RIGHT, LEFT, STRAIGHT, STRAIGHT
     suites = np.array(["nominal", "nominal", "ncap_side", "", "ncap_side"], dtype=object)
     plain = _train(turn_oversample=1, suite_oversample={"nominal": 1})
-    assert window_repeats(commands, suites, plain) is None
+    none = np.full(len(commands), "", dtype=object)  # no maneuver
+    assert window_repeats(commands, suites, none, plain) is None
     both = _train(turn_oversample=2, suite_oversample={"nominal": 3, "ncap_side": 1})
-    assert window_repeats(commands, suites, both).tolist() == [3, 6, 2, 1, 1]
+    assert window_repeats(commands, suites, none, both).tolist() == [3, 6, 2, 1, 1]
     with pytest.raises(ValueError, match="suite_oversample"):
         _train(suite_oversample={"nominal": 0})
 
@@ -30,8 +31,8 @@ def test_maneuvers_repeat_as_configured_on_top_of_turns_and_suites():
     suites = np.array(["nominal", "nominal", "hazard", ""], dtype=object)
     maneuvers = np.array(["stop_and_go", "right", "lead_brake", ""], dtype=object)
     t = _train(turn_oversample=2, suite_oversample={"nominal": 3}, maneuver_oversample={"stop_and_go": 4, "lead_brake": 2})
-    assert window_repeats(commands, suites, t, maneuvers).tolist() == [12, 6, 2, 1]
-    assert window_repeats(commands, suites, t).tolist() == [3, 6, 1, 1]  # not weighted by maneuver
+    assert window_repeats(commands, suites, maneuvers, t).tolist() == [12, 6, 2, 1]
+    assert window_repeats(commands, suites, np.full(4, "", dtype=object), t).tolist() == [3, 6, 1, 1]  # no maneuver named
     with pytest.raises(ValueError, match="maneuver_oversample"):
         _train(maneuver_oversample={"follow": 0})
 
