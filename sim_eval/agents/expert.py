@@ -16,6 +16,7 @@ import numpy as np
 
 from configs import build, defaults
 from contract import EpisodeInfo, Observation, Plan, Planner, PrivilegedState, world_to_ego
+from data.settings import check_real
 from sim_eval.agents.idm import IDMParams, find_path_leaders, idm_acceleration_on_route, red_light_gaps, stack_gaps
 from sim_eval.world.polyline import Polyline
 
@@ -28,17 +29,25 @@ _SWERVE_TRIGGER_GAP_M = 40.0
 @dataclass(frozen=True)
 class ExpertConfig:
     """`baselines.expert`: num_waypoints every plan_dt_s [s]; substep_s: speed-rollout step [s];
-    lane_change_tau_s: time constant of a lateral move to the neighbour lane [s]; swerve: change
-    lanes around an oncoming blocker; max_lateral_accel_mps2: slow below the limit on tight curves
+    lane_change_tau_s: time constant of a lateral move to the neighbour lane or back to the lane
+    centre [s] at the current speed; lane_change_min_length_m: the move's length constant is
+    lane_change_tau_s x speed but at least this [m] (the move is laid out over the distance the plan
+    travels, not over time: a stopped car cannot slide sideways); swerve: change lanes around an
+    oncoming blocker; max_lateral_accel_mps2: slow below the limit on tight curves
     (tracking accuracy); idm: its gap keeping."""
 
     num_waypoints: int
     plan_dt_s: float
     substep_s: float
     lane_change_tau_s: float
+    lane_change_min_length_m: float
     swerve: bool
     max_lateral_accel_mps2: float
     idm: IDMParams
+
+    def __post_init__(self) -> None:
+        for name in ("plan_dt_s", "substep_s", "lane_change_tau_s", "lane_change_min_length_m", "max_lateral_accel_mps2"):
+            check_real(f"baselines.expert.{name}", getattr(self, name), 0.0, low_open=True)
 
     @classmethod
     def default(cls) -> "ExpertConfig":
@@ -114,8 +123,12 @@ class ExpertPlanner(Planner):
         times = cfg.plan_dt_s * np.arange(1, cfg.num_waypoints + 1)
         ds = s_path[np.round(times / cfg.substep_s).astype(int)]
         s_future = s_rear + ds
-        # Exponential approach: memoryless, so replanning every 0.5 s continues the same manoeuvre.
-        lateral = target_lateral + (lateral_now - target_lateral) * np.exp(-times / cfg.lane_change_tau_s)
+        # Exponential approach over the distance travelled (at a steady speed v the same as over time with
+        # tau: length tau v): memoryless, so replanning every 0.5 s continues the same manoeuvre, and a plan
+        # that stands still keeps its lateral place (over time, a stopped ego's plan slid sideways: a label
+        # no car can follow, which DAgger taught the planner).
+        length_m = max(cfg.lane_change_tau_s * ego.speed_mps, cfg.lane_change_min_length_m)
+        lateral = target_lateral + (lateral_now - target_lateral) * np.exp(-ds / length_m)
         pts = np.stack([path.point_at(s) for s in s_future])
         heading = np.array([path.heading_at(s) for s in s_future])
         world_xy = pts + lateral[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=1)
