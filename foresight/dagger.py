@@ -4,7 +4,8 @@ Behaviour cloning on the expert's recordings leaves the planner in states the ex
 it (its own drift). Each round r = 1..N (Ross et al. 2011, "DAgger"):
   1. roll the current planner out in training scenarios (dagger.suites, seeds from dagger.seed; never
      evaluation seeds), the expert executing each plan with probability beta_r
-     (foresight/dagger_rollout.py); every camera frame it saw is labelled with the privileged
+     (foresight/dagger_rollout.py), the planner at its training precision where the CPU runs that
+     natively (`planner_precision`: bf16 after a bf16 training on AVX512-BF16/AMX, else fp32); every camera frame it saw is labelled with the privileged
      expert's plan from the state it was in: OUT/dagger/round_RR/clips (provenance: round, source
      planner and its weights' SHA-256, beta, scenario seed) with expert_labels/;
   2. tokenize them with the run's tokenizer (round_RR/tokens);
@@ -51,10 +52,18 @@ def rollout_runner(vam_dir: str | Path) -> RunnerConfig:
     return RunnerConfig.default(camera_period_s=load_vam_export(vam_dir).frame_period_s)
 
 
-def validate(vam_dir: Path, out: Path, d: DaggerSettings) -> dict[str, Any]:
-    """Closed-loop score of the planner at vam_dir on d.validation_episodes `nominal` training-seed
-    episodes (metrics.json in `out`; reused when a finished one is there). Keys: score,
-    score_stderr (standard error over episodes), collision_rate, episodes."""
+def planner_precision(c: Any) -> str:
+    """The precision (fp32 | bf16) the rollouts and checks run the planner at, on the CPU: as it
+    trained (c.trainer) where this CPU runs that natively (`inference_precision`)."""
+    from foresight.training.precision import inference_precision
+
+    return inference_precision(c.trainer.resolved_precision, "cpu")
+
+
+def validate(vam_dir: Path, out: Path, d: DaggerSettings, precision: str = "fp32") -> dict[str, Any]:
+    """Closed-loop score of the planner at vam_dir, run at `precision`, on d.validation_episodes
+    `nominal` training-seed episodes (metrics.json in `out`; reused when a finished one is there).
+    Keys: score, score_stderr (standard error over episodes), collision_rate, episodes."""
     if d.validation_episodes == 0:
         return {"score": None, "score_stderr": None, "collision_rate": None, "episodes": 0}
     check_training_seeds((e.seed for e in d.validation_episode_list()), "DAgger validation")
@@ -63,7 +72,7 @@ def validate(vam_dir: Path, out: Path, d: DaggerSettings) -> dict[str, Any]:
         from foresight.planners import planner_source
         from sim_eval.evaluate import evaluate
 
-        evaluate(planner_source("vam", {"checkpoint": str(vam_dir)}), "nominal", d.validation_episodes, d.validation_seed, out,
+        evaluate(planner_source("vam", {"checkpoint": str(vam_dir), "precision": precision}), "nominal", d.validation_episodes, d.validation_seed, out,
                  rollout_runner(vam_dir), workers=d.workers)
     metrics = json.loads(metrics_path.read_text())
     scores = [float(e["score"]) for e in metrics["episodes"]]
@@ -134,12 +143,13 @@ def run_round(c: Any, round_index: int, previous_vam: Path, callbacks: list | No
     rd = DaggerRoundDir.of(c.out, round_index)
     beta = d.beta_at(round_index)
     episodes = d.episodes(round_index)
-    settings = RolloutSettings(str(previous_vam), weights_sha256(previous_vam), round_index, beta, rollout_runner(previous_vam))
-    log.info("DAgger round %d: %d rollouts of %s (beta %.3f)", round_index, len(episodes), previous_vam, beta)
+    precision = planner_precision(c)
+    settings = RolloutSettings(str(previous_vam), weights_sha256(previous_vam), round_index, beta, rollout_runner(previous_vam), precision)
+    log.info("DAgger round %d: %d rollouts of %s (beta %.3f, %s)", round_index, len(episodes), previous_vam, beta, precision)
     record_round(rd.clips, episodes, settings, d.workers)
     run_tokenize(TokenizeConfig.default(rd.clips, c.tokenizer, rd.tokens, num_workers=0))
     summary = run_train_planner(fine_tune_config(c, round_index, previous_vam), callbacks)
-    validation = validate(rd.vam, rd.validation, d)
+    validation = validate(rd.vam, rd.validation, d, precision)
     record = {
         "round": round_index,
         "beta": beta,
@@ -152,6 +162,7 @@ def run_round(c: Any, round_index: int, previous_vam: Path, callbacks: list | No
         "source_planner_sha256": settings.checkpoint_sha256,
         "planner": str(rd.vam),
         "planner_sha256": weights_sha256(rd.vam),
+        "planner_precision": precision,
         **{f"validation_{k}": v for k, v in validation.items()},
         "settings": round_settings(d, round_index, c.planner.train.lr),
     }
@@ -183,8 +194,10 @@ def run_dagger_rounds(c: Any, base_vam: Path, callbacks: list | None = None) -> 
     if base.record.is_file():
         records = [_finished_round(base.record, 0, round_settings(c.dagger, 0, lr))]
     else:
+        precision = planner_precision(c)
         records = [{"round": 0, "beta": None, "episodes": 0, "windows_added": 0, "planner": str(base_vam), "planner_sha256": base_sha256,
-                    **{f"validation_{k}": v for k, v in validate(base_vam, base.validation, c.dagger).items()},
+                    "planner_precision": precision,
+                    **{f"validation_{k}": v for k, v in validate(base_vam, base.validation, c.dagger, precision).items()},
                     "settings": round_settings(c.dagger, 0, lr)}]
         base.root.mkdir(parents=True, exist_ok=True)
         atomic_write_text(base.record, json.dumps(records[0], indent=1))

@@ -50,13 +50,15 @@ class RolloutSettings:
 
     checkpoint: the exported planner that drives (OUT/vam); checkpoint_sha256: its weights' SHA-256
     (provenance); round_index: 1-based; beta: P(the expert drives a plan); runner: the closed-loop
-    settings (camera_period_s set: the planner's frame period)."""
+    settings (camera_period_s set: the planner's frame period); precision: the planner's, fp32 | bf16
+    (`foresight.training.inference_precision` of the run's training precision)."""
 
     checkpoint: str
     checkpoint_sha256: str
     round_index: int
     beta: float
     runner: RunnerConfig
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.runner.camera_period_s is None:
@@ -116,7 +118,7 @@ def record_rollout(ep: SynthEpisode, settings: RolloutSettings,
     check_training_seeds([ep.seed], f"DAgger rollout {ep.suite}/{ep.index}")  # never an evaluation scenario
     from planner.vam import VAMPlanner
 
-    learner = VAMPlanner.from_checkpoint(settings.checkpoint)
+    learner = VAMPlanner.from_checkpoint(settings.checkpoint, precision=settings.precision)
     controller = ExpertMixingPlanner(learner, settings.beta, _coin_seed(settings.round_index, ep))
     scenario = build_scenario(ep.suite, ep.index, ep.seed)
     labeller = expert_for(learner)

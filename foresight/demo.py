@@ -230,7 +230,11 @@ class DemoPaths:
 
 def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -> list[Stage]:
     """The demo's stage list for a profile (configs/profile/<name>.yaml); `precision` is every
-    training stage's trainer.precision ("auto" leaves the trainer group's own)."""
+    training stage's trainer.precision ("auto" leaves the trainer group's own); the learned planner's
+    closed-loop stages run it at the matching `vam.precision` (`inference_precision`) unless the profile's
+    `vam` section names one."""
+    from foresight.training.precision import inference_precision, resolve_precision
+
     d, p = profile["data"], paths
     experiment = f"experiment={profile['experiment']}"
     trained = [] if precision == "auto" else [f"trainer.precision={precision}"]
@@ -263,6 +267,8 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
     ]
     cl = profile["closed_loop"]
     vam_options = [f"vam.{k}={v}" for k, v in (profile.get("vam") or {}).items()]  # e.g. the GPU profile's device
+    if "precision" not in (profile.get("vam") or {}):  # the planner runs as it trained where the device runs that natively
+        vam_options.append(f"vam.precision={inference_precision(resolve_precision(precision, 'auto'), str((profile.get('vam') or {}).get('device') or 'cpu'))}")
     for planner in cl["planners"]:
         for suite in cl["suites"]:
             overrides = [f"planner={planner}", f"suite={suite}", f"episodes={suite_episodes(cl, suite)}", "seed=0", f"out={p.closed_loop(planner, suite)}",

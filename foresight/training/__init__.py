@@ -7,12 +7,12 @@ throughput monitors, a moving average of the weights."""
 from foresight.training.data import ResumableData
 from foresight.training.finite import NonFiniteTrainingError
 from foresight.training.loop import FitResult, TrainingInterrupted, TrainingStage, prepare_run, train_stage
-from foresight.training.precision import cpu_has_native_bf16, resolve_precision
+from foresight.training.precision import cpu_has_native_bf16, inference_precision, resolve_precision
 from foresight.training.resume import ResumePoint, UnreadableCheckpoints, checkpoint_step
 from foresight.training.sampler import ResumableRandomSampler
 from foresight.training.settings import TrainerSettings
 
 __all__ = [
     "FitResult", "NonFiniteTrainingError", "ResumableData", "ResumableRandomSampler", "ResumePoint", "TrainerSettings", "TrainingInterrupted",
-    "TrainingStage", "UnreadableCheckpoints", "checkpoint_step", "cpu_has_native_bf16", "prepare_run", "resolve_precision", "train_stage",
+    "TrainingStage", "UnreadableCheckpoints", "checkpoint_step", "cpu_has_native_bf16", "inference_precision", "prepare_run", "resolve_precision", "train_stage",
 ]

@@ -22,6 +22,7 @@ from foresight.cli import main
 from foresight.dagger import ROUNDS_FILE, rollout_runner
 from foresight.dagger_config import DaggerRoundDir
 from foresight.dagger_rollout import RolloutSettings, record_rollout, record_round, weights_sha256
+from foresight.training import TrainerSettings, inference_precision
 from planner.dagger_labels import read_labels, write_labels
 from planner.datamodule import PlannerWindowDataset, PlannerWindowSpec
 from planner.train import run_train_planner
@@ -113,6 +114,25 @@ def scenario_route_path(state: dict) -> np.ndarray:
     return route_path(world_to_ego(ahead, np.array([ego.x_m, ego.y_m, ego.yaw_rad])))
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_rollouts_drive_the_planner_at_the_rounds_precision(trained_planner, monkeypatch, precision):
+    """RolloutSettings.precision (the run's training precision where the CPU runs it natively) is the
+    precision the driving planner is built with."""
+    built = []
+    original = VAMPlanner.from_checkpoint.__func__
+
+    def spy(cls, path, *args, **kwargs):
+        planner = original(cls, path, *args, **kwargs)
+        built.append(planner.config.precision)
+        return planner
+
+    monkeypatch.setattr(VAMPlanner, "from_checkpoint", classmethod(spy))
+    vam = trained_planner / "vam"
+    settings = RolloutSettings(str(vam), weights_sha256(vam), 1, 0.5, rollout_runner(vam), precision)
+    record_rollout(SynthEpisode("nominal", 2, 1000), settings)
+    assert built == [precision]
+
+
 def test_labels_without_a_route_are_refused_for_a_route_reading_planner(trained_planner, tmp_path):
     vam = trained_planner / "vam"
     planner = VAMPlanner.from_checkpoint(vam)
@@ -189,6 +209,10 @@ def test_rounds_run_from_the_cli_and_resume_after_a_kill(tiny_pipeline, tmp_path
     assert resumed[1].keys() == weights.keys() and all(torch.equal(resumed[1][n], weights[n]) for n in weights)
     assert all(np.array_equal(a, b) for a, b in zip(resumed[2], labels, strict=True))
     assert rounds[1]["settings"]["rollouts"] == [["nominal", 0, 1000]] and rounds[2]["settings"]["rollouts"] == [["nominal", 1, 1000]]
+    for r in rounds:  # the checks ran the planner at the precision the round records (its training's, where this CPU runs it natively)
+        checked = json.loads((DaggerRoundDir.of(whole, r["round"]).validation / "metrics.json").read_text())["planner_config"]
+        assert checked["precision"] == r["planner_precision"] == inference_precision(TrainerSettings.from_mapping(
+            compose("train/planner", train_args(tiny_pipeline, whole, *args)[2:]).trainer).resolved_precision, "cpu")
 
     # Finished rounds are not read back under other round settings.
     capsys.readouterr()

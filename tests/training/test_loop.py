@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from configs import compose
-from foresight.training import TrainerSettings, resolve_precision
+from foresight.training import TrainerSettings, inference_precision, resolve_precision
 
 
 @pytest.mark.parametrize("native_bf16, expected", [(True, "bf16-mixed"), (False, "32-true")])
@@ -19,6 +19,16 @@ def test_precision_auto_is_bf16_only_where_the_cpu_runs_it_natively(monkeypatch,
     assert resolve_precision("32-true", "gpu") == "32-true" and resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"  # as asked
     settings = TrainerSettings.from_mapping(compose("train/planner", ["world_model=a", "tokenizer=b", "clips=c", "tokens=d", "out=e"]).trainer)
     assert settings.precision == "auto" and settings.resolved_precision == expected
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_a_planner_runs_at_its_training_precision_only_where_the_device_runs_it_natively(monkeypatch, native_bf16):
+    monkeypatch.setattr("foresight.training.precision.cpu_has_native_bf16", lambda: native_bf16)
+    assert inference_precision("bf16-mixed", "cpu") == ("bf16" if native_bf16 else "fp32")
+    assert inference_precision("bf16-true", "cpu") == ("bf16" if native_bf16 else "fp32")
+    assert inference_precision("bf16-mixed", "cuda") == inference_precision("bf16-mixed", "cuda:1") == "bf16"
+    assert inference_precision("32-true", "cuda") == inference_precision("16-mixed", "cuda") == inference_precision("32-true", "cpu") == "fp32"
+    assert inference_precision("bf16-mixed", "meta") == "fp32"  # a device that is neither: fp32
 
 
 @pytest.mark.parametrize("command", ["train/tokenizer", "train/world_model", "train/planner"])
