@@ -64,12 +64,10 @@ def ground_homography(intrinsics: CameraIntrinsics, extrinsics: CameraExtrinsics
     return g @ motion_matrix(motion_xyyaw) @ np.linalg.inv(g)
 
 
-def ground_source_pixels(
-    intrinsics: CameraIntrinsics, extrinsics: CameraExtrinsics, motion_xyyaw: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel of the next frame: (H, W, 2) float64 (column, row) of its ground point in the current
-    frame, and (H, W) bool, True where that is defined (the ray hits the ground ahead, the point lies in
-    front of the current camera and projects inside the current image)."""
+def _next_frame_ground(intrinsics: CameraIntrinsics, extrinsics: CameraExtrinsics) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel of the next frame (row-major): (HW, 3) its ground point in the next ego frame
+    (z = 0; the lens where the ray does not point down) and (HW,) bool, True where the ray points down.
+    Independent of the motion: computed once for all the motions of a call."""
     h, w = intrinsics.height, intrinsics.width
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
     pix = np.stack([cols, rows, np.ones_like(cols)], axis=-1).reshape(-1, 3)  # (HW, 3)
@@ -79,7 +77,15 @@ def ground_source_pixels(
     rays = pix @ k_inv.T @ r_ce.T  # (HW, 3) ego-frame ray directions of the next frame's pixels
     down = rays[:, 2] < -1e-9
     scale = np.where(down, -lens[2] / np.where(down, rays[:, 2], -1.0), 0.0)
-    ground_next = lens + scale[:, None] * rays  # (HW, 3), z = 0 where down
+    return lens + scale[:, None] * rays, down
+
+
+def _source_pixels(intrinsics: CameraIntrinsics, extrinsics: CameraExtrinsics, ground_next: np.ndarray, down: np.ndarray,
+                   motion_xyyaw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`ground_source_pixels` from the motion-independent part (`_next_frame_ground`)."""
+    h, w = intrinsics.height, intrinsics.width
+    r_ce = extrinsics.rotation_matrix()
+    lens = np.asarray(extrinsics.translation_m)
     s = motion_matrix(motion_xyyaw)
     ground_now = ground_next[:, :2] @ s[:2, :2].T + s[:2, 2]  # (HW, 2) in the current ego frame
     cam_now = (np.c_[ground_now, np.zeros(len(ground_now))] - lens) @ r_ce  # (HW, 3) current camera frame
@@ -89,6 +95,15 @@ def ground_source_pixels(
     src = uvw[:, :2] / np.where(in_front, depth, 1.0)[:, None]
     inside = (src[:, 0] >= 0) & (src[:, 0] <= w - 1) & (src[:, 1] >= 0) & (src[:, 1] <= h - 1)
     return src.reshape(h, w, 2), (in_front & inside).reshape(h, w)
+
+
+def ground_source_pixels(
+    intrinsics: CameraIntrinsics, extrinsics: CameraExtrinsics, motion_xyyaw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel of the next frame: (H, W, 2) float64 (column, row) of its ground point in the current
+    frame, and (H, W) bool, True where that is defined (the ray hits the ground ahead, the point lies in
+    front of the current camera and projects inside the current image)."""
+    return _source_pixels(intrinsics, extrinsics, *_next_frame_ground(intrinsics, extrinsics), motion_xyyaw)
 
 
 def warp_frames(
@@ -107,13 +122,14 @@ def warp_frames(
         raise ValueError(f"{n} frames but {len(motions)} ego motions")
     out = frames.copy()
     masks = np.zeros((n, h, w), dtype=bool)
+    ground_next, down = _next_frame_ground(intrinsics, extrinsics)
     for i in range(n):
         hom = ground_homography(intrinsics, extrinsics, motions[i])
         # H maps destination (next) pixels to source (current) pixels: the inverse map cv2 samples with.
         warped = cv2.warpPerspective(
             frames[i], hom, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
         ).reshape(frames[i].shape)
-        _, masks[i] = ground_source_pixels(intrinsics, extrinsics, motions[i])
+        _, masks[i] = _source_pixels(intrinsics, extrinsics, ground_next, down, motions[i])
         out[i][masks[i]] = warped[masks[i]]
     return GroundWarp(out, masks)
 
