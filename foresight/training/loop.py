@@ -12,7 +12,8 @@ end; each written whole or not at all, `foresight.training.checkpointing.AtomicC
 resuming from the newest intact checkpoint in `out/checkpoints` or the one trainer.ckpt_path
 names (`foresight.training.resume`; weights_only=True, after checking the checkpoint is a run of
 the same model and config), the progress bar with ETA, the clock, and `out/train_summary.json`
-(written atomically by rank 0).
+(written atomically by rank 0), and MKL's math kernels chosen before any work
+(`foresight.training.precision.settle_vml_kernels`: a process's first steps at full accuracy).
 
 How a run fails (`prepare_run`, `train_stage`):
 - a NaN or inf in the stage's config is refused before work starts, naming the key;
@@ -53,6 +54,7 @@ from data.store.manifest import atomic_write_text
 from foresight.training.checkpointing import AtomicCheckpointIO, PeriodicCheckpoints, remove_partial_writes
 from foresight.training.ema import ExponentialMovingAverage
 from foresight.training.finite import FiniteTrainingGuard, require_finite
+from foresight.training.precision import settle_vml_kernels
 from foresight.training.progress import Clock, StepProgressBar
 from foresight.training.resume import (
     FRESH,
@@ -168,7 +170,11 @@ def prepare_run(stage: TrainingStage, settings: TrainerSettings, seed: int) -> R
     A run killed while writing its first checkpoint, with nothing else of it in `out` but its own
     record, starts over without trainer.overwrite (`_restart_after_cut_first_checkpoint`).
     With trainer.ckpt_path, the run starts from that checkpoint instead (`_chosen_run`).
-    Records the config of the run (rank 0) and returns where it starts."""
+    Records the config of the run (rank 0) and returns where it starts. Before any of it, MKL's math
+    kernels are chosen on one thread (`settle_vml_kernels`): otherwise the first optimizer step of a
+    process (a fresh run's or a resumed one's) may be computed at low accuracy on a loaded machine,
+    and a resumed run would not repeat the uninterrupted one byte for byte."""
+    settle_vml_kernels()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     L.seed_everything(seed, workers=True, verbose=False)
