@@ -266,9 +266,10 @@ def build_stages(profile: Mapping[str, Any], paths: DemoPaths, precision: str) -
               f"samples={profile['open_loop']['samples']}", f"max_windows={profile['open_loop'].get('max_windows') or 'null'}"),
     ]
     cl = profile["closed_loop"]
-    vam_options = [f"vam.{k}={v}" for k, v in (profile.get("vam") or {}).items()]  # e.g. the GPU profile's device
-    if "precision" not in (profile.get("vam") or {}):  # the planner runs as it trained where the device runs that natively
-        vam_options.append(f"vam.precision={inference_precision(resolve_precision(precision, 'auto'), str((profile.get('vam') or {}).get('device') or 'cpu'))}")
+    vam = profile.get("vam") or {}
+    vam_options = [f"vam.{k}={v}" for k, v in vam.items()]  # e.g. the GPU profile's device
+    if "precision" not in vam:  # the planner runs as it trained where the device runs that natively
+        vam_options.append(f"vam.precision={inference_precision(resolve_precision(precision, 'auto'), str(vam.get('device') or 'cpu'))}")
     for planner in cl["planners"]:
         for suite in cl["suites"]:
             overrides = [f"planner={planner}", f"suite={suite}", f"episodes={suite_episodes(cl, suite)}", "seed=0", f"out={p.closed_loop(planner, suite)}",

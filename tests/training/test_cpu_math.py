@@ -19,13 +19,11 @@ from pathlib import Path
 
 import torch
 
-from foresight.training import TrainerSettings, TrainingStage, prepare_run
+from foresight.training import prepare_run
+from tests.training.test_checkpoint_writes import settings, stage
 
 # The VML-backed ops a training step meets: AdamW's denominators (sqrt), losses and activations.
 TRAINING_OPS = ("sqrt", "exp", "log", "tanh", "erf")
-SETTINGS = dict(accelerator="cpu", devices=1, num_nodes=1, strategy="auto", precision="32-true", threads=None, fsdp_sharding="SHARD_GRAD_OP",
-                accumulate_grad_batches=1, loggers=(), wandb_mode="disabled", wandb_project="foresight", monitors=(), progress_bar=False,
-                keep_checkpoints=3, ckpt_path=None, ema_decay=None, overwrite=False)  # fmt: skip
 
 
 def recording(op: Callable[..., torch.Tensor], name: str, calls: list[tuple[str, torch.dtype, int, int]]) -> Callable[..., torch.Tensor]:
@@ -42,8 +40,6 @@ def test_prepare_run_makes_the_first_call_of_every_vml_op_on_one_element_on_its_
     calls: list[tuple[str, torch.dtype, int, int]] = []
     for name in TRAINING_OPS:
         monkeypatch.setattr(torch, name, recording(getattr(torch, name), name, calls))
-    stage = TrainingStage(name="toy", out=tmp_path, max_steps=2, val_every_n_steps=2, checkpoint_every_n_steps=2, log_every_n_steps=1,
-                          grad_clip=0.0, architecture=(), fsdp_units=(), config={}, max_steps_key="toy.max_steps", exports=())
-    prepare_run(stage, TrainerSettings(**SETTINGS), seed=0)
+    prepare_run(stage(tmp_path), settings(), seed=0)
     assert {(name, dtype) for name, dtype, _, _ in calls} == {(name, dtype) for name in TRAINING_OPS for dtype in (torch.float32, torch.float64)}
     assert all(numel == 1 and thread == threading.get_ident() for _, _, numel, thread in calls)  # below every intra-op grain: one thread
