@@ -18,7 +18,11 @@ All ratios are measured in the same run on the same machine:
     model_calls_per_frame of the speculative run. With `imagine_world_model` (a trained model) and
     `imagine_tokens` (a token store) the frames are real; otherwise random weights on tokens that
     keep two thirds of the previous frame, where the model rarely agrees with the draft
-    (imagine_weights says which); imagine_frame_s_static, imagine_speedup_static and
+    (imagine_weights says which). With `imagine_conditioned` (the default) a world model told the
+    ego's motion and the warped previous frame (GPTConfig.ego_motion_input / prev_frame_warp) is told
+    both for each imagined frame, from the store's poses and warped tokens, as the planner's imagine
+    mode tells it its plan's motion (the warped frame is then the draft): imagine_conditioning says
+    what it was told ("motion+warp", "motion" or "none"); imagine_frame_s_static, imagine_speedup_static and
     imagine_static_identical: the same speculative decoding through fixed-shape steps of
     imagine_static_block draft tokens (world_model/gpt/static_step.py), under torch.compile when
     `compile` is on (mode reduce-overhead, i.e. CUDA graphs, on a GPU; imagine_static_compile); if that
@@ -43,11 +47,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from configs import build, plain
 from world_model.artifact import load_world_model
 from world_model.gpt.config import GPTConfig
+from world_model.gpt.ego_motion import frame_motions, unknown_motions
 from world_model.gpt.generate import generate_frame
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
@@ -82,6 +88,7 @@ class BenchConfig:
     imagine_windows: int
     imagine_batch: int
     imagine_static_block: int
+    imagine_conditioned: bool
     tokenizer_batch: int
     tokenizer_steps: int
     hf_baseline: bool
@@ -245,18 +252,59 @@ def bench_decode(c: BenchConfig, device: torch.device, precision: str) -> dict[s
     }
 
 
-def _store_windows(store: TokenStore, fps: float | None, n_frames: int, n_windows: int) -> torch.Tensor:
-    """(N, n_frames, h, w) int64 context windows at the model's frame rate, evenly spread over the store."""
-    windows = []
+@dataclass(frozen=True)
+class ImagineWindows:
+    """Context windows to imagine one frame after: tokens (N, T, h, w) int64; with conditioning,
+    ego_motion (N, T + 1, 3) float32 the motions into the window's frames and into the frame to
+    imagine (NaN = unknown) and warped_prev (N, T + 1, h, w) int64 their warped previous-frame
+    tokens (-1 = unknown), else None."""
+
+    tokens: torch.Tensor
+    ego_motion: torch.Tensor | None = None
+    warped_prev: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def to(self, device: torch.device) -> "ImagineWindows":
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return ImagineWindows(self.tokens.to(device), move(self.ego_motion), move(self.warped_prev))
+
+    def batch(self, start: int, size: int) -> dict[str, torch.Tensor | None]:
+        """generate_frame's inputs for windows start .. start + size - 1."""
+        part = lambda t: None if t is None else t[start : start + size]  # noqa: E731
+        return {"window_tokens": self.tokens[start : start + size], "ego_motion": part(self.ego_motion), "warped_prev": part(self.warped_prev)}
+
+    @property
+    def conditioning(self) -> str:
+        return "+".join(n for n, t in (("motion", self.ego_motion), ("warp", self.warped_prev)) if t is not None) or "none"
+
+
+def _store_windows(store: TokenStore, fps: float | None, n_frames: int, n_windows: int, motion: bool = False, warp: bool = False) -> ImagineWindows:
+    """n_windows context windows of n_frames frames at the model's frame rate, evenly spread over the
+    store. With `motion` / `warp` (for a model told them) each window also carries the motions into
+    its frames and the next one (from the store's poses) / their warped previous-frame tokens (stored
+    at the store's own frame rate, so only where it is the model's); None when no clip has them."""
+    n_cut = n_frames + 1 if motion or warp else n_frames  # the frame after the window gives its motion and warped tokens
+    cut: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for i in range(len(store)):
         clip_fps = float(store.meta(i)["fps"])
         stride = max(1, round(clip_fps / fps)) if fps else 1
         tokens = store.clip_tokens(i)[::stride]
-        windows += [torch.from_numpy(tokens[s : s + n_frames].astype("int64")) for s in range(0, len(tokens) - n_frames + 1, n_frames)]
-    if not windows:
-        raise ValueError(f"bench world_model: token store {store.root} has no clip of {n_frames} frames at {fps} fps")
-    picks = torch.linspace(0, len(windows) - 1, min(n_windows, len(windows))).round().long().unique()
-    return torch.stack([windows[int(i)] for i in picks])
+        poses = store.clip_poses(i) if motion else None
+        warped = store.clip_warped(i) if warp and stride == 1 else None
+        for s in range(0, len(tokens) - n_cut + 1, n_cut):
+            frames = torch.from_numpy(tokens[s : s + n_cut].astype("int64"))
+            moves = unknown_motions(n_cut) if poses is None else frame_motions(np.asarray(poses[::stride][s : s + n_cut], dtype=np.float64)[:, [0, 1, 3]])
+            warps = torch.full_like(frames, -1) if warped is None else torch.from_numpy(warped[s : s + n_cut].astype("int64"))
+            cut.append((frames[:n_frames], torch.from_numpy(moves), warps))
+    if not cut:
+        raise ValueError(f"bench world_model: token store {store.root} has no clip of {n_cut} frames at {fps} fps")
+    picks = torch.linspace(0, len(cut) - 1, min(n_windows, len(cut))).round().long().unique()
+    tokens, motions, warps = (torch.stack([cut[int(i)][j] for i in picks]) for j in range(3))
+    told_motion = motion and bool(torch.isfinite(motions).any())
+    told_warp = warp and bool((warps >= 0).any())
+    return ImagineWindows(tokens, motions if told_motion else None, warps if told_warp else None)
 
 
 def _drifting_windows(config: GPTConfig, n_windows: int, n_frames: int, seed: int, keep: float = 2 / 3) -> torch.Tensor:
@@ -273,6 +321,7 @@ def _drifting_windows(config: GPTConfig, n_windows: int, n_frames: int, seed: in
 @torch.no_grad()
 def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[str, Any]:
     """Seconds per greedy imagined frame, speculative against token by token, on the same windows."""
+    loaded = None
     if c.imagine_world_model:
         loaded = load_world_model(c.imagine_world_model, map_location=device)
         model, fps, weights = loaded.model, loaded.meta.fps, str(loaded.path)
@@ -284,9 +333,11 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
         store = TokenStore(c.imagine_tokens)
         if (tuple(store.grid_hw), store.codebook_size) != ((model.config.tokens_h, model.config.tokens_w), model.config.vocab_size):
             raise ValueError(f"bench world_model: token store {store.root} ({store.grid_hw}, {store.codebook_size} codes) does not fit the world model")
-        windows = _store_windows(store, fps, n_context, c.imagine_windows)
+        conditioned = c.imagine_conditioned and loaded is not None
+        windows = _store_windows(store, fps, n_context, c.imagine_windows, motion=conditioned and model.config.ego_motion_input,
+                                 warp=conditioned and model.config.prev_frame_warp)
     else:
-        windows = _drifting_windows(model.config, c.imagine_windows, n_context, c.seed)
+        windows = ImagineWindows(_drifting_windows(model.config, c.imagine_windows, n_context, c.seed))
     windows = windows.to(device)
     stats = DecodeStats()
     times: dict[str, list[float]] = {"plain": [], "fast": [], "static": []}
@@ -296,7 +347,8 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
     static_error = None  # a compiler failure in the fixed-shape path is reported, and the other two paths still count
     with _autocast(device, precision):
         for start in range(0, len(windows), c.imagine_batch):
-            batch = windows[start : start + c.imagine_batch]
+            inputs = windows.batch(start, c.imagine_batch)
+            batch = inputs["window_tokens"]
             frame = {}
             for name in ("plain", "fast", "static"):
                 if name == "static" and static_error is not None:
@@ -305,10 +357,10 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
                     if name == "static" and len(batch) not in decoders:
                         decoders[len(batch)] = StaticDecoder(model, len(batch), c.imagine_static_block, device, compile_mode=compile_mode)
                     kwargs = {"plain": {"speculative_block": 0}, "fast": {}, "static": {"static_decoder": decoders.get(len(batch))}}[name]
-                    generate_frame(model, batch, **kwargs)  # warm-up (allocations, kernels, compilation)
+                    generate_frame(model, **inputs, **kwargs)  # warm-up (allocations, kernels, compilation)
                     _sync(device)
                     t0 = time.perf_counter()
-                    frame[name] = generate_frame(model, batch, stats=stats if name == "fast" else None, **kwargs)
+                    frame[name] = generate_frame(model, **inputs, stats=stats if name == "fast" else None, **kwargs)
                     _sync(device)
                 except Exception as exc:  # noqa: BLE001 - only the fixed-shape (compiled) path may fail without failing the bench
                     if name != "static":
@@ -328,7 +380,7 @@ def bench_imagine(c: BenchConfig, device: torch.device, precision: str) -> dict[
         "imagine_static_block": c.imagine_static_block, "imagine_static_compile": compile_mode, "imagine_static_error": static_error,
         "draft_acceptance": stats.acceptance, "model_calls_per_frame": stats.calls_per_frame,
         "model_calls_per_frame_plain": model.config.tokens_per_frame, "imagine_windows": len(windows), "imagine_batch": c.imagine_batch,
-        "imagine_weights": weights,
+        "imagine_weights": weights, "imagine_conditioning": windows.conditioning,
     }
 
 

@@ -48,8 +48,10 @@ def dash_rows(frames: torch.Tensor) -> torch.Tensor:
     return (frames == DASH).sum(dim=-1).argmax(dim=-1)
 
 
-def write_token_store(out: Path, clips: list[np.ndarray], fps: float, tokenizer_sha: str = "a" * 64, vocab: int = VOCAB) -> Path:
-    """A token store in the real on-disk format (manifest + one .npy per clip), as `data tokenize` writes."""
+def write_token_store(out: Path, clips: list[np.ndarray], fps: float, tokenizer_sha: str = "a" * 64, vocab: int = VOCAB,
+                      poses: list[np.ndarray] | None = None, warped: list[np.ndarray] | None = None) -> Path:
+    """A token store in the real on-disk format (manifest + one .npy per clip), as `data tokenize` writes;
+    with per-clip poses (T, 4) and warped previous-frame tokens (T, h, w) when given."""
     grid = tuple(int(s) for s in clips[0].shape[1:])
     header = TokenStoreManifest(
         tokenizer={"architecture": "test-tokens", "weights_sha256": tokenizer_sha, "precision": "fp32"},
@@ -59,7 +61,7 @@ def write_token_store(out: Path, clips: list[np.ndarray], fps: float, tokenizer_
     )
     writer = TokenStoreWriter(out, header)
     for i, clip in enumerate(clips):
-        writer.write_clip(i, f"clip{i:03d}", fps, clip)
+        writer.write_clip(i, f"clip{i:03d}", fps, clip, None if poses is None else poses[i], None if warped is None else warped[i])
     writer.merge(len(clips))
     return out
 
