@@ -228,12 +228,25 @@ class _Job:
                 _point_out_at_the_job_dir(cfg)
             _require(cfg)
             module, func = self.target.split(":")
-            value = getattr(importlib.import_module(module), func)(cfg)
+            handler = getattr(importlib.import_module(module), func)
+            _settle_math_kernels()
+            value = handler(cfg)
         except Exception as exc:
             if not self.capture:
                 raise
             return _Outcome(None, exc)
         return _Outcome(value, None) if self.capture else value
+
+
+def _settle_math_kernels() -> None:
+    """A command whose handler computes with torch (its module imported torch) first has MKL choose
+    its math kernels on this thread (`foresight.training.precision.settle_vml_kernels`): tokenizing,
+    evaluating and benchmarking then compute their first elementwise math as accurately as the rest,
+    like training processes do, whatever the thread timing. Commands that never import torch skip it."""
+    if "torch" in sys.modules:
+        from foresight.training.precision import settle_vml_kernels
+
+        settle_vml_kernels()
 
 
 def _point_out_at_the_job_dir(cfg: Any) -> None:

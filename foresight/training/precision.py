@@ -65,7 +65,8 @@ def settle_vml_kernels() -> None:
     """Call every VML-backed unary op (`VML_UNARY_OPS`) once on a one-element float32 and float64
     tensor, on this thread (one element is below every intra-op grain): MKL then has chosen each
     function's kernel before the intra-op threads first call it together (see the module docstring).
-    Cheap (32 one-element ops), so every training process calls it before its work (`prepare_run`)."""
+    Cheap (32 one-element ops), so every training process calls it before its work (`prepare_run`),
+    and so does every `foresight` command whose handler imports torch, before the handler (foresight/cli.py)."""
     for dtype in (torch.float32, torch.float64):
         one = torch.full((1,), 0.5, dtype=dtype)  # in every op's domain
         for name in VML_UNARY_OPS:

@@ -1,5 +1,5 @@
-"""Every training process chooses MKL's math kernels on one thread before its work, so its first
-optimizer step is computed at the accuracy asked for.
+"""Every training process (and every `foresight` command that computes with torch) chooses MKL's math
+kernels on one thread before its work, so its first optimizer step is computed at the accuracy asked for.
 
 oneMKL chooses a VML function's kernel (sqrt, exp, ...) on its first call; when the intra-op threads
 make that first call together, one thread's chunk can come out of the low-accuracy kernel
@@ -43,3 +43,14 @@ def test_prepare_run_makes_the_first_call_of_every_vml_op_on_one_element_on_its_
     prepare_run(stage(tmp_path), settings(), seed=0)
     assert {(name, dtype) for name, dtype, _, _ in calls} == {(name, dtype) for name in TRAINING_OPS for dtype in (torch.float32, torch.float64)}
     assert all(numel == 1 and thread == threading.get_ident() for _, _, numel, thread in calls)  # below every intra-op grain: one thread
+
+
+def test_every_torch_command_settles_the_kernels_before_its_handler_runs(monkeypatch, tmp_path: Path):
+    import foresight.training.precision as precision
+    from foresight.cli import run_subcommand
+
+    events: list[str] = []
+    monkeypatch.setattr(precision, "settle_vml_kernels", lambda: events.append("settle"))
+    monkeypatch.setattr("sim_eval.bench.run", lambda cfg: events.append("handler"))  # a command whose module imports torch
+    run_subcommand("bench", "sim", [])
+    assert events == ["settle", "handler"]
