@@ -173,14 +173,18 @@ def test_a_batch_plans_every_episode_exactly_as_it_is_planned_alone(ego_status):
         assert np.array_equal(alone.plan(observation).waypoints, plan.waypoints)
 
 
-def test_a_lone_row_goes_through_linear_as_a_row_of_a_batch():
+@pytest.mark.parametrize("autocast", [False, True])
+def test_a_lone_row_goes_through_linear_as_a_row_of_a_batch(autocast):
     from planner.action_model.batch_invariance import batch_invariant_linear
 
     torch.manual_seed(0)
     layer = torch.nn.Linear(9, 64)
-    rows = torch.randn(6, 9)
-    batch = batch_invariant_linear(layer, rows)
-    assert torch.equal(batch, layer(rows))
-    for i in range(6):
-        assert torch.equal(batch_invariant_linear(layer, rows[i : i + 1]), batch[i : i + 1])
-        assert torch.equal(batch_invariant_linear(layer, rows[i]), batch[i])  # (F,) -> (F_out,)
+    rows = torch.randn(40, 9)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        batch = batch_invariant_linear(layer, rows)
+        assert torch.allclose(batch.float(), layer(rows).float(), rtol=1e-2 if autocast else 1e-5, atol=1e-2 if autocast else 1e-6)
+        for n in (1, 2, 3, 4, 5, 15, 16):  # every number of rows (CPUs differ in which ones torch's own linear sums alike)
+            assert torch.equal(batch_invariant_linear(layer, rows[:n]), batch[:n])
+        for i in range(6):
+            assert torch.equal(batch_invariant_linear(layer, rows[i : i + 1]), batch[i : i + 1])
+            assert torch.equal(batch_invariant_linear(layer, rows[i]), batch[i])  # (F,) -> (F_out,)
