@@ -267,13 +267,12 @@ class ImagineWindows:
         return len(self.tokens)
 
     def to(self, device: torch.device) -> "ImagineWindows":
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return ImagineWindows(self.tokens.to(device), move(self.ego_motion), move(self.warped_prev))
+        return ImagineWindows(*(None if t is None else t.to(device) for t in (self.tokens, self.ego_motion, self.warped_prev)))
 
     def batch(self, start: int, size: int) -> dict[str, torch.Tensor | None]:
         """generate_frame's inputs for windows start .. start + size - 1."""
-        part = lambda t: None if t is None else t[start : start + size]  # noqa: E731
-        return {"window_tokens": self.tokens[start : start + size], "ego_motion": part(self.ego_motion), "warped_prev": part(self.warped_prev)}
+        parts = (None if t is None else t[start : start + size] for t in (self.tokens, self.ego_motion, self.warped_prev))
+        return dict(zip(("window_tokens", "ego_motion", "warped_prev"), parts))
 
     @property
     def conditioning(self) -> str:
