@@ -47,13 +47,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
 import torch
 
 from configs import build, plain
 from world_model.artifact import load_world_model
 from world_model.gpt.config import GPTConfig
-from world_model.gpt.ego_motion import frame_motions, unknown_motions
 from world_model.gpt.generate import generate_frame
 from world_model.gpt.kv_cache import KVCache
 from world_model.gpt.model import GPT
@@ -61,6 +59,7 @@ from world_model.gpt.speculative import DecodeStats
 from world_model.gpt.static_step import StaticDecoder
 from world_model.tokenizer.model import ConvTokenizer, TokenizerConfig, tokenizer_config
 from world_model.tokens.reader import TokenStore
+from world_model.tokens_dataset import TokenWindowDataset
 from world_model.train_config import WorldModelProfile
 
 PRECISIONS = ("fp32", "bf16")
@@ -283,24 +282,24 @@ def _store_windows(store: TokenStore, fps: float | None, n_frames: int, n_window
     """n_windows context windows of n_frames frames at the model's frame rate, evenly spread over the
     store. With `motion` / `warp` (for a model told them) each window also carries the motions into
     its frames and the next one (from the store's poses) / their warped previous-frame tokens (stored
-    at the store's own frame rate, so only where it is the model's); None when no clip has them."""
+    at the store's own frame rate, so only where it is the model's); None when no clip has them. The
+    windows are the world model's training windows (`TokenWindowDataset`), cut without overlap."""
     n_cut = n_frames + 1 if motion or warp else n_frames  # the frame after the window gives its motion and warped tokens
-    cut: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    clips, poses, warped = [], [], []
     for i in range(len(store)):
-        clip_fps = float(store.meta(i)["fps"])
-        stride = max(1, round(clip_fps / fps)) if fps else 1
-        tokens = store.clip_tokens(i)[::stride]
-        poses = store.clip_poses(i) if motion else None
-        warped = store.clip_warped(i) if warp and stride == 1 else None
-        for s in range(0, len(tokens) - n_cut + 1, n_cut):
-            frames = torch.from_numpy(tokens[s : s + n_cut].astype("int64"))
-            moves = unknown_motions(n_cut) if poses is None else frame_motions(np.asarray(poses[::stride][s : s + n_cut], dtype=np.float64)[:, [0, 1, 3]])
-            warps = torch.full_like(frames, -1) if warped is None else torch.from_numpy(warped[s : s + n_cut].astype("int64"))
-            cut.append((frames[:n_frames], torch.from_numpy(moves), warps))
-    if not cut:
+        stride = max(1, round(float(store.meta(i)["fps"]) / fps)) if fps else 1
+        clip_poses = store.clip_poses(i) if motion else None
+        clips.append(store.clip_tokens(i)[::stride])
+        poses.append(None if clip_poses is None else clip_poses[::stride])
+        warped.append(store.clip_warped(i) if warp and stride == 1 else None)
+    windows = TokenWindowDataset(clips, n_cut, stride=n_cut, poses=poses, warped=warped)
+    if not len(windows):
         raise ValueError(f"bench world_model: token store {store.root} has no clip of {n_cut} frames at {fps} fps")
-    picks = torch.linspace(0, len(cut) - 1, min(n_windows, len(cut))).round().long().unique()
-    tokens, motions, warps = (torch.stack([cut[int(i)][j] for i in picks]) for j in range(3))
+    picks = torch.linspace(0, len(windows) - 1, min(n_windows, len(windows))).round().long().unique()
+    items = [windows[int(i)] for i in picks]
+    tokens = torch.stack([item["tokens"][:n_frames] for item in items])  # (N, n_frames, h, w)
+    motions = torch.stack([item["ego_motion"] for item in items])  # (N, n_cut, 3), NaN = unknown
+    warps = torch.stack([item["warped_prev"] for item in items])  # (N, n_cut, h, w), -1 = unknown
     told_motion = motion and bool(torch.isfinite(motions).any())
     told_warp = warp and bool((warps >= 0).any())
     return ImagineWindows(tokens, motions if told_motion else None, warps if told_warp else None)
